@@ -1,0 +1,33 @@
+# Two commands for a fresh machine: `make run` and `make test`. Both create or refresh
+# .venv from pyproject.toml first; nothing is installed by hand.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint faults bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m opsconsole.sandbox run
+
+test: $(STAMP)
+	$(BIN)/python -m opsconsole.sandbox test
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+faults: $(STAMP)
+	$(BIN)/python -m opsconsole.sandbox test -m faults
+
+bench: $(STAMP)
+	$(BIN)/python -m opsconsole.sandbox bench
+
+clean:
+	rm -rf $(VENV) .sandbox .pytest_cache

@@ -1,0 +1,33 @@
+from django import forms
+from django.contrib.auth.password_validation import validate_password
+
+from opsconsole.accounts.models import Role, User
+
+
+class UserCreateForm(forms.ModelForm):
+    password = forms.CharField(widget=forms.PasswordInput, help_text="At least 8 characters.")
+
+    class Meta:
+        model = User
+        fields = ["username", "email", "role"]
+
+    def clean_password(self):
+        password = self.cleaned_data["password"]
+        validate_password(password)
+        return password
+
+    def save(self, commit: bool = True) -> User:
+        user = super().save(commit=False)
+        user.set_password(self.cleaned_data["password"])
+        if commit:
+            user.save()
+        return user
+
+
+class UserEditForm(forms.ModelForm):
+    class Meta:
+        model = User
+        fields = ["email", "role", "is_active"]
+        labels = {"is_active": "Can log in"}
+
+    role = forms.ChoiceField(choices=Role.choices, required=False)

@@ -1,0 +1,89 @@
+"""Every boto3 client of the console is built here, and only here.
+
+Clients are cached per (service, region) and thread-safe to share. The endpoint comes from
+``AWS_ENDPOINT_URL`` (the sandbox's moto server); retries use botocore's standard mode, as
+the second line of defence behind our own rate budget.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from django.conf import settings
+
+from opsconsole.aws.errors import translate
+
+T = TypeVar("T")
+
+
+def _config(*, fast: bool) -> Config:
+    if fast:
+        # Health probes: answer quickly, do not retry.
+        return Config(
+            retries={"mode": "standard", "max_attempts": 1}, connect_timeout=2, read_timeout=3
+        )
+    return Config(
+        retries={"mode": "standard", "max_attempts": settings.AWS_MAX_ATTEMPTS},
+        connect_timeout=5,
+        read_timeout=60,
+    )
+
+
+@functools.cache
+def _session() -> boto3.session.Session:
+    if settings.SANDBOX and not settings.AWS_ENDPOINT_URL.startswith("https://"):
+        # The local moto server accepts any key; fixed ones keep a developer's real
+        # credentials (if the machine has any) away from the sandbox.
+        return boto3.session.Session(
+            aws_access_key_id="sandbox", aws_secret_access_key="sandbox"  # noqa: S106
+        )
+    return boto3.session.Session()
+
+
+@functools.cache
+def _client(service: str, region: str, endpoint: str, fast: bool) -> Any:
+    return _session().client(
+        service,
+        region_name=region,
+        endpoint_url=endpoint or None,
+        config=_config(fast=fast),
+    )
+
+
+def client(service: str, region: str | None = None, *, fast: bool = False) -> Any:
+    """A cached boto3 client for ``service`` in ``region`` (default: the console's)."""
+    return _client(service, region or settings.AWS_REGION, settings.AWS_ENDPOINT_URL, fast)
+
+
+def reset_clients() -> None:
+    """Forget cached clients (tests that switch endpoints or moto contexts)."""
+    _client.cache_clear()
+    _session.cache_clear()
+
+
+@contextmanager
+def aws_errors() -> Iterator[None]:
+    """Re-raise botocore exceptions as AwsError."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - translate() re-raises what it does not know
+        raise translate(exc) from exc
+
+
+def call(fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """Call a boto3 client method and translate its errors."""
+    with aws_errors():
+        return fn(**kwargs)
+
+
+def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+
+def tag_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in tags or []}

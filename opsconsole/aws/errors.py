@@ -1,0 +1,77 @@
+"""The one exception type callers of opsconsole.aws see."""
+
+from __future__ import annotations
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+# Error codes where trying again later can help. Anything else (validation, access denied,
+# quota) needs a person to change something first.
+_TRANSIENT_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalFailure",
+    "InternalError",
+    "InternalServerError",
+    "RequestTimeout",
+    "ResourceConflictException",  # Lambda: an update is still in progress
+    "ConflictException",
+    "InvalidDBInstanceState",
+    "InvalidDBInstanceStateFault",
+    "InvalidDBClusterStateFault",
+    "OperationAbortedException",
+}
+
+
+class AwsError(Exception):
+    """An AWS call failed. ``permanent`` says whether a retry without changes can help."""
+
+    def __init__(self, message: str, *, code: str = "", operation: str = "", permanent: bool):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.operation = operation
+        self.permanent = permanent
+
+    def __str__(self) -> str:
+        prefix = f"{self.operation}: " if self.operation else ""
+        code = f"{self.code}: " if self.code else ""
+        return f"{prefix}{code}{self.message}"
+
+
+class AwsNotFound(AwsError):
+    def __init__(self, message: str, *, code: str = "", operation: str = ""):
+        super().__init__(message, code=code, operation=operation, permanent=True)
+
+
+_NOT_FOUND_SUFFIXES = ("NotFound", "NotFoundException", "NotFoundFault", "NoSuchEntity")
+
+
+def translate(exc: Exception) -> AwsError:
+    """Turn a botocore exception into an AwsError with AWS's own message."""
+    if isinstance(exc, AwsError):
+        return exc
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = err.get("Code", "")
+        message = err.get("Message") or str(exc)
+        operation = exc.operation_name or ""
+        if code.endswith(_NOT_FOUND_SUFFIXES) or code in {"NoSuchBucket", "404", "NoSuchKey"}:
+            return AwsNotFound(message, code=code, operation=operation)
+        return AwsError(
+            message, code=code, operation=operation, permanent=code not in _TRANSIENT_CODES
+        )
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
+        return AwsError(f"AWS endpoint unreachable: {exc}", code="Unreachable", permanent=False)
+    if isinstance(exc, BotoCoreError):
+        return AwsError(str(exc), code=type(exc).__name__, permanent=True)
+    raise exc

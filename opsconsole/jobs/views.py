@@ -1,0 +1,57 @@
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from opsconsole.accounts.access import operator_required, viewer_required
+from opsconsole.audit.services import audit_record
+from opsconsole.core.urls_util import safe_next
+from opsconsole.jobs.models import Job
+from opsconsole.jobs.services import job_cancel, job_retry
+
+
+@viewer_required
+def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_object_or_404(Job.objects.select_related("created_by"), pk=job_id)
+    return render(request, "jobs/job_detail.html", {"job": job})
+
+
+@viewer_required
+def job_progress(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The live steps partial. Once the job has ended, answer 286 so htmx stops polling."""
+    job = get_object_or_404(Job, pk=job_id)
+    response = render(request, "jobs/job_progress.html#progress", {"job": job})
+    if job.is_finished:
+        stop = HttpResponseStopPolling(response.content)
+        return stop
+    return response
+
+
+@require_POST
+@operator_required
+def job_retry_view(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_object_or_404(Job, pk=job_id)
+    if job_retry(job):
+        audit_record(request=request, action="job.retry", obj=job)
+        messages.success(request, f"{job} queued again; it resumes from the failed step.")
+    else:
+        messages.warning(request, f"{job} is {job.status}: only failed or cancelled jobs retry.")
+    return redirect(safe_next(request, job_detail_url(job)))
+
+
+@require_POST
+@operator_required
+def job_cancel_view(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_object_or_404(Job, pk=job_id)
+    if job_cancel(job):
+        audit_record(request=request, action="job.cancel", obj=job)
+        messages.info(request, f"{job}: cancel requested.")
+    else:
+        messages.warning(request, f"{job} has already ended.")
+    return redirect(safe_next(request, job_detail_url(job)))
+
+
+def job_detail_url(job: Job) -> str:
+    return reverse("jobs:detail", args=[job.pk])

@@ -1,0 +1,212 @@
+"""Settings for opsconsole: one file, everything from the environment.
+
+Two modes:
+- sandbox (``OPSCONSOLE_SANDBOX=1``, the default): local AWS (moto server), local
+  PostgreSQL and Redis; sensible defaults so ``make run`` needs nothing.
+- production (``OPSCONSOLE_SANDBOX=0``): every value that has no safe default is required
+  and a missing one stops the start with the variable's name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+
+from opsconsole.env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SANDBOX_DIR = BASE_DIR / ".sandbox"
+
+SANDBOX = env_bool("OPSCONSOLE_SANDBOX", True)
+DEBUG = env_bool("DJANGO_DEBUG", False)
+PRODUCTION = not SANDBOX
+
+
+def _sandbox_secret_key() -> str:
+    # A per-checkout key kept next to the sandbox state: stable across restarts, never
+    # committed, never shared between machines.
+    key_file = SANDBOX_DIR / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    import secrets
+
+    SANDBOX_DIR.mkdir(exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+if PRODUCTION:
+    SECRET_KEY = env_str("DJANGO_SECRET_KEY", required=True)
+    ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [])
+    if not ALLOWED_HOSTS:
+        env_str("DJANGO_ALLOWED_HOSTS", required=True)
+    DATABASE_URL = env_str("DATABASE_URL", required=True)
+    BROKER_URL = env_str("REDIS_URL", required=True)
+    AWS_REGION = env_str("AWS_DEFAULT_REGION", required=True)
+else:
+    SECRET_KEY = env_str("DJANGO_SECRET_KEY", "") or _sandbox_secret_key()
+    ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
+    DATABASE_URL = env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/opsconsole")
+    BROKER_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+    AWS_REGION = env_str("AWS_DEFAULT_REGION", "us-east-1")
+
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "template_partials",
+    "opsconsole.core",
+    "opsconsole.accounts",
+    "opsconsole.audit",
+    "opsconsole.jobs",
+    "tenants",
+    "deployments",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "opsconsole.core.middleware.DatabaseUnavailableMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "opsconsole.urls"
+WSGI_APPLICATION = "opsconsole.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "opsconsole.core.context_processors.console",
+            ],
+        },
+    }
+]
+
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "tenants:list"
+LOGOUT_REDIRECT_URL = "login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / ".sandbox" / "staticfiles" if SANDBOX else BASE_DIR / "staticfiles"
+if SANDBOX:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # served from finders; keeps WhiteNoise quiet
+WHITENOISE_USE_FINDERS = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # botocore logs request bodies at DEBUG, which would put secret values in the logs.
+        "botocore": {"level": "WARNING"},
+        "boto3": {"level": "WARNING"},
+    },
+}
+
+# --- AWS -------------------------------------------------------------------------------
+# In the sandbox boto3 talks to the moto server; in production AWS_ENDPOINT_URL is unset.
+SANDBOX_AWS_PORT = env_int("SANDBOX_AWS_PORT", 4566)
+AWS_ENDPOINT_URL = env_str(
+    "AWS_ENDPOINT_URL", f"http://127.0.0.1:{SANDBOX_AWS_PORT}" if SANDBOX else ""
+)
+AWS_MAX_ATTEMPTS = env_int("AWS_MAX_ATTEMPTS", 3)
+OPSCONSOLE_REGIONS = env_list("OPSCONSOLE_REGIONS", [AWS_REGION])
+# Names of what the account already has (created by the sandbox seed, or by the platform
+# team's own Terraform in production). Tenants are built on top of these.
+BASELINE = {
+    "vpc_name": env_str("OPSCONSOLE_VPC_NAME", "opsconsole"),
+    "function_sg_name": env_str("OPSCONSOLE_FUNCTION_SG", "opsconsole-tenant-functions"),
+    "database_sg_name": env_str("OPSCONSOLE_DATABASE_SG", "opsconsole-tenant-databases"),
+    "shared_db_instance": env_str("OPSCONSOLE_SHARED_DB", "opsconsole-shared-pg"),
+    "shared_db_master_secret": env_str(
+        "OPSCONSOLE_SHARED_DB_SECRET", "opsconsole/shared-pg/master"
+    ),
+    "release_repository": env_str("OPSCONSOLE_ECR_REPOSITORY", "opsconsole/tenant-app"),
+    "artifact_bucket": env_str("OPSCONSOLE_ARTIFACT_BUCKET", "opsconsole-artifacts"),
+}
+# The sandbox maps every RDS endpoint to this real PostgreSQL server.
+SANDBOX_PG_HOST = env_str("SANDBOX_PG_HOST", DATABASES["default"].get("HOST") or "127.0.0.1")
+SANDBOX_PG_PORT = env_int("SANDBOX_PG_PORT", int(DATABASES["default"].get("PORT") or 5432))
+SANDBOX_PG_USER = env_str("SANDBOX_PG_USER", DATABASES["default"].get("USER") or "postgres")
+
+# --- Celery ----------------------------------------------------------------------------
+CELERY_BROKER_URL = BROKER_URL
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
+    # Above the longest task's hard limit, or Redis re-delivers a task still running.
+    "visibility_timeout": 3600,
+}
+if BROKER_URL.startswith("filesystem://"):
+    _fs_queue = Path(env_str("OPSCONSOLE_FS_BROKER_DIR", str(SANDBOX_DIR / "broker")))
+    CELERY_BROKER_TRANSPORT_OPTIONS.update(
+        {
+            "data_folder_in": str(_fs_queue / "queue"),
+            "data_folder_out": str(_fs_queue / "queue"),
+            "processed_folder": str(_fs_queue / "processed"),
+            "store_processed": False,
+        }
+    )
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 900)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 960)
+CELERY_TASK_IGNORE_RESULT = True  # the UI reads job rows, never the result backend
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    "jobs-requeue-expired": {
+        "task": "opsconsole.jobs.tasks.jobs_requeue_expired",
+        "schedule": env_int("JOBS_SWEEP_SECONDS", 30),
+    },
+}
+
+# --- Jobs ------------------------------------------------------------------------------
+JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 120)
+JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 5)
+# A queued job that no worker claimed for this long is sent again (a lost message).
+JOB_REDISPATCH_AFTER_SECONDS = env_int("JOB_REDISPATCH_AFTER_SECONDS", 120)

@@ -1,0 +1,26 @@
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from opsconsole.audit.views import audit_list
+from opsconsole.core import views as core_views
+
+urlpatterns = [
+    path("", core_views.home, name="home"),
+    path("healthz", core_views.healthz, name="healthz"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="accounts/login.html"),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/", core_views.account, name="account"),
+    path("account/check/", core_views.account_check, name="account_check"),
+    path("audit/", audit_list, name="audit"),
+    path("users/", include("opsconsole.accounts.urls")),
+    path("jobs/", include("opsconsole.jobs.urls")),
+    path("tenants/", include("tenants.urls")),
+    path("", include("deployments.urls")),
+]
+
+handler403 = "opsconsole.core.errors.forbidden"
+handler404 = "opsconsole.core.errors.not_found"
