@@ -189,6 +189,15 @@ if BROKER_URL.startswith("filesystem://"):
             "store_processed": False,
         }
     )
+CELERY_TASK_DEFAULT_QUEUE = env_str("OPSCONSOLE_QUEUE", "opsconsole")
+# A web request that sends a task must not hang on a dead broker: the job row is saved
+# already and the sweep sends it again.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

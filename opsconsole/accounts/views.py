@@ -38,8 +38,9 @@ def user_edit(request: HttpRequest, user_id: int) -> HttpResponse:
         else:
             form.save()
             after = {"role": user.role, "is_active": user.is_active}
-            audit_record(request=request, action="user.update", obj=user, before=before,
-                         after=after)
+            audit_record(
+                request=request, action="user.update", obj=user, before=before, after=after
+            )
             messages.success(request, f"User {user.username} updated.")
             return redirect("users:list")
     return render(

@@ -40,7 +40,8 @@ def _session() -> boto3.session.Session:
         # The local moto server accepts any key; fixed ones keep a developer's real
         # credentials (if the machine has any) away from the sandbox.
         return boto3.session.Session(
-            aws_access_key_id="sandbox", aws_secret_access_key="sandbox"  # noqa: S106
+            aws_access_key_id="sandbox",
+            aws_secret_access_key="sandbox",  # noqa: S106
         )
     return boto3.session.Session()
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from opsconsole.aws.clients import call, client
+import base64
+import hashlib
+
+from opsconsole.aws.clients import call, client, tag_list
 from opsconsole.aws.errors import AwsError, AwsNotFound
 
 
@@ -16,3 +19,62 @@ def bucket_exists(*, bucket: str, region: str | None = None) -> bool:
             return False
         raise
     return True
+
+
+def create_bucket(*, bucket: str, tags: dict[str, str], region: str | None = None) -> None:
+    """Create a private bucket in ``region``: public access blocked, objects owned by us.
+
+    Tags are set separately: CreateBucket only takes them in newer API versions.
+    """
+    s3 = client("s3", region)
+    kwargs: dict = {"Bucket": bucket, "ObjectOwnership": "BucketOwnerEnforced"}
+    location = s3.meta.region_name
+    if location != "us-east-1":  # us-east-1 rejects an explicit LocationConstraint
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": location}
+    call(s3.create_bucket, **kwargs)
+    call(
+        s3.put_public_access_block,
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    call(s3.put_bucket_tagging, Bucket=bucket, Tagging={"TagSet": tag_list(tags)})
+
+
+def head_object(*, bucket: str, key: str, region: str | None = None) -> dict | None:
+    try:
+        return call(client("s3", region).head_object, Bucket=bucket, Key=key)
+    except AwsNotFound:
+        return None
+
+
+def put_object(
+    *,
+    bucket: str,
+    key: str,
+    body: bytes,
+    content_type: str = "application/octet-stream",
+    metadata: dict[str, str] | None = None,
+    region: str | None = None,
+) -> dict:
+    """Upload ``body`` with its SHA-256 checksum, so S3 rejects a corrupted upload."""
+    checksum = base64.b64encode(hashlib.sha256(body).digest()).decode("ascii")
+    resp = call(
+        client("s3", region).put_object,
+        Bucket=bucket,
+        Key=key,
+        Body=body,
+        ContentType=content_type,
+        Metadata=metadata or {},
+        ChecksumSHA256=checksum,
+    )
+    return {"ETag": resp.get("ETag", ""), "VersionId": resp.get("VersionId", "")}
+
+
+def get_object_bytes(*, bucket: str, key: str, region: str | None = None) -> bytes:
+    resp = call(client("s3", region).get_object, Bucket=bucket, Key=key)
+    return resp["Body"].read()

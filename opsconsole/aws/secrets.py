@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from opsconsole.aws.clients import call, client
+from opsconsole.aws.clients import call, client, tag_list
 from opsconsole.aws.errors import AwsNotFound
 
 
@@ -18,3 +18,37 @@ def describe_secret(*, secret_id: str, region: str | None = None) -> dict | None
 def get_secret_json(*, secret_id: str, region: str | None = None) -> dict:
     resp = call(client("secretsmanager", region).get_secret_value, SecretId=secret_id)
     return json.loads(resp["SecretString"])
+
+
+def create_secret_json(
+    *,
+    name: str,
+    value: dict,
+    description: str,
+    tags: dict[str, str],
+    region: str | None = None,
+) -> dict:
+    """Create a secret holding ``value`` as JSON. Returns ``{"ARN", "Name", "VersionId"}``."""
+    resp = call(
+        client("secretsmanager", region).create_secret,
+        Name=name,
+        Description=description,
+        SecretString=json.dumps(value),
+        Tags=tag_list(tags),
+    )
+    return {"ARN": resp["ARN"], "Name": resp["Name"], "VersionId": resp.get("VersionId", "")}
+
+
+def put_secret_json(*, secret_id: str, value: dict, region: str | None = None) -> str:
+    """Store ``value`` as the secret's new current version; returns the version id."""
+    resp = call(
+        client("secretsmanager", region).put_secret_value,
+        SecretId=secret_id,
+        SecretString=json.dumps(value),
+    )
+    return resp.get("VersionId", "")
+
+
+def restore_secret(*, secret_id: str, region: str | None = None) -> None:
+    """Cancel a scheduled deletion (a secret in its recovery window cannot be re-created)."""
+    call(client("secretsmanager", region).restore_secret, SecretId=secret_id)

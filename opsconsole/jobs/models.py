@@ -82,9 +82,7 @@ class JobStep(models.Model):
     position = models.PositiveSmallIntegerField()
     name = models.CharField(max_length=64)
     label = models.CharField(max_length=128)
-    status = models.CharField(
-        max_length=16, choices=StepStatus.choices, default=StepStatus.PENDING
-    )
+    status = models.CharField(max_length=16, choices=StepStatus.choices, default=StepStatus.PENDING)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     # What the step is doing or waiting for right now ("waiting for RDS (creating)").

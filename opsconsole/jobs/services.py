@@ -290,9 +290,11 @@ def jobs_requeue_expired() -> dict[str, int]:
                 requeued += 1
     stale = now - timedelta(seconds=settings.JOB_REDISPATCH_AFTER_SECONDS)
     resent = 0
-    for job in Job.objects.filter(status=JobStatus.QUEUED).filter(
-        Q(run_after__isnull=True) | Q(run_after__lte=now)
-    ).filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=stale)):
+    for job in (
+        Job.objects.filter(status=JobStatus.QUEUED)
+        .filter(Q(run_after__isnull=True) | Q(run_after__lte=now))
+        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=stale))
+    ):
         with transaction.atomic():
             job_dispatch(job)
         resent += 1

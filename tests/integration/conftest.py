@@ -1,0 +1,76 @@
+"""Real processes: a moto server (the sandbox AWS) and a Celery worker on the real broker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import dj_database_url
+import pytest
+
+from opsconsole.sandbox import services
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory):
+    port = services.free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    proc = services.start_moto_server(port=port, log_path=log)
+    yield f"http://127.0.0.1:{port}"
+    services.stop_process(proc)
+
+
+@pytest.fixture
+def live_aws(settings, moto_server):
+    from opsconsole.aws.clients import reset_clients
+
+    settings.AWS_ENDPOINT_URL = moto_server
+    reset_clients()
+    yield moto_server
+    reset_clients()
+
+
+@pytest.fixture
+def worker(settings, live_aws, transactional_db, tmp_path, request):
+    """A real `celery worker` process reading a queue of its own, against the test DB.
+
+    ``@pytest.mark.worker_region("eu-west-3")`` starts it in another AWS region.
+    """
+    from opsconsole.celery import app
+
+    marker = request.node.get_closest_marker("worker_region")
+    region = marker.args[0] if marker else settings.AWS_REGION
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    previous = app.conf.task_default_queue
+    app.conf.task_default_queue = queue
+    db = settings.DATABASES["default"]
+    url = dj_database_url.parse(os.environ["DATABASE_URL"])
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=(
+            f"postgres://{url.get('USER') or 'postgres'}@{url.get('HOST') or '127.0.0.1'}:"
+            f"{url.get('PORT') or 5432}/{db['NAME']}"
+        ),
+        OPSCONSOLE_QUEUE=queue,
+        OPSCONSOLE_SANDBOX="1",
+        AWS_ENDPOINT_URL=live_aws,
+        AWS_DEFAULT_REGION=region,
+        JOB_LEASE_SECONDS=str(settings.JOB_LEASE_SECONDS),
+    )
+    log = tmp_path / "worker.log"
+    celery = Path(sys.executable).parent / "celery"
+    proc = subprocess.Popen(
+        [str(celery), "-A", "opsconsole", "worker", "-Q", queue, "-c", "1", "-l", "INFO",
+         "-n", f"{queue}@%h", "--without-gossip", "--without-mingle"],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    proc.log_path = log
+    yield proc
+    services.stop_process(proc)
+    app.conf.task_default_queue = previous

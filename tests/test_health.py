@@ -1,0 +1,86 @@
+import pytest
+from django.db import OperationalError
+from django.urls import reverse
+
+from opsconsole.core import health
+
+
+def test_healthz_all_reachable(client, db, aws):
+    response = client.get("/healthz")
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "broker", "aws"}
+    assert all(check["ok"] for check in body["checks"].values())
+    assert body["checks"]["broker"]["detail"] == "redis"
+
+
+def test_healthz_broker_gone_is_503_and_says_which(client, db, aws, settings):
+    from opsconsole.celery import app
+
+    old = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    try:
+        response = client.get("/healthz")
+    finally:
+        app.conf.broker_url = old
+    body = response.json()
+    assert response.status_code == 503
+    assert body["checks"]["broker"]["ok"] is False
+    assert body["checks"]["broker"]["error"]
+    assert body["checks"]["database"]["ok"] is True
+
+
+def test_healthz_aws_gone_is_503(client, db, settings):
+    from opsconsole.aws.clients import reset_clients
+
+    settings.AWS_ENDPOINT_URL = "http://127.0.0.1:1"
+    reset_clients()
+    try:
+        body = client.get("/healthz").json()
+    finally:
+        reset_clients()
+    assert body["checks"]["aws"]["ok"] is False
+    assert "unreachable" in body["checks"]["aws"]["error"].lower()
+
+
+def test_healthz_database_gone_is_503(client, db, aws, monkeypatch):
+    def broken():
+        raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
+
+    monkeypatch.setattr(health, "check_database", broken)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert "Connection refused" in response.json()["checks"]["database"]["error"]
+
+
+def test_database_gone_shows_a_page_not_a_traceback(client_for, viewer_user, monkeypatch):
+    from tenants import views
+
+    client = client_for(viewer_user)
+
+    def broken(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(views, "render", broken)
+    response = client.get(reverse("tenants:list"))
+    assert response.status_code == 503
+    assert b"database is unreachable" in response.content
+    assert b"Traceback" not in response.content
+
+
+def test_broker_gone_shows_a_banner(client_for, viewer_user, monkeypatch):
+    monkeypatch.setattr(
+        "opsconsole.core.context_processors.broker_status_cached",
+        lambda: {"ok": False, "error": "Error 111 connecting to 127.0.0.1:6379"},
+    )
+    page = client_for(viewer_user).get(reverse("tenants:list"))
+    assert page.status_code == 200
+    assert b"The job broker is unreachable" in page.content
+
+
+@pytest.mark.parametrize("sandbox", [True, False])
+def test_sandbox_banner_only_on_the_sandbox(client_for, viewer_user, settings, sandbox):
+    settings.SANDBOX = sandbox
+    page = client_for(viewer_user).get(reverse("tenants:list")).content
+    assert (b"SANDBOX" in page) is sandbox

@@ -1,0 +1,212 @@
+"""Durable jobs: dispatch on commit, claim by conditional update, leases, waits, sweep."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from opsconsole.jobs import services
+from opsconsole.jobs.models import Job, JobStatus, StepStatus
+from opsconsole.jobs.registry import StepWait, register_job_kind
+
+CALLS: list[str] = []
+BEHAVIOUR: dict[str, object] = {}
+
+
+def _step(name):
+    def fn(job, step):
+        CALLS.append(name)
+        action = BEHAVIOUR.get(name)
+        if isinstance(action, Exception):
+            raise action
+        if callable(action):
+            action(job)
+        return {"seen": name}
+
+    return fn
+
+
+register_job_kind(
+    "test_three_steps",
+    label="Three steps",
+    steps=[("one", "Step one", _step("one")), ("two", "Step two", _step("two")),
+           ("three", "Step three", _step("three"))],
+)
+
+
+@pytest.fixture(autouse=True)
+def _reset():
+    CALLS.clear()
+    BEHAVIOUR.clear()
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Messages handed to the broker, without needing a worker."""
+    from opsconsole.jobs import tasks
+
+    calls = []
+    monkeypatch.setattr(
+        tasks.job_run, "apply_async", lambda args, countdown=None: calls.append((args, countdown))
+    )
+    return calls
+
+
+def _create(**kwargs):
+    return services.job_create(kind="test_three_steps", subject_type="tenant",
+                               subject_id=kwargs.pop("subject_id", "acme"), **kwargs)
+
+
+def test_job_is_sent_only_after_commit(db, sent, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        job = _create()
+        assert sent == []  # still inside the transaction
+    assert len(callbacks) == 1
+    assert sent == [([job.pk], None)]
+    job.refresh_from_db()
+    assert job.dispatched_at is not None
+    assert [s.name for s in job.steps.all()] == ["one", "two", "three"]
+
+
+def test_double_submit_makes_one_job(db, sent):
+    first = _create()
+    second = _create()
+    assert first.pk == second.pk
+    assert Job.objects.count() == 1
+
+
+def test_only_one_worker_wins_the_claim(db):
+    job = _create()
+    assert services.job_claim(job.pk, owner="w1") is True
+    assert services.job_claim(job.pk, owner="w2") is False
+    job.refresh_from_db()
+    assert (job.status, job.lease_owner, job.attempts) == (JobStatus.RUNNING, "w1", 1)
+
+
+def test_two_jobs_on_one_subject_never_run_at_once(db):
+    first = _create(unique=False)
+    second = _create(unique=False)
+    assert services.job_claim(first.pk, owner="w1")
+    assert services.job_claim(second.pk, owner="w2") is False
+    assert services.job_execute(second.pk, owner="w2") == "busy"
+    # Once the first lease has expired, the subject is free again.
+    Job.objects.filter(pk=first.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert services.job_claim(second.pk, owner="w2")
+
+
+def test_execute_runs_steps_in_order_and_records_output(db):
+    job = _create()
+    assert services.job_execute(job.pk, owner="w1") == "succeeded"
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED and job.finished_at and not job.lease_owner
+    assert CALLS == ["one", "two", "three"]
+    steps = list(job.steps.all())
+    assert all(s.status == StepStatus.SUCCEEDED and s.started_at and s.finished_at for s in steps)
+    assert steps[1].output == {"seen": "two"}
+
+
+def test_failure_records_error_and_retry_resumes_from_failed_step(db, sent):
+    job = _create()
+    BEHAVIOUR["two"] = RuntimeError("AccessDenied: not allowed to CreateFunction")
+    assert services.job_execute(job.pk, owner="w1") == "failed"
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert "not allowed to CreateFunction" in job.error
+    failed = job.steps.get(name="two")
+    assert failed.status == StepStatus.FAILED and "AccessDenied" in failed.error
+    assert job.steps.get(name="three").status == StepStatus.PENDING
+
+    BEHAVIOUR.clear()
+    CALLS.clear()
+    assert services.job_retry(job)
+    assert services.job_execute(job.pk, owner="w1") == "succeeded"
+    assert CALLS == ["two", "three"]  # step one is not run again
+
+
+def test_wait_releases_the_worker_and_requeues_later(db, sent, django_capture_on_commit_callbacks):
+    job = _create()
+    BEHAVIOUR["two"] = StepWait("waiting for RDS (creating)", retry_in=30)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.job_execute(job.pk, owner="w1") == "waiting"
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED and job.attempts == 0 and not job.lease_owner
+    assert job.run_after > timezone.now() + timedelta(seconds=25)
+    step = job.steps.get(name="two")
+    assert (step.status, step.detail) == (StepStatus.WAITING, "waiting for RDS (creating)")
+    assert sent[-1] == ([job.pk], 30)
+    # Not due yet: nobody can claim it.
+    assert services.job_claim(job.pk, owner="w2") is False
+
+
+def test_sweep_requeues_a_job_whose_worker_died(db, sent, django_capture_on_commit_callbacks):
+    job = _create()
+    assert services.job_claim(job.pk, owner="dead-worker")
+    job.steps.filter(name="one").update(status=StepStatus.RUNNING)
+    Job.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=5))
+    with django_capture_on_commit_callbacks(execute=True):
+        result = services.jobs_requeue_expired()
+    assert result["requeued"] == 1
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED and job.lease_owner == ""
+    assert job.steps.get(name="one").status == StepStatus.PENDING
+    assert ([job.pk], None) in sent
+    assert services.job_execute(job.pk, owner="w2") == "succeeded"
+
+
+def test_sweep_resends_a_lost_message(db, sent, django_capture_on_commit_callbacks):
+    job = _create()
+    Job.objects.filter(pk=job.pk).update(dispatched_at=timezone.now() - timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.jobs_requeue_expired()["resent"] == 1
+    assert sent == [([job.pk], None)]
+
+
+def test_gives_up_after_max_attempts(db):
+    job = _create()
+    Job.objects.filter(pk=job.pk).update(attempts=job.max_attempts)
+    assert services.job_execute(job.pk, owner="w1") == "gave-up"
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "attempts" in job.error
+
+
+def test_cancel_queued_and_running(db, sent):
+    queued = _create(subject_id="q")
+    assert services.job_cancel(queued)
+    queued.refresh_from_db()
+    assert queued.status == JobStatus.CANCELLED
+
+    running = _create(subject_id="r")
+    # A user presses Cancel while step one runs: the runner stops before step two.
+    BEHAVIOUR["one"] = lambda job: services.job_cancel(job)
+    assert services.job_execute(running.pk, owner="w1") == "cancelled"
+    assert CALLS == ["one"]
+    running.refresh_from_db()
+    assert running.status == JobStatus.CANCELLED
+    assert running.steps.get(name="two").status == StepStatus.PENDING
+
+
+def test_progress_partial_polls_until_the_job_ends(db, client_for, viewer_user):
+    job = _create()
+    client = client_for(viewer_user)
+    running = client.get(reverse("jobs:progress", args=[job.pk]))
+    assert running.status_code == 200
+    assert b'hx-trigger="every 2s"' in running.content
+    assert b"Step two" in running.content
+    services.job_execute(job.pk, owner="w1")
+    done = client.get(reverse("jobs:progress", args=[job.pk]))
+    assert done.status_code == 286  # htmx: stop polling
+    assert b"hx-trigger" not in done.content
+    assert b"Succeeded" in done.content
+
+
+def test_failed_job_page_offers_retry_to_operators_only(db, client_for, viewer_user,
+                                                          operator_user):
+    job = _create()
+    BEHAVIOUR["one"] = RuntimeError("Throttling: Rate exceeded")
+    services.job_execute(job.pk, owner="w1")
+    url = reverse("jobs:detail", args=[job.pk])
+    assert b"Retry from the failed step" in client_for(operator_user).get(url).content
+    viewer_page = client_for(viewer_user).get(url).content
+    assert b"Rate exceeded" in viewer_page
+    assert b"Retry from the failed step" not in viewer_page
