@@ -98,17 +98,13 @@ def split_statements(sql: str) -> list[Statement]:
     statements: list[Statement] = []
     n = len(sql)
     i = 0
-    seg_start = 0
-    has_code = False  # the current segment holds something other than comments
+    code_start: int | None = None  # where the current statement's first token is
     atomic_depth = 0
     prev_word = ""
 
     def close_segment(end: int) -> None:
-        if has_code:
-            raw = sql[seg_start:end]
-            stripped = raw.lstrip()
-            start = seg_start + len(raw) - len(stripped)
-            statements.append(Statement(sql=stripped.rstrip(), start=start))
+        if code_start is not None:
+            statements.append(Statement(sql=sql[code_start:end].rstrip(), start=code_start))
 
     while i < n:
         ch = sql[i]
@@ -123,7 +119,14 @@ def split_statements(sql: str) -> list[Statement]:
         if ch.isspace():
             i += 1
             continue
-        has_code = True
+        if ch == ";" and atomic_depth == 0:
+            close_segment(i)
+            i += 1
+            code_start = None
+            prev_word = ""
+            continue
+        if code_start is None:
+            code_start = i
         if ch == "'":
             escapes = i > 0 and sql[i - 1] in "eE" and (i < 2 or not _is_ident(sql[i - 2]))
             i = _skip_quoted(sql, i, "'", backslash=escapes, what="string")
@@ -139,21 +142,13 @@ def split_statements(sql: str) -> list[Statement]:
                 i = close + len(tag)
             else:
                 i += 1
-        elif ch == ";" and atomic_depth == 0:
-            close_segment(i)
-            i += 1
-            seg_start = i
-            has_code = False
-            prev_word = ""
         elif ch.isalpha() or ch == "_":
             j = i + 1
             while j < n and (_is_ident(sql[j])):
                 j += 1
             word = sql[i:j].upper()
             # SQL-standard function bodies (BEGIN ATOMIC ... END) hold bare semicolons.
-            if word == "ATOMIC" and prev_word == "BEGIN":
-                atomic_depth += 1
-            elif atomic_depth and word == "CASE":
+            if (word == "ATOMIC" and prev_word == "BEGIN") or (atomic_depth and word == "CASE"):
                 atomic_depth += 1
             elif atomic_depth and word == "END":
                 atomic_depth -= 1
@@ -285,7 +280,9 @@ def parse_migration_files(files: Iterable[tuple[str, bytes | str]]) -> list[Migr
             continue
         version = int(match.group("version"))
         if version in seen:
-            problems.append(FileProblem(name, f"duplicate version {version} (also {seen[version]})"))
+            problems.append(
+                FileProblem(name, f"duplicate version {version} (also {seen[version]})")
+            )
             continue
         seen[version] = name
         if version != expected:

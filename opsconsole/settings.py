@@ -219,3 +219,64 @@ JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 120)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 5)
 # A queued job that no worker claimed for this long is sent again (a lost message).
 JOB_REDISPATCH_AFTER_SECONDS = env_int("JOB_REDISPATCH_AFTER_SECONDS", 120)
+
+# --- Tenants ---------------------------------------------------------------------------
+# Monthly cost estimates shown before onboarding. Rough list prices in USD; adjust per
+# region with OPSCONSOLE_PRICE_TABLE_FILE (JSON with the same shape, merged over these).
+_US_EAST_1_PRICES = {
+    "rds_instance_hour": {
+        "db.t4g.micro": 0.016,
+        "db.t4g.small": 0.032,
+        "db.t4g.medium": 0.065,
+        "db.t4g.large": 0.129,
+        "db.m7g.large": 0.168,
+        "db.r7g.large": 0.239,
+    },
+    "rds_instance_vcpus": {
+        "db.t4g.micro": 2,
+        "db.t4g.small": 2,
+        "db.t4g.medium": 2,
+        "db.t4g.large": 2,
+        "db.m7g.large": 2,
+        "db.r7g.large": 2,
+    },
+    "rds_storage_gb_month": 0.115,
+    "aurora_acu_hour": 0.12,
+    "aurora_storage_gb_month": 0.10,
+    "shared_db_share_month": 3.00,
+    "rds_proxy_vcpu_hour": 0.015,
+    "lambda_request_million": 0.20,
+    "lambda_gb_second": 0.0000166667,
+    "http_api_request_million": 1.00,
+    "secret_month": 0.40,
+    "alarm_month": 0.10,
+    "log_ingest_gb": 0.50,
+}
+
+
+def _scaled(prices: dict, factor: float) -> dict:
+    return {
+        k: ({kk: round(vv * factor, 4) for kk, vv in v.items()} if k == "rds_instance_hour"
+            else v if isinstance(v, dict) else round(v * factor, 10))
+        for k, v in prices.items()
+    }
+
+
+PRICE_TABLE = {
+    "us-east-1": _US_EAST_1_PRICES,
+    "us-west-2": _US_EAST_1_PRICES,
+    "eu-west-1": _scaled(_US_EAST_1_PRICES, 1.10),
+    "eu-central-1": _scaled(_US_EAST_1_PRICES, 1.15),
+}
+_price_file = env_str("OPSCONSOLE_PRICE_TABLE_FILE", "")
+if _price_file:
+    import json as _json
+
+    with open(_price_file, encoding="utf-8") as _fh:
+        for _region, _prices in _json.load(_fh).items():
+            PRICE_TABLE[_region] = {**PRICE_TABLE.get(_region, _US_EAST_1_PRICES), **_prices}
+# Traffic assumed by the estimate when the admin does not say.
+COST_ASSUMED_REQUESTS_MONTH = env_int("OPSCONSOLE_COST_REQUESTS_MONTH", 1_000_000)
+COST_ASSUMED_DURATION_MS = env_int("OPSCONSOLE_COST_DURATION_MS", 120)
+TENANT_LOG_RETENTION_DAYS = env_int("OPSCONSOLE_LOG_RETENTION_DAYS", 30)
+TENANT_SECRET_RECOVERY_DAYS = env_int("OPSCONSOLE_SECRET_RECOVERY_DAYS", 7)

@@ -1,3 +1,6 @@
+from decimal import Decimal
+
+from django.conf import settings
 from django.db import models
 
 
@@ -10,25 +13,107 @@ class TenantStatus(models.TextChoices):
     OFFBOARDED = "offboarded", "Offboarded"
 
 
+class Isolation(models.TextChoices):
+    SHARED = "shared", "Shared instance (a database of its own)"
+    DEDICATED = "dedicated", "Dedicated RDS instance"
+    SERVERLESS = "serverless", "Aurora Serverless v2 cluster"
+
+
 class Tenant(models.Model):
-    """One customer and its stack. The onboarding issue adds the full spec and resources."""
+    """One customer: its desired state (spec) and what the console last saw of its stack.
+
+    Secret values (database password, secret environment variables) are never stored here:
+    only their names and the ARNs of the Secrets Manager secrets that hold them.
+    """
 
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=40, unique=True)
     contact_email = models.EmailField(blank=True)
     region = models.CharField(max_length=32)
-    ring = models.PositiveSmallIntegerField(default=1)
+    ring = models.PositiveSmallIntegerField(
+        default=1, help_text="0 = internal/canary; rollouts go ring by ring."
+    )
     tags = models.JSONField(default=dict, blank=True)
+
+    isolation = models.CharField(max_length=16, choices=Isolation.choices, default=Isolation.SHARED)
+    db_instance_class = models.CharField(max_length=32, default="db.t4g.micro")
+    db_allocated_storage_gb = models.PositiveIntegerField(default=20)
+    db_backup_retention_days = models.PositiveSmallIntegerField(default=7)
+    db_storage_encrypted = models.BooleanField(default=True)
+    db_deletion_protection = models.BooleanField(default=True)
+    serverless_min_acu = models.DecimalField(max_digits=4, decimal_places=1, default=Decimal("0.5"))
+    serverless_max_acu = models.DecimalField(max_digits=4, decimal_places=1, default=Decimal("4"))
+    use_rds_proxy = models.BooleanField(default=False)
+
+    lambda_memory_mb = models.PositiveIntegerField(default=256)
+    lambda_timeout_s = models.PositiveIntegerField(default=30)
+    reserved_concurrency = models.PositiveIntegerField(null=True, blank=True)
+    env_vars = models.JSONField(default=dict, blank=True)
+    # Names only; the values live in the tenant's env secret in Secrets Manager.
+    secret_env_names = models.JSONField(default=list, blank=True)
+    custom_domain = models.CharField(max_length=253, blank=True)
+    certificate_arn = models.CharField(max_length=2048, blank=True)
+
+    # The release the tenant should run and the one it runs (versions, so this app does
+    # not depend on deployments; deployments depends on tenants).
+    desired_release = models.CharField(max_length=64, blank=True)
+    current_release = models.CharField(max_length=64, blank=True)
+
     status = models.CharField(
         max_length=16,
         choices=TenantStatus.choices,
         default=TenantStatus.PROVISIONING,
         db_index=True,
     )
+    status_reason = models.CharField(max_length=255, blank=True)
+    endpoint_url = models.URLField(max_length=512, blank=True)
+    # Bumped by every configuration edit; the reconcile job records what it applied.
+    config_generation = models.PositiveIntegerField(default=1)
+    applied_generation = models.PositiveIntegerField(default=0)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    offboarded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["slug"]
 
     def __str__(self) -> str:
         return self.slug
+
+
+class ResourceStatus(models.TextChoices):
+    PRESENT = "present", "Present"
+    MISSING = "missing", "Missing"
+    DELETED = "deleted", "Deleted"
+
+
+class TenantResource(models.Model):
+    """One AWS resource of a tenant, as the last step that touched it recorded it."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="resources")
+    kind = models.CharField(max_length=32)
+    name = models.CharField(max_length=255)
+    identifier = models.CharField(max_length=255, blank=True)
+    arn = models.CharField(max_length=2048, blank=True)
+    region = models.CharField(max_length=32)
+    status = models.CharField(
+        max_length=16, choices=ResourceStatus.choices, default=ResourceStatus.PRESENT
+    )
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tenant", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "kind", "name"], name="tenant_resource_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}"

@@ -21,8 +21,12 @@ def test_mutating_views_write_the_audit_log(client_for, admin_user):
     client = client_for(admin_user)
     response = client.post(
         reverse("users:create"),
-        {"username": "newbie", "email": "n@example.com", "role": "viewer",
-         "password": "a-long-enough-password"},
+        {
+            "username": "newbie",
+            "email": "n@example.com",
+            "role": "viewer",
+            "password": "a-long-enough-password",
+        },
     )
     assert response.status_code == 302
     event = AuditEvent.objects.get(action="user.create")
@@ -32,8 +36,11 @@ def test_mutating_views_write_the_audit_log(client_for, admin_user):
 
 
 def test_audit_page_filters(client_for, viewer_user, admin_user):
-    for action, actor in [("tenant.create", admin_user), ("release.register", viewer_user),
-                          ("tenant.offboard", admin_user)]:
+    for action, actor in [
+        ("tenant.create", admin_user),
+        ("release.register", viewer_user),
+        ("tenant.offboard", admin_user),
+    ]:
         audit_record(request=None, action=action, actor=actor)
     client = client_for(viewer_user)
     page = client.get(reverse("audit"), {"action": "tenant."}).content.decode()
@@ -47,8 +54,10 @@ def test_audit_page_filters(client_for, viewer_user, admin_user):
 
 def test_admin_cannot_lock_themselves_out(client_for, admin_user):
     client = client_for(admin_user)
-    response = client.post(reverse("users:edit", args=[admin_user.pk]),
-                           {"email": "", "role": "viewer", "is_active": "on"})
+    response = client.post(
+        reverse("users:edit", args=[admin_user.pk]),
+        {"email": "", "role": "viewer", "is_active": "on"},
+    )
     assert response.status_code == 200
     assert b"cannot remove your own admin role" in response.content
     admin_user.refresh_from_db()

@@ -30,8 +30,11 @@ def _step(name):
 register_job_kind(
     "test_three_steps",
     label="Three steps",
-    steps=[("one", "Step one", _step("one")), ("two", "Step two", _step("two")),
-           ("three", "Step three", _step("three"))],
+    steps=[
+        ("one", "Step one", _step("one")),
+        ("two", "Step two", _step("two")),
+        ("three", "Step three", _step("three")),
+    ],
 )
 
 
@@ -54,8 +57,12 @@ def sent(monkeypatch):
 
 
 def _create(**kwargs):
-    return services.job_create(kind="test_three_steps", subject_type="tenant",
-                               subject_id=kwargs.pop("subject_id", "acme"), **kwargs)
+    return services.job_create(
+        kind="test_three_steps",
+        subject_type="tenant",
+        subject_id=kwargs.pop("subject_id", "acme"),
+        **kwargs,
+    )
 
 
 def test_job_is_sent_only_after_commit(db, sent, django_capture_on_commit_callbacks):
@@ -200,8 +207,7 @@ def test_progress_partial_polls_until_the_job_ends(db, client_for, viewer_user):
     assert b"Succeeded" in done.content
 
 
-def test_failed_job_page_offers_retry_to_operators_only(db, client_for, viewer_user,
-                                                          operator_user):
+def test_failed_job_page_offers_retry_to_operators_only(db, client_for, viewer_user, operator_user):
     job = _create()
     BEHAVIOUR["one"] = RuntimeError("Throttling: Rate exceeded")
     services.job_execute(job.pk, owner="w1")

@@ -57,9 +57,7 @@ def list_availability_zones(*, region: str | None = None) -> list[str]:
     return sorted(z["ZoneName"] for z in resp.get("AvailabilityZones", []))
 
 
-def create_vpc(
-    *, name: str, cidr: str, tags: dict[str, str], region: str | None = None
-) -> dict:
+def create_vpc(*, name: str, cidr: str, tags: dict[str, str], region: str | None = None) -> dict:
     """Create a VPC tagged ``Name=name`` (plus ``tags``), with DNS hostnames on.
 
     RDS endpoints and interface endpoints resolve through the VPC's DNS, which a new VPC

@@ -134,9 +134,7 @@ def _available_blobs(ecr, *, repository: str, digests: list[str]) -> set[str]:
     return available
 
 
-def _upload_blob(
-    ecr, *, repository: str, blob: bytes, digest: str, part_size: int | None
-) -> None:
+def _upload_blob(ecr, *, repository: str, blob: bytes, digest: str, part_size: int | None) -> None:
     upload = call(ecr.initiate_layer_upload, repositoryName=repository)
     upload_id = upload["uploadId"]
     # ECR says which part size it wants; parts go in order, last byte inclusive.

@@ -8,9 +8,7 @@ from opsconsole.aws.errors import AwsNotFound
 
 def describe_db_instance(*, identifier: str, region: str | None = None) -> dict | None:
     try:
-        resp = call(
-            client("rds", region).describe_db_instances, DBInstanceIdentifier=identifier
-        )
+        resp = call(client("rds", region).describe_db_instances, DBInstanceIdentifier=identifier)
     except AwsNotFound:
         return None
     instances = resp.get("DBInstances", [])

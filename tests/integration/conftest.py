@@ -63,8 +63,22 @@ def worker(settings, live_aws, transactional_db, tmp_path, request):
     log = tmp_path / "worker.log"
     celery = Path(sys.executable).parent / "celery"
     proc = subprocess.Popen(
-        [str(celery), "-A", "opsconsole", "worker", "-Q", queue, "-c", "1", "-l", "INFO",
-         "-n", f"{queue}@%h", "--without-gossip", "--without-mingle"],
+        [
+            str(celery),
+            "-A",
+            "opsconsole",
+            "worker",
+            "-Q",
+            queue,
+            "-c",
+            "1",
+            "-l",
+            "INFO",
+            "-n",
+            f"{queue}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,

@@ -18,8 +18,9 @@ def _wait_finished(job: Job, worker, timeout: float = 90) -> Job:
             return job
         assert worker.poll() is None, worker.log_path.read_text()[-3000:]
         time.sleep(0.3)
-    raise AssertionError(f"job still {job.status}; worker log:\n"
-                         f"{worker.log_path.read_text()[-3000:]}")
+    raise AssertionError(
+        f"job still {job.status}; worker log:\n{worker.log_path.read_text()[-3000:]}"
+    )
 
 
 def test_worker_runs_account_check_to_the_end(worker, live_aws):

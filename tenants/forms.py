@@ -1,0 +1,305 @@
+"""Onboarding and configuration forms. Everything is validated here, before AWS is touched."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+
+from django import forms
+from django.conf import settings
+
+from tenants import naming, release_source
+from tenants.models import Isolation, Tenant
+
+ENV_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# Lambda sets these itself; a tenant may not override them.
+RESERVED_ENV = {
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+}
+# Set by the console on every function: the tenant may not override them either.
+CONSOLE_ENV = {"DB_SECRET_ARN", "ENV_SECRET_ARN", "TENANT_SLUG", "RELEASE_VERSION"}
+LAMBDA_ENV_LIMIT_BYTES = 4096
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+ACM_ARN_RE = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
+
+
+def parse_pairs(text: str, *, field: str) -> dict[str, str]:
+    """Lines of NAME=value (blank lines and # comments ignored)."""
+    pairs: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "=" not in line:
+            raise forms.ValidationError(f"Line {number}: expected NAME=value.")
+        name, value = line.split("=", 1)
+        name = name.strip()
+        if not ENV_NAME_RE.match(name):
+            raise forms.ValidationError(
+                f"Line {number}: {name!r} is not a valid name (letters, digits, underscores, "
+                "starting with a letter)."
+            )
+        if name in RESERVED_ENV or name.startswith("AWS_") or name in CONSOLE_ENV:
+            raise forms.ValidationError(f"Line {number}: {name} is reserved.")
+        if name in pairs:
+            raise forms.ValidationError(f"Line {number}: {name} is given twice.")
+        pairs[name] = value.strip()
+    return pairs
+
+
+def format_pairs(pairs: dict[str, str]) -> str:
+    return "\n".join(f"{k}={v}" for k, v in sorted(pairs.items()))
+
+
+class TenantSpecMixin:
+    """Validation shared by onboarding and configuration edits."""
+
+    def _clean_lambda(self, cleaned: dict) -> None:
+        memory = cleaned.get("lambda_memory_mb")
+        if memory is not None and not 128 <= memory <= 10240:
+            self.add_error("lambda_memory_mb", "Lambda memory must be 128 to 10,240 MB.")
+        timeout = cleaned.get("lambda_timeout_s")
+        if timeout is not None and not 1 <= timeout <= 900:
+            self.add_error("lambda_timeout_s", "Lambda timeout must be 1 to 900 seconds.")
+        concurrency = cleaned.get("reserved_concurrency")
+        if concurrency is not None and concurrency < 1:
+            self.add_error(
+                "reserved_concurrency",
+                "Use Suspend to stop a tenant; reserved concurrency here is at least 1, or "
+                "blank for unreserved.",
+            )
+        env = cleaned.get("env_vars_text")
+        secret_env = cleaned.get("secret_env_text") or {}
+        if isinstance(env, dict):
+            overlap = set(env) & set(secret_env)
+            if overlap:
+                self.add_error(
+                    "secret_env_text", f"Given both plain and secret: {', '.join(sorted(overlap))}."
+                )
+            size = len(json.dumps({**env, **dict.fromkeys(CONSOLE_ENV, "x" * 120)}))
+            if size > LAMBDA_ENV_LIMIT_BYTES:
+                self.add_error(
+                    "env_vars_text",
+                    f"Environment is {size} bytes with the console's own variables; Lambda "
+                    f"allows {LAMBDA_ENV_LIMIT_BYTES}. Move large values into secrets.",
+                )
+
+
+class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
+    env_vars_text = forms.CharField(
+        label="Environment variables",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "LOG_LEVEL=info"}),
+        help_text="NAME=value, one per line. Stored in the console and on the function.",
+    )
+    secret_env_text = forms.CharField(
+        label="Secret environment variables",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "STRIPE_KEY=sk_live_..."}),
+        help_text="NAME=value, one per line. Values go to Secrets Manager only, never to the "
+        "console's database; the function reads them through ENV_SECRET_ARN.",
+    )
+    tags_text = forms.CharField(
+        label="Tags",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "plan=enterprise"}),
+        help_text="key=value, one per line; rollouts can target tags.",
+    )
+    release = forms.ChoiceField(required=False, help_text="Default: the newest release.")
+    form_token = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    class Meta:
+        model = Tenant
+        fields = [
+            "name",
+            "slug",
+            "contact_email",
+            "region",
+            "ring",
+            "isolation",
+            "db_instance_class",
+            "db_allocated_storage_gb",
+            "db_backup_retention_days",
+            "db_storage_encrypted",
+            "db_deletion_protection",
+            "serverless_min_acu",
+            "serverless_max_acu",
+            "use_rds_proxy",
+            "lambda_memory_mb",
+            "lambda_timeout_s",
+            "reserved_concurrency",
+            "custom_domain",
+            "certificate_arn",
+        ]
+        widgets = {"isolation": forms.RadioSelect}
+        labels = {
+            "db_allocated_storage_gb": "Storage (GB)",
+            "db_backup_retention_days": "Backup retention (days)",
+            "serverless_min_acu": "Minimum ACU (0 lets it pause)",
+            "serverless_max_acu": "Maximum ACU",
+            "use_rds_proxy": "Connect through an RDS Proxy",
+            "lambda_memory_mb": "Memory (MB)",
+            "lambda_timeout_s": "Timeout (s)",
+            "certificate_arn": "ACM certificate ARN",
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        regions = settings.OPSCONSOLE_REGIONS
+        self.fields["region"] = forms.ChoiceField(
+            choices=[(r, r) for r in regions], initial=regions[0]
+        )
+        classes = sorted(settings.PRICE_TABLE["us-east-1"]["rds_instance_hour"])
+        self.fields["db_instance_class"] = forms.ChoiceField(
+            choices=[(c, c) for c in classes], initial="db.t4g.micro", label="Instance class"
+        )
+        try:
+            versions = release_source.get().versions()
+        except RuntimeError:
+            versions = []
+        self.fields["release"].choices = [("", "Newest release")] + [(v, v) for v in versions]
+        self.fields["slug"].help_text = (
+            "Lowercase letters, digits and single hyphens, starting with a letter, at most 40. "
+            "Every AWS name is made from it and it cannot change."
+        )
+
+    def clean_slug(self) -> str:
+        slug = self.cleaned_data["slug"].strip()
+        if not naming.SLUG_RE.match(slug):
+            raise forms.ValidationError(
+                "Use lowercase letters, digits and single hyphens, start with a letter, and "
+                "keep it to 40 characters."
+            )
+        if slug in naming.RESERVED_SLUGS:
+            raise forms.ValidationError(f"{slug!r} is reserved; choose another.")
+        return slug
+
+    def clean_region(self) -> str:
+        region = self.cleaned_data["region"]
+        if region not in settings.OPSCONSOLE_REGIONS:
+            raise forms.ValidationError(f"{region} is not an allowed region.")
+        return region
+
+    def clean_env_vars_text(self) -> dict[str, str]:
+        return parse_pairs(self.cleaned_data.get("env_vars_text", ""), field="env")
+
+    def clean_secret_env_text(self) -> dict[str, str]:
+        return parse_pairs(self.cleaned_data.get("secret_env_text", ""), field="secret")
+
+    def clean_tags_text(self) -> dict[str, str]:
+        tags: dict[str, str] = {}
+        for number, raw in enumerate(self.cleaned_data.get("tags_text", "").splitlines(), 1):
+            line = raw.strip()
+            if not line:
+                continue
+            key, sep, value = line.partition("=")
+            if not sep or not key.strip():
+                raise forms.ValidationError(f"Line {number}: expected key=value.")
+            tags[key.strip()[:128]] = value.strip()[:256]
+        return tags
+
+    def clean_custom_domain(self) -> str:
+        domain = self.cleaned_data.get("custom_domain", "").strip().lower().rstrip(".")
+        if domain and not DOMAIN_RE.match(domain):
+            raise forms.ValidationError("Not a valid domain name.")
+        return domain
+
+    def clean(self):
+        cleaned = super().clean()
+        self._clean_lambda(cleaned)
+        isolation = cleaned.get("isolation")
+        if isolation == Isolation.DEDICATED:
+            storage = cleaned.get("db_allocated_storage_gb")
+            if storage is not None and not 20 <= storage <= 65536:
+                self.add_error("db_allocated_storage_gb", "Storage must be 20 to 65,536 GB.")
+            retention = cleaned.get("db_backup_retention_days")
+            if retention is not None and retention > 35:
+                self.add_error("db_backup_retention_days", "Backups are kept 0 to 35 days.")
+        if isolation == Isolation.SERVERLESS:
+            low, high = cleaned.get("serverless_min_acu"), cleaned.get("serverless_max_acu")
+            if low is not None and high is not None:
+                if low < 0 or high < 1 or high > 256 or low > high:
+                    self.add_error(
+                        "serverless_max_acu",
+                        "Capacity: minimum 0 to maximum, maximum 1 to 256 ACU.",
+                    )
+                if (low * 2) % 1 or (high * 2) % 1:
+                    self.add_error("serverless_min_acu", "ACU come in steps of 0.5.")
+        if isolation == Isolation.SHARED and cleaned.get("use_rds_proxy"):
+            self.add_error("use_rds_proxy", "A shared-instance tenant uses the shared endpoint.")
+        domain, cert = cleaned.get("custom_domain"), cleaned.get("certificate_arn", "").strip()
+        if domain and not cert:
+            self.add_error("certificate_arn", "A custom domain needs its ACM certificate ARN.")
+        if cert and not ACM_ARN_RE.match(cert):
+            self.add_error("certificate_arn", "Not an ACM certificate ARN.")
+        if cert and domain and f":acm:{cleaned.get('region')}:" not in cert:
+            self.add_error("certificate_arn", "The certificate must be in the tenant's region.")
+        return cleaned
+
+    def build_tenant(self) -> Tenant:
+        """The unsaved tenant the form describes (for the plan and for onboarding)."""
+        tenant = self.save(commit=False)
+        tenant.env_vars = self.cleaned_data["env_vars_text"]
+        tenant.secret_env_names = sorted(self.cleaned_data["secret_env_text"])
+        tenant.tags = self.cleaned_data["tags_text"]
+        tenant.desired_release = self.cleaned_data.get("release") or ""
+        if tenant.isolation != Isolation.SERVERLESS:
+            tenant.serverless_min_acu = Decimal("0.5")
+        return tenant
+
+
+class TenantConfigForm(TenantSpecMixin, forms.ModelForm):
+    """What may change after onboarding; applied by a reconcile job."""
+
+    env_vars_text = forms.CharField(
+        label="Environment variables", required=False, widget=forms.Textarea(attrs={"rows": 4})
+    )
+    secret_env_text = forms.CharField(
+        label="Set or replace secret environment variables",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="NAME=value lines set or replace those secrets; the others stay as they are. "
+        "Current values are never shown.",
+    )
+    remove_secret_env = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, label="Remove secret variables"
+    )
+
+    class Meta:
+        model = Tenant
+        fields = ["lambda_memory_mb", "lambda_timeout_s", "reserved_concurrency", "ring"]
+        labels = {"lambda_memory_mb": "Memory (MB)", "lambda_timeout_s": "Timeout (s)"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["env_vars_text"].initial = format_pairs(self.instance.env_vars)
+        self.fields["remove_secret_env"].choices = [(n, n) for n in self.instance.secret_env_names]
+
+    def clean_env_vars_text(self) -> dict[str, str]:
+        return parse_pairs(self.cleaned_data.get("env_vars_text", ""), field="env")
+
+    def clean_secret_env_text(self) -> dict[str, str]:
+        return parse_pairs(self.cleaned_data.get("secret_env_text", ""), field="secret")
+
+    def clean(self):
+        cleaned = super().clean()
+        self._clean_lambda(cleaned)
+        return cleaned
