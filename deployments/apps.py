@@ -3,3 +3,9 @@ from django.apps import AppConfig
 
 class DeploymentsConfig(AppConfig):
     name = "deployments"
+
+    def ready(self) -> None:
+        from deployments.tenant_release import DeploymentsReleaseSource
+        from tenants import release_source
+
+        release_source.register(DeploymentsReleaseSource())

@@ -427,7 +427,7 @@ def _open(creds: _Credentials, report: StatusCallback) -> psycopg.Connection:
         try:
             return _connect(**kwargs)
         except psycopg.OperationalError as exc:
-            if True:
+            if not _resuming(exc):
                 raise _Abort(
                     MigrationError(
                         kind=FailureKind.CONNECT,

@@ -219,6 +219,8 @@ JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 120)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 5)
 # A queued job that no worker claimed for this long is sent again (a lost message).
 JOB_REDISPATCH_AFTER_SECONDS = env_int("JOB_REDISPATCH_AFTER_SECONDS", 120)
+# Fault drills only: sleep this long before each step, so a worker can be killed part way.
+JOB_STEP_DELAY_SECONDS = float(env_str("JOB_STEP_DELAY_SECONDS", "0"))
 
 # --- Tenants ---------------------------------------------------------------------------
 # Monthly cost estimates shown before onboarding. Rough list prices in USD; adjust per
@@ -280,3 +282,14 @@ COST_ASSUMED_REQUESTS_MONTH = env_int("OPSCONSOLE_COST_REQUESTS_MONTH", 1_000_00
 COST_ASSUMED_DURATION_MS = env_int("OPSCONSOLE_COST_DURATION_MS", 120)
 TENANT_LOG_RETENTION_DAYS = env_int("OPSCONSOLE_LOG_RETENTION_DAYS", 30)
 TENANT_SECRET_RECOVERY_DAYS = env_int("OPSCONSOLE_SECRET_RECOVERY_DAYS", 7)
+
+# --- Tenant database migrations (docs/tenant-migrations.md) ----------------------------
+TENANT_MIGRATIONS_PER_SERVER = env_int("TENANT_MIGRATIONS_PER_SERVER", 4)  # 0: no limit
+TENANT_MIGRATION_SLOT_WAIT_S = env_int("TENANT_MIGRATION_SLOT_WAIT_S", 300)
+TENANT_MIGRATION_CONNECT_TIMEOUT_S = env_int("TENANT_MIGRATION_CONNECT_TIMEOUT_S", 5)
+# Aurora Serverless v2 resumes from a pause in up to ~15 s: keep retrying this long.
+TENANT_MIGRATION_RESUME_WAIT_S = env_int("TENANT_MIGRATION_RESUME_WAIT_S", 30)
+TENANT_MIGRATION_LOCK_WAIT_S = env_int("TENANT_MIGRATION_LOCK_WAIT_S", 120)
+TENANT_MIGRATION_LOCK_TIMEOUT_MS = env_int("TENANT_MIGRATION_LOCK_TIMEOUT_MS", 5000)
+TENANT_MIGRATION_STATEMENT_TIMEOUT_MS = env_int("TENANT_MIGRATION_STATEMENT_TIMEOUT_MS", 300000)
+TENANT_DB_SSLMODE = env_str("TENANT_DB_SSLMODE", "prefer")

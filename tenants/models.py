@@ -71,6 +71,9 @@ class Tenant(models.Model):
     config_generation = models.PositiveIntegerField(default=1)
     applied_generation = models.PositiveIntegerField(default=0)
 
+    # The onboarding form's one-time token: a second submit of the same form finds the
+    # tenant the first one created instead of making another.
+    onboarding_token = models.CharField(max_length=64, blank=True, db_index=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

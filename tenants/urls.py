@@ -5,4 +5,12 @@ from tenants import views
 app_name = "tenants"
 urlpatterns = [
     path("", views.tenant_list, name="list"),
+    path("new/", views.tenant_onboard, name="onboard"),
+    path("<slug:slug>/", views.tenant_detail, name="detail"),
+    path("<slug:slug>/edit/", views.tenant_edit, name="edit"),
+    path("<slug:slug>/drift/", views.tenant_drift, name="drift"),
+    path("<slug:slug>/repair/", views.tenant_repair, name="repair"),
+    path("<slug:slug>/suspend/", views.tenant_suspend, name="suspend"),
+    path("<slug:slug>/resume/", views.tenant_resume, name="resume"),
+    path("<slug:slug>/offboard/", views.tenant_offboard, name="offboard"),
 ]

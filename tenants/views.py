@@ -1,14 +1,196 @@
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+import uuid
 
-from opsconsole.accounts.access import viewer_required
-from tenants.models import Tenant
+from django.contrib import messages
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from opsconsole.accounts.access import admin_required, operator_required, viewer_required
+from opsconsole.aws.errors import AwsError
+from opsconsole.jobs.models import Job
+from tenants import plan, services
+from tenants.forms import TenantConfigForm, TenantOnboardForm
+from tenants.models import Tenant, TenantStatus
+from tenants.resources import console_url
+
+SORTS = {
+    "slug": "slug",
+    "status": "status",
+    "ring": "ring",
+    "release": "current_release",
+    "region": "region",
+    "created": "-created_at",
+}
+
+
+def get_tenant_for_user(request: HttpRequest, slug: str) -> Tenant:
+    """The tenant, if this user may see it. Role checks ran in the decorator already (an
+    outsider got 404 there); this is the one place to add per-tenant scoping later."""
+    return get_object_or_404(Tenant, slug=slug)
 
 
 @viewer_required
 def tenant_list(request: HttpRequest) -> HttpResponse:
     tenants = Tenant.objects.all()
     status = request.GET.get("status", "")
+    query = request.GET.get("q", "").strip()
+    sort = request.GET.get("sort", "slug")
     if status:
         tenants = tenants.filter(status=status)
-    return render(request, "tenants/tenant_list.html", {"tenants": tenants, "status": status})
+    else:
+        tenants = tenants.exclude(status=TenantStatus.OFFBOARDED)
+    if query:
+        tenants = tenants.filter(Q(slug__icontains=query) | Q(name__icontains=query))
+    tenants = tenants.order_by(SORTS.get(sort, "slug"), "slug")
+    counts = dict(Tenant.objects.values_list("status").annotate(n=Count("id")))
+    return render(
+        request,
+        "tenants/tenant_list.html",
+        {
+            "tenants": tenants,
+            "status": status,
+            "q": query,
+            "sort": sort,
+            "counts": counts,
+            "statuses": TenantStatus.choices,
+            "any_tenant": bool(counts),
+        },
+    )
+
+
+@admin_required
+def tenant_onboard(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        form = TenantOnboardForm(initial={"form_token": uuid.uuid4().hex})
+        return render(request, "tenants/tenant_onboard.html", {"form": form})
+    form = TenantOnboardForm(request.POST)
+    context: dict = {"form": form}
+    if form.is_valid():
+        tenant = form.build_tenant()
+        lines = plan.estimate_cost(tenant)
+        context.update(
+            planned=plan.planned_resources(tenant), cost_lines=lines, total=plan.total_cost(lines)
+        )
+        if request.POST.get("action") == "create":
+            try:
+                tenant, job = services.tenant_onboard(form=form, request=request)
+            except AwsError as exc:
+                form.add_error(
+                    None, f"AWS refused the secret variables, nothing was created: {exc}"
+                )
+            else:
+                messages.success(request, f"Onboarding {tenant.slug}: its steps run below.")
+                return redirect("tenants:detail", slug=tenant.slug)
+    return render(request, "tenants/tenant_onboard.html", context)
+
+
+@viewer_required
+def tenant_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant = get_tenant_for_user(request, slug)
+    jobs = list(
+        Job.objects.filter(subject_type="tenant", subject_id=tenant.slug)
+        .select_related("created_by")
+        .prefetch_related("steps")[:10]
+    )
+    resources = [
+        (r, console_url(r)) for r in tenant.resources.exclude(kind__in=["snapshot", "dump"])
+    ]
+    backups = [(r, console_url(r)) for r in tenant.resources.filter(kind__in=["snapshot", "dump"])]
+    drift_job = next((j for j in jobs if j.kind == "tenant_drift_check"), None)
+    drift = None
+    if drift_job and drift_job.status == "succeeded":
+        drift = drift_job.steps.all()[0].output
+    return render(
+        request,
+        "tenants/tenant_detail.html",
+        {
+            "tenant": tenant,
+            "jobs": jobs,
+            "active_job": next((j for j in jobs if not j.is_finished), None),
+            "resources": resources,
+            "backups": backups,
+            "drift_job": drift_job,
+            "drift": drift,
+            "needs_reconcile": tenant.applied_generation < tenant.config_generation,
+        },
+    )
+
+
+@admin_required
+def tenant_edit(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant = get_tenant_for_user(request, slug)
+    form = TenantConfigForm(request.POST or None, instance=tenant)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.tenant_update_config(tenant=tenant, form=form, request=request)
+        except services.TenantActionError as exc:
+            form.add_error(None, str(exc))
+        except AwsError as exc:
+            form.add_error(None, f"AWS refused the secret variables, nothing was changed: {exc}")
+        else:
+            messages.success(request, "Saved. A reconcile job applies it to AWS.")
+            return redirect("tenants:detail", slug=tenant.slug)
+    return render(request, "tenants/tenant_edit.html", {"tenant": tenant, "form": form})
+
+
+def _action(request: HttpRequest, slug: str, action, done: str) -> HttpResponse:
+    tenant = get_tenant_for_user(request, slug)
+    try:
+        action(tenant=tenant, request=request)
+    except services.TenantActionError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, done.format(slug=tenant.slug))
+    return redirect("tenants:detail", slug=tenant.slug)
+
+
+@require_POST
+@operator_required
+def tenant_drift(request: HttpRequest, slug: str) -> HttpResponse:
+    return _action(request, slug, services.tenant_check_drift, "Checking {slug} for drift.")
+
+
+@require_POST
+@operator_required
+def tenant_repair(request: HttpRequest, slug: str) -> HttpResponse:
+    return _action(request, slug, services.tenant_repair, "Repairing {slug}.")
+
+
+@require_POST
+@admin_required
+def tenant_suspend(request: HttpRequest, slug: str) -> HttpResponse:
+    return _action(
+        request,
+        slug,
+        services.tenant_suspend,
+        "Suspending {slug}: its function's reserved concurrency goes to 0.",
+    )
+
+
+@require_POST
+@admin_required
+def tenant_resume(request: HttpRequest, slug: str) -> HttpResponse:
+    return _action(request, slug, services.tenant_resume, "Resuming {slug}.")
+
+
+@admin_required
+def tenant_offboard(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant = get_tenant_for_user(request, slug)
+    error = ""
+    if request.method == "POST":
+        try:
+            services.tenant_offboard(
+                tenant=tenant, confirm_slug=request.POST.get("confirm", ""), request=request
+            )
+        except services.TenantActionError as exc:
+            error = str(exc)
+        else:
+            messages.warning(request, f"Offboarding {tenant.slug}: a final backup comes first.")
+            return redirect("tenants:detail", slug=tenant.slug)
+    return render(
+        request,
+        "tenants/tenant_offboard.html",
+        {"tenant": tenant, "error": error},
+        status=400 if error else 200,
+    )

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import BinaryIO
 
-from opsconsole.aws.clients import call, client, tag_list
+from boto3.exceptions import S3UploadFailedError
+from botocore.exceptions import ClientError
+
+from opsconsole.aws.clients import aws_errors, call, client, tag_list
 from opsconsole.aws.errors import AwsError, AwsNotFound
 
 
@@ -78,3 +82,36 @@ def put_object(
 def get_object_bytes(*, bucket: str, key: str, region: str | None = None) -> bytes:
     resp = call(client("s3", region).get_object, Bucket=bucket, Key=key)
     return resp["Body"].read()
+
+
+def upload_fileobj(
+    *,
+    bucket: str,
+    key: str,
+    fileobj: BinaryIO,
+    content_type: str = "application/octet-stream",
+    metadata: dict[str, str] | None = None,
+    region: str | None = None,
+) -> dict:
+    """Upload a (possibly large) seekable file, in parts when it is big, each part checked
+    with SHA-256 by S3. Returns the object's ``ContentLength`` and ``ETag``."""
+    s3 = client("s3", region)
+    with aws_errors():
+        try:
+            s3.upload_fileobj(
+                fileobj,
+                bucket,
+                key,
+                ExtraArgs={
+                    "ContentType": content_type,
+                    "Metadata": metadata or {},
+                    "ChecksumAlgorithm": "SHA256",
+                },
+            )
+        except S3UploadFailedError as exc:
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, ClientError):
+                raise cause from exc
+            raise AwsError(str(exc), code="S3UploadFailed", permanent=False) from exc
+    head = head_object(bucket=bucket, key=key, region=region) or {}
+    return {"ContentLength": head.get("ContentLength", 0), "ETag": head.get("ETag", "")}

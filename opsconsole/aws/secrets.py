@@ -52,3 +52,39 @@ def put_secret_json(*, secret_id: str, value: dict, region: str | None = None) -
 def restore_secret(*, secret_id: str, region: str | None = None) -> None:
     """Cancel a scheduled deletion (a secret in its recovery window cannot be re-created)."""
     call(client("secretsmanager", region).restore_secret, SecretId=secret_id)
+
+
+def read_secret_json(*, secret_id: str, region: str | None = None) -> dict | None:
+    """The secret's current value with its ARN, in one call: ``{"ARN", "Name", "VersionId",
+    "value"}``; None when there is no such secret.
+
+    A secret scheduled for deletion raises AwsError (``InvalidRequestException``): see
+    ``describe_secret`` for its ``DeletedDate`` and ``restore_secret``.
+    """
+    try:
+        resp = call(client("secretsmanager", region).get_secret_value, SecretId=secret_id)
+    except AwsNotFound:
+        return None
+    return {
+        "ARN": resp["ARN"],
+        "Name": resp["Name"],
+        "VersionId": resp.get("VersionId", ""),
+        "value": json.loads(resp["SecretString"]),
+    }
+
+
+def delete_secret(
+    *, secret_id: str, recovery_window_days: int, region: str | None = None
+) -> str | None:
+    """Schedule deletion after a recovery window (7 to 30 days; ``restore_secret`` undoes
+    it until then). Returns the deletion date (ISO 8601), None when there was no secret."""
+    try:
+        resp = call(
+            client("secretsmanager", region).delete_secret,
+            SecretId=secret_id,
+            RecoveryWindowInDays=recovery_window_days,
+        )
+    except AwsNotFound:
+        return None
+    deletion = resp.get("DeletionDate")
+    return deletion.isoformat() if deletion else ""

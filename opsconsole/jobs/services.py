@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import zlib
 from datetime import timedelta
 from typing import Any
@@ -221,6 +222,8 @@ def job_execute(job_id: int, *, owner: str | None = None) -> str:
         if job.cancel_requested:
             _finish(job, owner, JobStatus.CANCELLED, "Cancelled by a user.")
             return "cancelled"
+        if settings.JOB_STEP_DELAY_SECONDS:
+            time.sleep(settings.JOB_STEP_DELAY_SECONDS)
         step.status = StepStatus.RUNNING
         step.started_at = step.started_at or timezone.now()
         step.error = ""

@@ -1,7 +1,7 @@
 """Real PostgreSQL databases, one per tenant, created and dropped around each test.
 
 Names start with ``t_agentmig_`` so they never clash with other test runs on the server.
-The runner's migration slots live in the console's test database (``django_db_setup``).
+The runner's migration slots live in the console's test database (hence ``db``).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def server_key() -> str:
 
 
 @pytest.fixture
-def make_tenant_db(django_db_setup, server_key) -> Iterator[Callable[[], DatabaseTarget]]:
+def make_tenant_db(db, server_key) -> Iterator[Callable[[], DatabaseTarget]]:
     created: list[str] = []
 
     def make() -> DatabaseTarget:

@@ -16,7 +16,10 @@ from deployments.migration_files import (
 from deployments.models import ArtifactType, Release, ReleaseMigration
 
 INIT = "CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL);\n"
-INDEX = "-- opsconsole:no-transaction\nCREATE INDEX CONCURRENTLY orders_customer ON orders (customer);\n"
+INDEX = (
+    "-- opsconsole:no-transaction\n"
+    "CREATE INDEX CONCURRENTLY orders_customer ON orders (customer);\n"
+)
 
 
 def problems_of(files) -> list[str]:

@@ -151,8 +151,7 @@ def test_error_without_position_names_the_statement_and_context(tenant_db):
     bad = spec(
         1,
         "backfill",
-        "CREATE TABLE t (n int);\n"
-        "DO $$ BEGIN PERFORM 1 / 0; END $$;\n",
+        "CREATE TABLE t (n int);\nDO $$ BEGIN PERFORM 1 / 0; END $$;\n",
     )
     result = migrate_database(target=tenant_db, migrations=[bad], release_version="1")
     assert result.error is not None
@@ -292,14 +291,16 @@ def test_shared_instance_runs_at_most_n_migrations_at_once(make_tenant_db, setti
     assert f"waiting for a migration slot on {server_key}" in statuses
 
 
-def test_server_slots_count_across_connections(django_db_setup, server_key):
+def test_server_slots_count_across_connections(db, server_key):
     slots = ServerSlots(limit=2, wait_s=0.3, poll_s=0.05)
     with slots.hold(server_key) as a, slots.hold(server_key) as b:
         assert {a, b} == {0, 1}
         waited = []
-        with pytest.raises(SlotUnavailable, match=f"all 2 migration slots on {server_key}"):
-            with slots.hold(server_key, on_wait=lambda: waited.append(True)):
-                pass
+        with (
+            pytest.raises(SlotUnavailable, match=f"all 2 migration slots on {server_key}"),
+            slots.hold(server_key, on_wait=lambda: waited.append(True)),
+        ):
+            pass
         assert waited == [True]
         with slots.hold("another-server") as other:  # other servers are not affected
             assert other in {0, 1}

@@ -34,10 +34,11 @@ def live_aws(settings, moto_server):
 
 
 @pytest.fixture
-def worker(settings, live_aws, transactional_db, tmp_path, request):
-    """A real `celery worker` process reading a queue of its own, against the test DB.
+def worker_factory(settings, live_aws, transactional_db, tmp_path, request):
+    """Start real `celery worker` processes on a queue of their own, against the test DB.
 
-    ``@pytest.mark.worker_region("eu-west-3")`` starts it in another AWS region.
+    ``@pytest.mark.worker_region("eu-west-3")`` starts them in another AWS region; keyword
+    arguments become environment variables of the worker.
     """
     from opsconsole.celery import app
 
@@ -48,43 +49,55 @@ def worker(settings, live_aws, transactional_db, tmp_path, request):
     app.conf.task_default_queue = queue
     db = settings.DATABASES["default"]
     url = dj_database_url.parse(os.environ["DATABASE_URL"])
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=(
-            f"postgres://{url.get('USER') or 'postgres'}@{url.get('HOST') or '127.0.0.1'}:"
-            f"{url.get('PORT') or 5432}/{db['NAME']}"
-        ),
-        OPSCONSOLE_QUEUE=queue,
-        OPSCONSOLE_SANDBOX="1",
-        AWS_ENDPOINT_URL=live_aws,
-        AWS_DEFAULT_REGION=region,
-        JOB_LEASE_SECONDS=str(settings.JOB_LEASE_SECONDS),
-    )
-    log = tmp_path / "worker.log"
-    celery = Path(sys.executable).parent / "celery"
-    proc = subprocess.Popen(
-        [
-            str(celery),
-            "-A",
-            "opsconsole",
-            "worker",
-            "-Q",
-            queue,
-            "-c",
-            "1",
-            "-l",
-            "INFO",
-            "-n",
-            f"{queue}@%h",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    proc.log_path = log
-    yield proc
-    services.stop_process(proc)
+    started: list[subprocess.Popen] = []
+
+    def start(**extra_env: str) -> subprocess.Popen:
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=(
+                f"postgres://{url.get('USER') or 'postgres'}@{url.get('HOST') or '127.0.0.1'}:"
+                f"{url.get('PORT') or 5432}/{db['NAME']}"
+            ),
+            OPSCONSOLE_QUEUE=queue,
+            OPSCONSOLE_SANDBOX="1",
+            AWS_ENDPOINT_URL=live_aws,
+            AWS_DEFAULT_REGION=region,
+            **extra_env,
+        )
+        log = tmp_path / f"worker-{len(started)}.log"
+        celery = Path(sys.executable).parent / "celery"
+        proc = subprocess.Popen(
+            [
+                str(celery),
+                "-A",
+                "opsconsole",
+                "worker",
+                "-Q",
+                queue,
+                "-c",
+                "1",
+                "-l",
+                "INFO",
+                "-n",
+                f"{queue}-{len(started)}@%h",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        proc.log_path = log
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        services.stop_process(proc)
     app.conf.task_default_queue = previous
+
+
+@pytest.fixture
+def worker(worker_factory):
+    return worker_factory()

@@ -1,0 +1,121 @@
+"""The deployments side of tenants.release_source: releases as tenants need them.
+
+Registered in DeploymentsConfig.ready(), so the tenants app can put a release on a new
+tenant without importing this app.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+
+from deployments.migration_files import MigrationSpec
+from deployments.migration_runner import (
+    DatabaseTarget,
+    FailureKind,
+    ServerSlots,
+    migrate_database,
+)
+from deployments.models import ArtifactType, Release
+from opsconsole.jobs.registry import StepWait
+from tenants import naming, resources
+from tenants.models import Isolation, Tenant
+from tenants.release_source import ReleaseArtifact
+
+
+def release_specs(release: Release) -> list[MigrationSpec]:
+    return [
+        MigrationSpec.from_text(version=m.version, name=m.name, sql=m.sql)
+        for m in release.migrations.all()
+    ]
+
+
+def server_key(tenant: Tenant) -> str:
+    """The database server a tenant's migrations run on (shares its migration slots)."""
+    if tenant.isolation == Isolation.DEDICATED:
+        return naming.db_instance_id(tenant.slug)
+    if tenant.isolation == Isolation.SERVERLESS:
+        return naming.db_cluster_id(tenant.slug)
+    return settings.BASELINE["shared_db_instance"]
+
+
+def database_target(tenant: Tenant) -> DatabaseTarget:
+    secret = resources.find(tenant, kind="db_secret")
+    if secret is None or not secret.arn:
+        raise RuntimeError("The tenant's database secret is not recorded yet.")
+    proxy = resources.find(tenant, kind="db_proxy")
+    proxy_host = ""
+    if tenant.use_rds_proxy and proxy is not None and proxy.status == "present":
+        proxy_host = proxy.details.get("endpoint", "")
+    return DatabaseTarget(
+        server_key=server_key(tenant),
+        secret_id=secret.arn,
+        region=tenant.region,
+        proxy_host=proxy_host,
+    )
+
+
+class DeploymentsReleaseSource:
+    def newest_version(self) -> str | None:
+        return (
+            Release.objects.order_by("-created_at", "-id").values_list("version", flat=True).first()
+        )
+
+    def versions(self) -> list[str]:
+        return list(
+            Release.objects.order_by("-created_at", "-id").values_list("version", flat=True)
+        )
+
+    def artifact(self, version: str, *, region: str) -> ReleaseArtifact:
+        release = Release.objects.filter(version=version).first()
+        if release is None:
+            raise LookupError(f"Release {version} does not exist.")
+        common: dict[str, Any] = {
+            "version": release.version,
+            "architecture": release.architecture,
+            "memory_mb": release.memory_mb,
+            "timeout_s": release.timeout_s,
+        }
+        if release.artifact_type == ArtifactType.IMAGE:
+            repository = release.image_uri.split("@")[0].rsplit(":", 1)[0]
+            return ReleaseArtifact(
+                package_type="Image", image_uri=f"{repository}@{release.image_digest}", **common
+            )
+        return ReleaseArtifact(
+            package_type="Zip",
+            s3_bucket=release.zip_bucket,
+            s3_key=release.zip_key,
+            # Lambda reports CodeSha256 as the base64 of the zip's sha256 digest.
+            code_sha256=base64.b64encode(bytes.fromhex(release.zip_sha256)).decode(),
+            runtime=release.runtime,
+            handler=release.handler,
+            **common,
+        )
+
+    def apply_schema(
+        self, *, tenant: Tenant, version: str, on_status: Callable[[str], None]
+    ) -> dict[str, Any]:
+        release = Release.objects.get(version=version)
+        result = migrate_database(
+            target=database_target(tenant),
+            migrations=release_specs(release),
+            release_version=version,
+            on_status=on_status,
+            # Wait briefly for a slot on a busy shared instance, then give the worker back
+            # (StepWait below) instead of sitting idle for the full slot wait.
+            slots=ServerSlots(wait_s=5),
+        )
+        if result.error is not None:
+            if result.error.kind == FailureKind.SLOT:
+                # The shared instance's migration slots are all taken: look again later
+                # without holding a worker.
+                raise StepWait(f"schema: {result.error.message}", retry_in=20)
+            raise RuntimeError(str(result.error))
+        return {
+            "schema_version": result.current_version,
+            "applied": [m.name for m in result.applied],
+            "already_applied": len(result.skipped),
+        }

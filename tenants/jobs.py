@@ -1,0 +1,131 @@
+"""The tenant job kinds: provision, reconcile (repair and config changes), suspend and
+resume, drift check, offboard. Each is an ordered list of idempotent steps.
+"""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from opsconsole.jobs.models import Job
+from opsconsole.jobs.registry import register_job_kind
+from tenants import drift
+from tenants.models import Tenant, TenantStatus
+from tenants.provisioning import database
+from tenants.provisioning.alarms import step_alarms, step_delete_alarms
+from tenants.provisioning.api import step_api, step_delete_api
+from tenants.provisioning.common import tenant_of
+from tenants.provisioning.env_secret import step_env_secret
+from tenants.provisioning.function import apply_concurrency, step_delete_function, step_function
+from tenants.provisioning.identity import step_delete_role, step_role
+from tenants.provisioning.log_group import step_log_group
+from tenants.provisioning.network import step_network
+from tenants.provisioning.release import step_schema, step_verify
+
+PROVISION_STEPS = [
+    ("network", "Network: subnets and security groups", step_network),
+    ("database", "Database", database.step_database),
+    ("secret", "Database secret", database.step_secret),
+    ("env_secret", "Secret environment variables", step_env_secret),
+    ("role", "IAM role (least privilege)", step_role),
+    ("log_group", "Log group", step_log_group),
+    ("function", "Function, version and alias 'live'", step_function),
+    ("schema", "Database schema of the release", step_schema),
+    ("api", "HTTP API", step_api),
+    ("alarms", "Alarms", step_alarms),
+    ("verify", "Verify: health invoke", step_verify),
+]
+
+
+def _provisioned(job: Job) -> None:
+    tenant = tenant_of(job)
+    updates = {
+        "current_release": tenant.desired_release,
+        "applied_generation": job.params.get("generation", tenant.config_generation),
+        "status_reason": "",
+        "updated_at": timezone.now(),
+    }
+    if tenant.status in (TenantStatus.PROVISIONING, TenantStatus.FAILED):
+        updates["status"] = TenantStatus.ACTIVE
+    Tenant.objects.filter(pk=tenant.pk).update(**updates)
+
+
+def _provision_failed(job: Job) -> None:
+    tenant = tenant_of(job)
+    updates = {"status_reason": job.error[:255], "updated_at": timezone.now()}
+    if tenant.status == TenantStatus.PROVISIONING:
+        updates["status"] = TenantStatus.FAILED
+    Tenant.objects.filter(pk=tenant.pk).update(**updates)
+
+
+def _step_concurrency(job, step) -> dict:
+    from opsconsole.aws import lambda_
+    from tenants import naming
+
+    tenant = tenant_of(job)
+    name = naming.function_name(tenant.slug)
+    current = lambda_.get_function(name=name, region=tenant.region)
+    if current is None:
+        raise RuntimeError(f"Function {name} is missing: run Repair first.")
+    have = current.get("Concurrency", {}).get("ReservedConcurrentExecutions")
+    apply_concurrency(tenant, name, have)
+    wanted = 0 if tenant.status == TenantStatus.SUSPENDED else tenant.reserved_concurrency
+    return {"reserved_concurrency": "unreserved" if wanted is None else wanted}
+
+
+def _offboarded(job: Job) -> None:
+    Tenant.objects.filter(slug=job.subject_id).update(
+        status=TenantStatus.OFFBOARDED,
+        offboarded_at=timezone.now(),
+        status_reason="",
+        endpoint_url="",
+    )
+
+
+def _offboard_failed(job: Job) -> None:
+    Tenant.objects.filter(slug=job.subject_id).update(status_reason=job.error[:255])
+
+
+register_job_kind(
+    "tenant_provision",
+    label="Onboard tenant",
+    steps=PROVISION_STEPS,
+    on_success=_provisioned,
+    on_failure=_provision_failed,
+)
+register_job_kind(
+    "tenant_reconcile",
+    label="Reconcile tenant",
+    steps=PROVISION_STEPS,
+    on_success=_provisioned,
+    on_failure=_provision_failed,
+)
+register_job_kind(
+    "tenant_suspend",
+    label="Suspend tenant",
+    steps=[("concurrency", "Reserved concurrency 0", _step_concurrency)],
+)
+register_job_kind(
+    "tenant_resume",
+    label="Resume tenant",
+    steps=[("concurrency", "Restore reserved concurrency", _step_concurrency)],
+)
+register_job_kind(
+    "tenant_drift_check",
+    label="Check drift",
+    steps=[("compare", "Compare AWS with the desired state", drift.step_compare)],
+)
+register_job_kind(
+    "tenant_offboard",
+    label="Offboard tenant",
+    steps=[
+        ("final_backup", "Final snapshot or dump", database.step_final_backup),
+        ("function", "Delete the function", step_delete_function),
+        ("api", "Delete the HTTP API", step_delete_api),
+        ("alarms", "Delete the alarms", step_delete_alarms),
+        ("role", "Delete the IAM role", step_delete_role),
+        ("database", "Delete the database", database.step_delete_database),
+        ("secret", "Schedule the secrets' deletion", database.step_delete_secret),
+    ],
+    on_success=_offboarded,
+    on_failure=_offboard_failed,
+)

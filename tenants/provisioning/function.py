@@ -1,0 +1,287 @@
+"""Step 6: the tenant's function from its release, a published version and the `live` alias.
+
+The API integration points at the alias, so moving the alias is the only call a release
+change needs on the traffic path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opsconsole.aws import lambda_
+from opsconsole.aws.errors import AwsError
+from opsconsole.jobs.registry import StepWait
+from tenants import naming, release_source, resources
+from tenants.models import Tenant, TenantStatus
+from tenants.provisioning.common import Drift, baseline_network, tags_for, tenant_of
+from tenants.release_source import ReleaseArtifact
+
+# Lambda answers this while a just-created IAM role has not propagated yet.
+_ROLE_NOT_READY = "cannot be assumed by Lambda"
+
+
+def resolve_release(tenant: Tenant) -> str:
+    """The version the tenant should run: its desired release, else the newest one."""
+    if tenant.desired_release:
+        return tenant.desired_release
+    newest = release_source.get().newest_version()
+    if not newest:
+        raise RuntimeError("No release is registered yet: register one on the Releases page.")
+    tenant.desired_release = newest
+    tenant.save(update_fields=["desired_release", "updated_at"])
+    return newest
+
+
+def environment(tenant: Tenant, version: str) -> dict[str, str]:
+    env = {str(k): str(v) for k, v in tenant.env_vars.items()}
+    db_secret = resources.find(tenant, kind="db_secret")
+    if db_secret is None or not db_secret.arn:
+        raise RuntimeError("The tenant's database secret is not recorded yet (step 3).")
+    env["DB_SECRET_ARN"] = db_secret.arn
+    env_secret = resources.find(tenant, kind="env_secret")
+    if env_secret and env_secret.arn and env_secret.status == "present":
+        env["ENV_SECRET_ARN"] = env_secret.arn
+    env["TENANT_SLUG"] = tenant.slug
+    env["RELEASE_VERSION"] = version
+    return env
+
+
+def desired_configuration(tenant: Tenant, artifact: ReleaseArtifact) -> dict[str, Any]:
+    """UpdateFunctionConfiguration's arguments for what the tenant should have."""
+    role = resources.find(tenant, kind="role")
+    if role is None or not role.arn:
+        raise RuntimeError("The tenant's IAM role is not recorded yet (step 4).")
+    network = baseline_network(tenant.region)
+    config: dict[str, Any] = {
+        "Role": role.arn,
+        "MemorySize": tenant.lambda_memory_mb,
+        "Timeout": tenant.lambda_timeout_s,
+        "Environment": {"Variables": environment(tenant, artifact.version)},
+        "VpcConfig": {
+            "SubnetIds": sorted(network.subnet_ids),
+            "SecurityGroupIds": [network.function_sg_id],
+        },
+    }
+    if artifact.package_type == "Zip":
+        config["Runtime"] = artifact.runtime
+        config["Handler"] = artifact.handler
+    return config
+
+
+def _config_changes(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    changes = {}
+    for key, value in wanted.items():
+        have = current.get(key)
+        if key == "VpcConfig":
+            have = {
+                "SubnetIds": sorted((have or {}).get("SubnetIds", [])),
+                "SecurityGroupIds": sorted((have or {}).get("SecurityGroupIds", [])),
+            }
+            value = {k: sorted(v) for k, v in value.items()}
+        if key == "Environment":
+            have = {"Variables": (have or {}).get("Variables", {})}
+        if have != value:
+            changes[key] = wanted[key]
+    return changes
+
+
+def code_matches(configuration: dict[str, Any], code: dict[str, Any], artifact) -> bool:
+    if artifact.package_type == "Image":
+        uri = (code or {}).get("ImageUri", "")
+        return uri == artifact.image_uri
+    return configuration.get("CodeSha256") == artifact.code_sha256
+
+
+def code_argument(artifact: ReleaseArtifact) -> dict[str, Any]:
+    if artifact.package_type == "Image":
+        return {"ImageUri": artifact.image_uri}
+    return {"S3Bucket": artifact.s3_bucket, "S3Key": artifact.s3_key}
+
+
+def _create(tenant: Tenant, name: str, artifact: ReleaseArtifact) -> None:
+    spec = {
+        "FunctionName": name,
+        "PackageType": artifact.package_type,
+        "Code": code_argument(artifact),
+        "Architectures": [artifact.architecture],
+        "Publish": False,
+        "Tags": tags_for(tenant),
+        "Description": f"opsconsole tenant {tenant.slug}",
+        **desired_configuration(tenant, artifact),
+    }
+    try:
+        lambda_.create_function(spec=spec, region=tenant.region)
+    except AwsError as exc:
+        if _ROLE_NOT_READY in exc.message:
+            raise StepWait("waiting for the new IAM role to propagate", retry_in=10) from exc
+        raise
+
+
+def _wait_ready(name: str, region: str, *, updated: bool) -> None:
+    """Short in-worker wait; a slow first VPC attach (60-90 s) re-queues the step instead."""
+    try:
+        if updated:
+            lambda_.wait_updated(name=name, region=region, max_attempts=5)
+        else:
+            lambda_.wait_active(name=name, region=region, max_attempts=5)
+    except AwsError as exc:
+        if exc.permanent:
+            raise
+        raise StepWait("waiting for Lambda (Pending)", retry_in=15) from exc
+
+
+def ensure_version(name: str, region: str, *, code_sha256: str, release: str) -> str:
+    """The published version for this code and release: reused if it exists, else new."""
+    description = f"release {release}"
+    for version in lambda_.list_versions(name=name, region=region):
+        if (
+            version.get("Version") != "$LATEST"
+            and version.get("CodeSha256") == code_sha256
+            and version.get("Description") == description
+        ):
+            return version["Version"]
+    published = lambda_.publish_version(
+        name=name, code_sha256=code_sha256, description=description, region=region
+    )
+    return published["Version"]
+
+
+def ensure_alias(name: str, region: str, version: str) -> dict:
+    alias = lambda_.get_alias(function=name, alias=naming.ALIAS, region=region)
+    if alias is None:
+        return lambda_.create_alias(
+            function=name, alias=naming.ALIAS, version=version, region=region
+        )
+    if alias["FunctionVersion"] != version or alias.get("RoutingConfig", {}).get(
+        "AdditionalVersionWeights"
+    ):
+        return lambda_.update_alias(
+            function=name, alias=naming.ALIAS, version=version, region=region
+        )
+    return alias
+
+
+def apply_concurrency(tenant: Tenant, name: str, current: int | None) -> None:
+    wanted = 0 if tenant.status == TenantStatus.SUSPENDED else tenant.reserved_concurrency
+    if wanted == current:
+        return
+    if wanted is None:
+        lambda_.delete_concurrency(name=name, region=tenant.region)
+    else:
+        lambda_.put_concurrency(name=name, reserved=wanted, region=tenant.region)
+
+
+def step_function(job, step) -> dict:
+    tenant = tenant_of(job)
+    name = naming.function_name(tenant.slug)
+    region = tenant.region
+    version = resolve_release(tenant)
+    artifact = release_source.get().artifact(version, region=region)
+    existing = lambda_.get_function(name=name, region=region)
+    if existing is None:
+        _create(tenant, name, artifact)
+        _wait_ready(name, region, updated=False)
+    else:
+        configuration = existing["Configuration"]
+        if (
+            configuration.get("State") == "Pending"
+            or configuration.get("LastUpdateStatus") == "InProgress"
+        ):
+            _wait_ready(name, region, updated=True)
+        changes = _config_changes(configuration, desired_configuration(tenant, artifact))
+        if changes:
+            lambda_.update_configuration(name=name, changes=changes, region=region)
+            _wait_ready(name, region, updated=True)
+        if not code_matches(configuration, existing.get("Code", {}), artifact):
+            lambda_.update_code(name=name, code=code_argument(artifact), region=region)
+            _wait_ready(name, region, updated=True)
+    current = lambda_.get_function(name=name, region=region) or {}
+    configuration = current.get("Configuration", {})
+    if artifact.package_type == "Zip" and configuration.get("CodeSha256") != artifact.code_sha256:
+        raise RuntimeError(
+            f"{name} reports CodeSha256 {configuration.get('CodeSha256')}, the release's zip "
+            f"is {artifact.code_sha256}: the code in S3 is not what was registered."
+        )
+    function_version = ensure_version(
+        name, region, code_sha256=configuration["CodeSha256"], release=version
+    )
+    alias = ensure_alias(name, region, function_version)
+    apply_concurrency(
+        tenant, name, current.get("Concurrency", {}).get("ReservedConcurrentExecutions")
+    )
+    resources.record(
+        tenant,
+        kind="function",
+        name=name,
+        arn=configuration["FunctionArn"],
+        details={
+            "memory_mb": configuration.get("MemorySize"),
+            "timeout_s": configuration.get("Timeout"),
+            "package_type": artifact.package_type,
+        },
+    )
+    resources.record(
+        tenant,
+        kind="alias",
+        name=f"{name}:{naming.ALIAS}",
+        identifier=name,
+        arn=alias["AliasArn"],
+        details={"version": function_version, "release": version},
+    )
+    return {
+        "function_version": function_version,
+        "release": version,
+        "alias_arn": alias["AliasArn"],
+    }
+
+
+def function_drift(tenant: Tenant) -> list[Drift]:
+    name = naming.function_name(tenant.slug)
+    existing = lambda_.get_function(name=name, region=tenant.region)
+    if existing is None:
+        return [Drift("function", name, "exists", "present", "missing")]
+    drifts = []
+    configuration = existing["Configuration"]
+    try:
+        version = tenant.desired_release or tenant.current_release
+        artifact = release_source.get().artifact(version, region=tenant.region)
+        wanted = desired_configuration(tenant, artifact)
+    except (RuntimeError, LookupError) as exc:
+        return [Drift("function", name, "configuration", "computable", str(exc))]
+    for key, value in _config_changes(configuration, wanted).items():
+        have = configuration.get(key)
+        if key == "Environment":
+            have_vars = (have or {}).get("Variables", {})
+            want_vars = value["Variables"]
+            for var in sorted(set(have_vars) | set(want_vars)):
+                if have_vars.get(var) != want_vars.get(var):
+                    drifts.append(
+                        Drift(
+                            "function", name, f"env {var}", want_vars.get(var), have_vars.get(var)
+                        )
+                    )
+        else:
+            drifts.append(Drift("function", name, key, value, have))
+    if not code_matches(configuration, existing.get("Code", {}), artifact):
+        drifts.append(Drift("function", name, "code", artifact.version, "other code"))
+    alias = lambda_.get_alias(function=name, alias=naming.ALIAS, region=tenant.region)
+    if alias is None:
+        drifts.append(Drift("alias", naming.ALIAS, "exists", "present", "missing"))
+    wanted_concurrency = (
+        0 if tenant.status == TenantStatus.SUSPENDED else tenant.reserved_concurrency
+    )
+    have_concurrency = existing.get("Concurrency", {}).get("ReservedConcurrentExecutions")
+    if wanted_concurrency != have_concurrency:
+        drifts.append(
+            Drift("function", name, "reserved concurrency", wanted_concurrency, have_concurrency)
+        )
+    return drifts
+
+
+def step_delete_function(job, step) -> dict:
+    tenant = tenant_of(job)
+    name = naming.function_name(tenant.slug)
+    deleted = lambda_.delete_function(name=name, region=tenant.region)
+    resources.mark(tenant, kind="function", name=name, status="deleted")
+    resources.mark(tenant, kind="alias", name=f"{name}:{naming.ALIAS}", status="deleted")
+    return {"function": name, "deleted": deleted}

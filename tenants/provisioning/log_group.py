@@ -1,0 +1,40 @@
+"""Step 5: the function's log group, with retention (Lambda would create one without)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from opsconsole.aws import logs
+from tenants import naming, resources
+from tenants.provisioning.common import Drift, tags_for, tenant_of
+
+
+def step_log_group(job, step) -> dict:
+    tenant = tenant_of(job)
+    name = naming.log_group_name(tenant.slug)
+    days = settings.TENANT_LOG_RETENTION_DAYS
+    group = logs.describe_log_group(name=name, region=tenant.region)
+    if group is None:
+        logs.create_log_group(name=name, tags=tags_for(tenant), region=tenant.region)
+        group = logs.describe_log_group(name=name, region=tenant.region) or {}
+    if group.get("retentionInDays") != days:
+        logs.put_retention(name=name, days=days, region=tenant.region)
+    resources.record(
+        tenant,
+        kind="log_group",
+        name=name,
+        arn=group.get("arn", ""),
+        details={"retention_days": days},
+    )
+    return {"log_group": name, "retention_days": days}
+
+
+def log_group_drift(tenant) -> list[Drift]:
+    name = naming.log_group_name(tenant.slug)
+    group = logs.describe_log_group(name=name, region=tenant.region)
+    if group is None:
+        return [Drift("log_group", name, "exists", "present", "missing")]
+    days = settings.TENANT_LOG_RETENTION_DAYS
+    if group.get("retentionInDays") != days:
+        return [Drift("log_group", name, "retention_days", days, group.get("retentionInDays"))]
+    return []

@@ -1,0 +1,154 @@
+"""The onboarding form: plan first, validation before AWS, one tenant per form, roles."""
+
+import pytest
+from django.urls import reverse
+
+from opsconsole.audit.models import AuditEvent
+from opsconsole.jobs.models import Job
+from tenants.models import Tenant
+
+VALID = {
+    "name": "Acme Corp",
+    "slug": "acme",
+    "contact_email": "ops@acme.example",
+    "region": "us-east-1",
+    "ring": "1",
+    "isolation": "shared",
+    "db_instance_class": "db.t4g.micro",
+    "db_allocated_storage_gb": "20",
+    "db_backup_retention_days": "7",
+    "serverless_min_acu": "0.5",
+    "serverless_max_acu": "4",
+    "lambda_memory_mb": "256",
+    "lambda_timeout_s": "30",
+    "env_vars_text": "LOG_LEVEL=info",
+    "tags_text": "plan=enterprise",
+    "form_token": "token-1",
+}
+
+
+@pytest.fixture
+def admin(client_for, admin_user):
+    return client_for(admin_user)
+
+
+def _post(client, **changes):
+    data = {**VALID, **changes}
+    return client.post(reverse("tenants:onboard"), data)
+
+
+def test_plan_lists_every_resource_by_name_and_a_cost(admin):
+    page = _post(admin, action="plan").content.decode()
+    for name in ("opsconsole-acme", "tenant_acme", "opsconsole/tenants/acme/db",
+                 "/aws/lambda/opsconsole-acme", "opsconsole-acme-errors", "opsconsole-shared-pg"):
+        assert name in page, name
+    assert "Estimated monthly cost" in page and "$" in page
+    assert Tenant.objects.count() == 0  # a plan creates nothing
+
+
+def test_dedicated_plan_costs_the_instance_class(admin):
+    page = _post(admin, action="plan", isolation="dedicated",
+                 db_instance_class="db.t4g.medium", db_allocated_storage_gb="100").content
+    assert b"RDS db.t4g.medium" in page and b"$47.45" in page  # 0.065 x 730
+    assert b"RDS storage 100 GB" in page and b"$11.50" in page
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"slug": "Acme"}, "lowercase letters"),
+        ({"slug": "a--b"}, "single hyphens"),
+        ({"slug": "9lives"}, "start with a letter"),
+        ({"slug": "a" * 41}, "40"),
+        ({"slug": "admin"}, "reserved"),
+        ({"region": "ap-south-9"}, "not one of the available choices"),
+        ({"lambda_memory_mb": "64"}, "128 to 10,240 MB"),
+        ({"lambda_timeout_s": "901"}, "1 to 900 seconds"),
+        ({"env_vars_text": "AWS_REGION=x"}, "reserved"),
+        ({"env_vars_text": "bad name=1"}, "not a valid name"),
+        ({"isolation": "serverless", "serverless_min_acu": "8", "serverless_max_acu": "4"},
+         "Capacity"),
+        ({"custom_domain": "api.acme.example"}, "needs its ACM certificate ARN"),
+        ({"isolation": "shared", "use_rds_proxy": "on"}, "shared endpoint"),
+    ],
+)
+def test_bad_input_is_a_form_error_and_creates_nothing(admin, changes, message):
+    response = _post(admin, action="create", **changes)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert Tenant.objects.count() == 0 and Job.objects.count() == 0
+
+
+def test_duplicate_slug_is_refused(admin):
+    Tenant.objects.create(name="Other", slug="acme", region="us-east-1")
+    response = _post(admin, action="create", form_token="another")
+    assert b"Tenant with this Slug already exists" in response.content
+    assert Tenant.objects.count() == 1
+
+
+def test_onboard_creates_the_tenant_and_its_job_once(admin, django_capture_on_commit_callbacks,
+                                                     monkeypatch):
+    from opsconsole.jobs import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.job_run, "apply_async", lambda args, countdown=None: sent.append(args))
+    with django_capture_on_commit_callbacks(execute=True):
+        first = _post(admin, action="create")
+    second = _post(admin, action="create")  # the same form submitted again
+    assert first.status_code == 302 and second.status_code == 302
+    assert first["Location"] == second["Location"] == reverse("tenants:detail", args=["acme"])
+    tenant = Tenant.objects.get()
+    assert tenant.status == "provisioning" and tenant.env_vars == {"LOG_LEVEL": "info"}
+    assert tenant.tags == {"plan": "enterprise"}
+    job = Job.objects.get()
+    assert (job.kind, job.subject_id) == ("tenant_provision", "acme")
+    assert [s.name for s in job.steps.all()][:3] == ["network", "database", "secret"]
+    assert sent == [[job.pk]]
+    assert AuditEvent.objects.filter(action="tenant.onboard", object_repr="acme").count() == 1
+
+
+def test_secret_values_go_to_secrets_manager_never_to_the_database(admin, aws):
+    from opsconsole.aws import secrets
+
+    _post(admin, action="create", secret_env_text="STRIPE_KEY=sk_live_abc123")
+    tenant = Tenant.objects.get()
+    assert tenant.secret_env_names == ["STRIPE_KEY"]
+    assert secrets.get_secret_json(secret_id="opsconsole/tenants/acme/env") == {
+        "STRIPE_KEY": "sk_live_abc123"
+    }
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        for table in ("tenants_tenant", "tenants_tenantresource", "jobs_job", "jobs_jobstep",
+                      "audit_auditevent"):
+            cur.execute(f"SELECT count(*) FROM {table} WHERE CAST({table}.* AS text) LIKE %s",
+                        ["%sk_live_abc123%"])
+            assert cur.fetchone()[0] == 0, table
+
+
+@pytest.mark.parametrize("url_name", ["tenants:onboard", "tenants:offboard", "tenants:edit"])
+def test_viewer_and_operator_get_403_on_admin_pages(client_for, viewer_user, operator_user,
+                                                     url_name):
+    Tenant.objects.create(name="Acme", slug="acme", region="us-east-1", status="active")
+    args = [] if url_name == "tenants:onboard" else ["acme"]
+    for user in (viewer_user, operator_user):
+        client = client_for(user)
+        assert client.get(reverse(url_name, args=args)).status_code == 403
+        assert client.post(reverse(url_name, args=args), {}).status_code == 403
+
+
+def test_outsider_gets_404_on_tenant_pages(client_for, outsider_user):
+    Tenant.objects.create(name="Acme", slug="acme", region="us-east-1", status="active")
+    client = client_for(outsider_user)
+    for name in ("detail", "edit", "offboard"):
+        assert client.get(reverse(f"tenants:{name}", args=["acme"])).status_code == 404
+    for name in ("drift", "repair", "suspend", "resume"):
+        assert client.post(reverse(f"tenants:{name}", args=["acme"])).status_code == 404
+
+
+def test_offboard_needs_the_slug_typed(admin):
+    tenant = Tenant.objects.create(name="Acme", slug="acme", region="us-east-1", status="active")
+    response = admin.post(reverse("tenants:offboard", args=["acme"]), {"confirm": "acm"})
+    assert response.status_code == 400 and b"Type the slug acme" in response.content
+    tenant.refresh_from_db()
+    assert tenant.status == "active" and not Job.objects.exists()
