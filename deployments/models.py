@@ -71,3 +71,27 @@ class ReleaseMigration(models.Model):
     @staticmethod
     def checksum(sql: str) -> str:
         return hashlib.sha256(sql.encode("utf-8")).hexdigest()
+
+
+class SchemaStatus(models.TextChoices):
+    OK = "ok", "Up to date with its release"
+    FAILED = "failed", "Failed"
+
+
+class TenantSchema(models.Model):
+    """Where a tenant database's schema stands, as the last migration run left it."""
+
+    tenant = models.OneToOneField("tenants.Tenant", on_delete=models.CASCADE, related_name="schema")
+    version = models.PositiveIntegerField(null=True, blank=True)
+    release = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=8, choices=SchemaStatus.choices)
+    failed_migration = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    applied_last_run = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tenant__slug"]
+
+    def __str__(self) -> str:
+        return f"{self.tenant} at {self.version}"

@@ -16,10 +16,11 @@ from deployments.migration_files import MigrationSpec
 from deployments.migration_runner import (
     DatabaseTarget,
     FailureKind,
+    MigrateResult,
     ServerSlots,
     migrate_database,
 )
-from deployments.models import ArtifactType, Release
+from deployments.models import ArtifactType, Release, SchemaStatus, TenantSchema
 from opsconsole.jobs.registry import StepWait
 from tenants import naming, resources
 from tenants.models import Isolation, Tenant
@@ -56,6 +57,28 @@ def database_target(tenant: Tenant) -> DatabaseTarget:
         region=tenant.region,
         proxy_host=proxy_host,
     )
+
+
+def record_schema(tenant: Tenant, release: str, result: MigrateResult) -> TenantSchema:
+    """Keep the run's outcome for the fleet page (a slot wait changes nothing)."""
+    existing = TenantSchema.objects.filter(tenant=tenant).first()
+    if result.error is not None and result.error.kind == FailureKind.SLOT and existing:
+        return existing
+    failed = result.error is not None
+    schema, _ = TenantSchema.objects.update_or_create(
+        tenant=tenant,
+        defaults={
+            "version": result.current_version
+            if result.current_version is not None
+            else (existing.version if existing else None),
+            "release": release,
+            "status": SchemaStatus.FAILED if failed else SchemaStatus.OK,
+            "failed_migration": result.error.migration if failed else "",
+            "error": str(result.error) if failed else "",
+            "applied_last_run": [m.name for m in result.applied],
+        },
+    )
+    return schema
 
 
 class DeploymentsReleaseSource:
@@ -108,6 +131,7 @@ class DeploymentsReleaseSource:
             # (StepWait below) instead of sitting idle for the full slot wait.
             slots=ServerSlots(wait_s=5),
         )
+        record_schema(tenant, version, result)
         if result.error is not None:
             if result.error.kind == FailureKind.SLOT:
                 # The shared instance's migration slots are all taken: look again later

@@ -293,3 +293,40 @@ TENANT_MIGRATION_LOCK_WAIT_S = env_int("TENANT_MIGRATION_LOCK_WAIT_S", 120)
 TENANT_MIGRATION_LOCK_TIMEOUT_MS = env_int("TENANT_MIGRATION_LOCK_TIMEOUT_MS", 5000)
 TENANT_MIGRATION_STATEMENT_TIMEOUT_MS = env_int("TENANT_MIGRATION_STATEMENT_TIMEOUT_MS", 300000)
 TENANT_DB_SSLMODE = env_str("TENANT_DB_SSLMODE", "prefer")
+
+# --- Health (issue 6) ---
+# The cache lives in the broker's Redis under its own key prefix. Never call cache.clear():
+# on Redis it is FLUSHDB and would drop queued tasks too.
+if BROKER_URL.startswith(("redis://", "rediss://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": BROKER_URL,
+            "KEY_PREFIX": env_str("OPSCONSOLE_CACHE_PREFIX", "opsconsole-cache"),
+            "TIMEOUT": 300,
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# CloudWatch answers are fresh this long; older ones are kept (HEALTH_STALE_SECONDS) and
+# shown, with their age, when CloudWatch throttles or fails. After a failure no page asks
+# again for HEALTH_RETRY_SECONDS.
+HEALTH_CACHE_SECONDS = env_int("HEALTH_CACHE_SECONDS", 60)
+HEALTH_STALE_SECONDS = env_int("HEALTH_STALE_SECONDS", 86400)
+HEALTH_RETRY_SECONDS = env_int("HEALTH_RETRY_SECONDS", 30)
+# A failing percentile query usually keeps failing (moto never answers one): ask less often.
+HEALTH_PERCENTILE_RETRY_SECONDS = env_int("HEALTH_PERCENTILE_RETRY_SECONDS", 600)
+# GetMetricData calls of one fleet refresh that run at once.
+HEALTH_FLEET_WORKERS = env_int("HEALTH_FLEET_WORKERS", 8)
+HEALTH_FLEET_PAGE_SIZE = env_int("HEALTH_FLEET_PAGE_SIZE", 100)
+# CloudWatch Logs filter for the recent error lines (one term: moto knows no more).
+HEALTH_ERROR_LOG_PATTERN = env_str("HEALTH_ERROR_LOG_PATTERN", "ERROR")
+# Sandbox only: simulated Lambda, API Gateway and RDS metrics and log lines for every active
+# tenant (moto produces none). The first run fills this many minutes back.
+SANDBOX_METRICS_SECONDS = env_int("SANDBOX_METRICS_SECONDS", 60)
+SANDBOX_METRICS_BACKFILL_MINUTES = env_int("SANDBOX_METRICS_BACKFILL_MINUTES", 60)
+if SANDBOX and SANDBOX_METRICS_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["sandbox-simulate-metrics"] = {
+        "task": "tenants.tasks.sandbox_simulate_metrics",
+        "schedule": SANDBOX_METRICS_SECONDS,
+    }

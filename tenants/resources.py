@@ -23,7 +23,7 @@ _LINKS = {
     "domain": "/apigateway/main/publish/domain-names?domain={name}&region={region}",
     "alarm": "/cloudwatch/home?region={region}#alarmsV2:alarm/{name}",
     "snapshot": "/rds/home?region={region}#snapshots-list:",
-    "dump": "/s3/object/{identifier}?region={region}",
+    "dump": "/s3/object/{bucket}?region={region}&prefix={identifier}",
 }
 
 
@@ -75,4 +75,5 @@ def console_url(resource: TenantResource) -> str:
         identifier=resource.identifier,
         name=resource.name,
         name_enc=quote(quote(resource.name, safe=""), safe=""),
+        bucket=resource.details.get("bucket", ""),
     )

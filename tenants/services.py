@@ -38,14 +38,17 @@ def active_job(tenant: Tenant) -> Job | None:
     ).first()
 
 
+def tenant_for_token(token: str) -> Tenant | None:
+    return Tenant.objects.filter(onboarding_token=token).first() if token else None
+
+
 def tenant_onboard(*, form: TenantOnboardForm, request: HttpRequest) -> tuple[Tenant, Job]:
     """Create the tenant and its provisioning job. A repeated submit of the same form (same
     token) returns the tenant the first submit created."""
     token = form.cleaned_data.get("form_token") or ""
-    if token:
-        existing = Tenant.objects.filter(onboarding_token=token).first()
-        if existing is not None:
-            return existing, _latest_job(existing)
+    existing = tenant_for_token(token)
+    if existing is not None:
+        return existing, _latest_job(existing)
     tenant = form.build_tenant()
     tenant.created_by = request.user
     tenant.onboarding_token = token
@@ -67,7 +70,7 @@ def tenant_onboard(*, form: TenantOnboardForm, request: HttpRequest) -> tuple[Te
                 secret_names=tenant.secret_env_names,
             )
     except IntegrityError:
-        existing = Tenant.objects.filter(onboarding_token=token).first() if token else None
+        existing = tenant_for_token(token)
         if existing is None:
             raise
         return existing, _latest_job(existing)

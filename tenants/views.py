@@ -64,6 +64,10 @@ def tenant_onboard(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         form = TenantOnboardForm(initial={"form_token": uuid.uuid4().hex})
         return render(request, "tenants/tenant_onboard.html", {"form": form})
+    # The same form submitted twice (a double click, a reload): show what the first made.
+    already = services.tenant_for_token(request.POST.get("form_token", ""))
+    if already is not None:
+        return redirect("tenants:detail", slug=already.slug)
     form = TenantOnboardForm(request.POST)
     context: dict = {"form": form}
     if form.is_valid():

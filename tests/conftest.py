@@ -62,6 +62,7 @@ def aws(settings):
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     reset_clients()
-    with mock_aws():
+    # Lambda without Docker: invoke then echoes the payload, as on the sandbox server.
+    with mock_aws(config={"lambda": {"use_docker": False}}):
         yield
     reset_clients()

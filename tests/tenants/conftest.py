@@ -20,8 +20,11 @@ def seeded(aws, db):
 
 def _admin_conn():
     return psycopg.connect(
-        host=settings.SANDBOX_PG_HOST, port=settings.SANDBOX_PG_PORT,
-        user=settings.SANDBOX_PG_USER, dbname="postgres", autocommit=True,
+        host=settings.SANDBOX_PG_HOST,
+        port=settings.SANDBOX_PG_PORT,
+        user=settings.SANDBOX_PG_USER,
+        dbname="postgres",
+        autocommit=True,
     )
 
 

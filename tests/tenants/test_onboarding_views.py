@@ -39,16 +39,27 @@ def _post(client, **changes):
 
 def test_plan_lists_every_resource_by_name_and_a_cost(admin):
     page = _post(admin, action="plan").content.decode()
-    for name in ("opsconsole-acme", "tenant_acme", "opsconsole/tenants/acme/db",
-                 "/aws/lambda/opsconsole-acme", "opsconsole-acme-errors", "opsconsole-shared-pg"):
+    for name in (
+        "opsconsole-acme",
+        "tenant_acme",
+        "opsconsole/tenants/acme/db",
+        "/aws/lambda/opsconsole-acme",
+        "opsconsole-acme-errors",
+        "opsconsole-shared-pg",
+    ):
         assert name in page, name
     assert "Estimated monthly cost" in page and "$" in page
     assert Tenant.objects.count() == 0  # a plan creates nothing
 
 
 def test_dedicated_plan_costs_the_instance_class(admin):
-    page = _post(admin, action="plan", isolation="dedicated",
-                 db_instance_class="db.t4g.medium", db_allocated_storage_gb="100").content
+    page = _post(
+        admin,
+        action="plan",
+        isolation="dedicated",
+        db_instance_class="db.t4g.medium",
+        db_allocated_storage_gb="100",
+    ).content
     assert b"RDS db.t4g.medium" in page and b"$47.45" in page  # 0.065 x 730
     assert b"RDS storage 100 GB" in page and b"$11.50" in page
 
@@ -66,8 +77,10 @@ def test_dedicated_plan_costs_the_instance_class(admin):
         ({"lambda_timeout_s": "901"}, "1 to 900 seconds"),
         ({"env_vars_text": "AWS_REGION=x"}, "reserved"),
         ({"env_vars_text": "bad name=1"}, "not a valid name"),
-        ({"isolation": "serverless", "serverless_min_acu": "8", "serverless_max_acu": "4"},
-         "Capacity"),
+        (
+            {"isolation": "serverless", "serverless_min_acu": "8", "serverless_max_acu": "4"},
+            "Capacity",
+        ),
         ({"custom_domain": "api.acme.example"}, "needs its ACM certificate ARN"),
         ({"isolation": "shared", "use_rds_proxy": "on"}, "shared endpoint"),
     ],
@@ -86,12 +99,15 @@ def test_duplicate_slug_is_refused(admin):
     assert Tenant.objects.count() == 1
 
 
-def test_onboard_creates_the_tenant_and_its_job_once(admin, django_capture_on_commit_callbacks,
-                                                     monkeypatch):
+def test_onboard_creates_the_tenant_and_its_job_once(
+    admin, django_capture_on_commit_callbacks, monkeypatch
+):
     from opsconsole.jobs import tasks
 
     sent = []
-    monkeypatch.setattr(tasks.job_run, "apply_async", lambda args, countdown=None: sent.append(args))
+    monkeypatch.setattr(
+        tasks.job_run, "apply_async", lambda args, countdown=None: sent.append(args)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         first = _post(admin, action="create")
     second = _post(admin, action="create")  # the same form submitted again
@@ -119,16 +135,24 @@ def test_secret_values_go_to_secrets_manager_never_to_the_database(admin, aws):
     from django.db import connection
 
     with connection.cursor() as cur:
-        for table in ("tenants_tenant", "tenants_tenantresource", "jobs_job", "jobs_jobstep",
-                      "audit_auditevent"):
-            cur.execute(f"SELECT count(*) FROM {table} WHERE CAST({table}.* AS text) LIKE %s",
-                        ["%sk_live_abc123%"])
+        for table in (
+            "tenants_tenant",
+            "tenants_tenantresource",
+            "jobs_job",
+            "jobs_jobstep",
+            "audit_auditevent",
+        ):
+            cur.execute(
+                f"SELECT count(*) FROM {table} WHERE CAST({table}.* AS text) LIKE %s",
+                ["%sk_live_abc123%"],
+            )
             assert cur.fetchone()[0] == 0, table
 
 
 @pytest.mark.parametrize("url_name", ["tenants:onboard", "tenants:offboard", "tenants:edit"])
-def test_viewer_and_operator_get_403_on_admin_pages(client_for, viewer_user, operator_user,
-                                                     url_name):
+def test_viewer_and_operator_get_403_on_admin_pages(
+    client_for, viewer_user, operator_user, url_name
+):
     Tenant.objects.create(name="Acme", slug="acme", region="us-east-1", status="active")
     args = [] if url_name == "tenants:onboard" else ["acme"]
     for user in (viewer_user, operator_user):

@@ -18,8 +18,13 @@ pytestmark = pytest.mark.usefixtures("seeded", "tenant_dbs")
 
 
 def _pending(name: str) -> dict:
-    return {"Configuration": {"FunctionName": name, "State": "Pending",
-                              "LastUpdateStatus": "InProgress"}}
+    return {
+        "Configuration": {
+            "FunctionName": name,
+            "State": "Pending",
+            "LastUpdateStatus": "InProgress",
+        }
+    }
 
 
 def test_a_function_still_pending_releases_the_worker():
@@ -36,14 +41,29 @@ def test_a_role_not_yet_assumable_is_a_wait_not_a_failure():
     lam = client("lambda")
     with Stubber(lam) as stub:
         stub.add_client_error(
-            "create_function", "InvalidParameterValueException",
-            "The role defined for the function cannot be assumed by Lambda.", 400,
+            "create_function",
+            "InvalidParameterValueException",
+            "The role defined for the function cannot be assumed by Lambda.",
+            400,
         )
         tenant = make_tenant("t9-role")
-        artifact = type("A", (), {"package_type": "Zip", "s3_bucket": "b", "s3_key": "k",
-                                  "architecture": "x86_64", "version": "v"})()
+        artifact = type(
+            "A",
+            (),
+            {
+                "package_type": "Zip",
+                "s3_bucket": "bucket",
+                "s3_key": "k.zip",
+                "architecture": "x86_64",
+                "version": "v",
+            },
+        )()
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(function, "desired_configuration", lambda t, a: {})
+            mp.setattr(
+                function,
+                "desired_configuration",
+                lambda t, a: {"Role": "arn:aws:iam::123456789012:role/opsconsole-t9-role"},
+            )
             with pytest.raises(StepWait) as wait:
                 function._create(tenant, "opsconsole-t9-role", artifact)
     assert "IAM role to propagate" in wait.value.detail
@@ -55,9 +75,11 @@ def test_access_denied_part_way_fails_the_step_with_awss_message_and_retry_resum
     with Stubber(apigw) as stub:
         stub.add_response("get_apis", {"Items": []})
         stub.add_client_error(
-            "create_api", "AccessDeniedException",
+            "create_api",
+            "AccessDeniedException",
             "User: arn:aws:sts::123456789012:assumed-role/console is not authorized to perform:"
-            " apigateway:POST", 403,
+            " apigateway:POST",
+            403,
         )
         job = run_job("tenant_provision", tenant)
     assert job.status == JobStatus.FAILED
@@ -76,14 +98,17 @@ def test_access_denied_part_way_fails_the_step_with_awss_message_and_retry_resum
     # Retry resumes from the failed step: the function is not created again.
     function_done_at = job.steps.get(name="function").finished_at
     versions_before = client("lambda").list_versions_by_function(
-        FunctionName="opsconsole-t9-denied")["Versions"]
+        FunctionName="opsconsole-t9-denied"
+    )["Versions"]
     assert job_retry(job)
     job_execute(job.pk, owner="test-worker")
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED
     assert job.steps.get(name="function").finished_at == function_done_at  # not run again
-    assert client("lambda").list_versions_by_function(
-        FunctionName="opsconsole-t9-denied")["Versions"] == versions_before
+    assert (
+        client("lambda").list_versions_by_function(FunctionName="opsconsole-t9-denied")["Versions"]
+        == versions_before
+    )
     tenant.refresh_from_db()
     assert tenant.status == "active"
 

@@ -22,10 +22,14 @@ def _aws_state(slug: str) -> dict:
     lam = client("lambda")
     apis = [a for a in client("apigatewayv2").get_apis()["Items"] if a["Name"] == name]
     return {
-        "functions": [f["FunctionName"] for f in lam.list_functions()["Functions"]
-                      if f["FunctionName"] == name],
-        "versions": [v["Version"] for v in lam.list_versions_by_function(FunctionName=name)[
-            "Versions"]],
+        "functions": [
+            f["FunctionName"]
+            for f in lam.list_functions()["Functions"]
+            if f["FunctionName"] == name
+        ],
+        "versions": [
+            v["Version"] for v in lam.list_versions_by_function(FunctionName=name)["Versions"]
+        ],
         "alias": lam.get_alias(FunctionName=name, Name="live")["FunctionVersion"],
         "apis": [a["ApiId"] for a in apis],
         "integrations": [
@@ -33,16 +37,29 @@ def _aws_state(slug: str) -> dict:
             for a in apis
             for i in client("apigatewayv2").get_integrations(ApiId=a["ApiId"])["Items"]
         ],
-        "routes": [r["RouteKey"] for a in apis
-                   for r in client("apigatewayv2").get_routes(ApiId=a["ApiId"])["Items"]],
-        "alarms": sorted(a["AlarmName"] for a in client("cloudwatch").describe_alarms(
-            AlarmNamePrefix=name)["MetricAlarms"]),
-        "roles": [r["RoleName"] for r in client("iam").list_roles()["Roles"]
-                  if r["RoleName"] == name],
-        "secrets": sorted(s["Name"] for s in client("secretsmanager").list_secrets()["SecretList"]
-                          if f"/tenants/{slug}/" in s["Name"]),
-        "log_groups": [g["logGroupName"] for g in client("logs").describe_log_groups(
-            logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"]],
+        "routes": [
+            r["RouteKey"]
+            for a in apis
+            for r in client("apigatewayv2").get_routes(ApiId=a["ApiId"])["Items"]
+        ],
+        "alarms": sorted(
+            a["AlarmName"]
+            for a in client("cloudwatch").describe_alarms(AlarmNamePrefix=name)["MetricAlarms"]
+        ),
+        "roles": [
+            r["RoleName"] for r in client("iam").list_roles()["Roles"] if r["RoleName"] == name
+        ],
+        "secrets": sorted(
+            s["Name"]
+            for s in client("secretsmanager").list_secrets()["SecretList"]
+            if f"/tenants/{slug}/" in s["Name"]
+        ),
+        "log_groups": [
+            g["logGroupName"]
+            for g in client("logs").describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")[
+                "logGroups"
+            ]
+        ],
     }
 
 
@@ -51,8 +68,13 @@ def _tenant_db_tables(tenant: Tenant) -> set[str]:
 
     secret = secrets.get_secret_json(secret_id=f"opsconsole/tenants/{tenant.slug}/db")
     host, port = database_address(secret["host"], int(secret["port"]))
-    with psycopg.connect(host=host, port=port, dbname=secret["dbname"], user=secret["username"],
-                         password=secret["password"]) as conn:
+    with psycopg.connect(
+        host=host,
+        port=port,
+        dbname=secret["dbname"],
+        user=secret["username"],
+        password=secret["password"],
+    ) as conn:
         rows = conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
         ).fetchall()
@@ -89,7 +111,14 @@ def test_onboarding_brings_a_shared_tenant_up(seeded):
     # The release's first migration really ran in the tenant's own database.
     assert "opsconsole_schema_history" in _tenant_db_tables(tenant)
     assert {r.kind for r in TenantResource.objects.filter(tenant=tenant)} >= {
-        "network", "database", "db_secret", "role", "log_group", "function", "alias", "api",
+        "network",
+        "database",
+        "db_secret",
+        "role",
+        "log_group",
+        "function",
+        "alias",
+        "api",
         "alarm",
     }
 
@@ -120,14 +149,16 @@ def test_role_policy_names_only_the_tenants_own_secret_and_log_group():
     assert run_job("tenant_provision", b).status == JobStatus.SUCCEEDED
     iam = client("iam")
     doc = iam.get_role_policy(RoleName="opsconsole-t9-alpha", PolicyName="opsconsole-tenant")[
-        "PolicyDocument"]
+        "PolicyDocument"
+    ]
     text = json.dumps(doc)
     assert "t9-alpha" in text and "t9-bravo" not in text
     statements = {s["Sid"]: s for s in doc["Statement"]}
     a_secret = TenantResource.objects.get(tenant=a, kind="db_secret").arn
     assert statements["ReadOwnSecrets"]["Resource"] == [a_secret]
-    assert all("/aws/lambda/opsconsole-t9-alpha" in r
-               for r in statements["WriteOwnLogs"]["Resource"])
+    assert all(
+        "/aws/lambda/opsconsole-t9-alpha" in r for r in statements["WriteOwnLogs"]["Resource"]
+    )
     assert not iam.list_attached_role_policies(RoleName="opsconsole-t9-alpha")["AttachedPolicies"]
     for statement in doc["Statement"]:
         assert statement["Resource"] != "*" or statement["Action"] == [
@@ -141,8 +172,9 @@ def test_drift_is_shown_and_repaired():
     clean = run_job("tenant_drift_check", tenant)
     assert clean.steps.get().output == {"in_sync": True, "drift": []}
 
-    client("lambda").update_function_configuration(FunctionName="opsconsole-t9-drift",
-                                                   MemorySize=1024)
+    client("lambda").update_function_configuration(
+        FunctionName="opsconsole-t9-drift", MemorySize=1024
+    )
     client("cloudwatch").delete_alarms(AlarmNames=["opsconsole-t9-drift-throttles"])
     found = run_job("tenant_drift_check", tenant).steps.get().output
     assert found["in_sync"] is False
@@ -157,16 +189,28 @@ def test_suspend_and_resume_set_reserved_concurrency():
     tenant = make_tenant("t9-pause", reserved_concurrency=5)
     assert run_job("tenant_provision", tenant).status == JobStatus.SUCCEEDED
     lam = client("lambda")
-    assert lam.get_function_concurrency(FunctionName="opsconsole-t9-pause")[
-        "ReservedConcurrentExecutions"] == 5
+    assert (
+        lam.get_function_concurrency(FunctionName="opsconsole-t9-pause")[
+            "ReservedConcurrentExecutions"
+        ]
+        == 5
+    )
     Tenant.objects.filter(pk=tenant.pk).update(status="suspended")
     assert run_job("tenant_suspend", tenant).status == JobStatus.SUCCEEDED
-    assert lam.get_function_concurrency(FunctionName="opsconsole-t9-pause")[
-        "ReservedConcurrentExecutions"] == 0
+    assert (
+        lam.get_function_concurrency(FunctionName="opsconsole-t9-pause")[
+            "ReservedConcurrentExecutions"
+        ]
+        == 0
+    )
     Tenant.objects.filter(pk=tenant.pk).update(status="active")
     assert run_job("tenant_resume", tenant).status == JobStatus.SUCCEEDED
-    assert lam.get_function_concurrency(FunctionName="opsconsole-t9-pause")[
-        "ReservedConcurrentExecutions"] == 5
+    assert (
+        lam.get_function_concurrency(FunctionName="opsconsole-t9-pause")[
+            "ReservedConcurrentExecutions"
+        ]
+        == 5
+    )
 
 
 def test_sandbox_restart_is_repaired_by_reconcile(seeded):
@@ -201,7 +245,8 @@ def test_offboarding_backs_up_first_then_removes_the_stack(seeded):
     assert head["ContentLength"] > 0
     state_functions = [f["FunctionName"] for f in client("lambda").list_functions()["Functions"]]
     assert "opsconsole-t9-bye" not in state_functions
-    assert not [a for a in client("apigatewayv2").get_apis()["Items"]
-                if a["Name"] == "opsconsole-t9-bye"]
+    assert not [
+        a for a in client("apigatewayv2").get_apis()["Items"] if a["Name"] == "opsconsole-t9-bye"
+    ]
     secret = client("secretsmanager").describe_secret(SecretId="opsconsole/tenants/t9-bye/db")
     assert "DeletedDate" in secret  # scheduled, with a recovery window
