@@ -258,8 +258,13 @@ _US_EAST_1_PRICES = {
 
 def _scaled(prices: dict, factor: float) -> dict:
     return {
-        k: ({kk: round(vv * factor, 4) for kk, vv in v.items()} if k == "rds_instance_hour"
-            else v if isinstance(v, dict) else round(v * factor, 10))
+        k: (
+            {kk: round(vv * factor, 4) for kk, vv in v.items()}
+            if k == "rds_instance_hour"
+            else v
+            if isinstance(v, dict)
+            else round(v * factor, 10)
+        )
         for k, v in prices.items()
     }
 
@@ -330,3 +335,29 @@ if SANDBOX and SANDBOX_METRICS_SECONDS > 0:
         "task": "tenants.tasks.sandbox_simulate_metrics",
         "schedule": SANDBOX_METRICS_SECONDS,
     }
+
+# --- Rollouts (issue 5) ---
+# Lambda's control plane admits 15 requests/s per account and region (not raisable). All
+# workers share one token bucket in Redis: sustained LAMBDA_CONTROL_RATE, bursts up to
+# LAMBDA_CONTROL_BURST, so no second exceeds rate + burst (docs/rollouts.md).
+RATE_BUDGET_REDIS_URL = env_str(
+    "RATE_BUDGET_REDIS_URL",
+    BROKER_URL if BROKER_URL.startswith(("redis://", "rediss://")) else "redis://127.0.0.1:6379/0",
+)
+RATE_BUDGET_PREFIX = env_str("RATE_BUDGET_PREFIX", "opsconsole-budget")
+# Budgets are per account; the sandbox and a single-account console can leave this empty.
+RATE_BUDGET_ACCOUNT = env_str("RATE_BUDGET_ACCOUNT", "default")
+LAMBDA_CONTROL_RATE = float(env_str("LAMBDA_CONTROL_RATE", "10"))
+LAMBDA_CONTROL_BURST = float(env_str("LAMBDA_CONTROL_BURST", "5"))
+# A deployment step that cannot get budget this long gives its worker back (StepWait).
+LAMBDA_BUDGET_WAIT_S = env_int("LAMBDA_BUDGET_WAIT_S", 30)
+ROLLOUT_DEFAULT_MAX_PARALLEL = env_int("ROLLOUT_DEFAULT_MAX_PARALLEL", 10)
+ROLLOUT_DEFAULT_BAKE_S = env_int("ROLLOUT_DEFAULT_BAKE_S", 300)
+# The orchestrator also runs after every deployment; the beat entry catches bake times
+# ending and anything a lost message left behind.
+ROLLOUT_ADVANCE_SECONDS = env_int("ROLLOUT_ADVANCE_SECONDS", 10)
+RELEASE_UPLOAD_MAX_BYTES = env_int("RELEASE_UPLOAD_MAX_BYTES", 512 * 1024 * 1024)
+CELERY_BEAT_SCHEDULE["rollouts-advance"] = {
+    "task": "deployments.tasks.rollouts_advance_all",
+    "schedule": ROLLOUT_ADVANCE_SECONDS,
+}

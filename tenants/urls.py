@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from tenants import views
 
@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.tenant_list, name="list"),
     path("new/", views.tenant_onboard, name="onboard"),
     path("<slug:slug>/", views.tenant_detail, name="detail"),
+    path("<slug:slug>/health/", include("tenants.health_urls")),
     path("<slug:slug>/edit/", views.tenant_edit, name="edit"),
     path("<slug:slug>/drift/", views.tenant_drift, name="drift"),
     path("<slug:slug>/repair/", views.tenant_repair, name="repair"),

@@ -32,10 +32,26 @@ def get_tenant_for_user(request: HttpRequest, slug: str) -> Tenant:
 
 @viewer_required
 def tenant_list(request: HttpRequest) -> HttpResponse:
+    """The fleet: every tenant with its health, error rate and p95 over the last hour.
+
+    Flat in SQL (status counts, the tenants, missing resources) however many tenants
+    there are; the CloudWatch numbers come from a cache refreshed once a minute.
+    """
+    from django.conf import settings
+    from django.core.paginator import Paginator
+
+    from tenants.health.fleet import FLEET_SORTS, fleet_table
+    from tenants.health.status import STATUSES
+
     tenants = Tenant.objects.all()
     status = request.GET.get("status", "")
     query = request.GET.get("q", "").strip()
     sort = request.GET.get("sort", "slug")
+    health = request.GET.get("health", "")
+    if health not in STATUSES:
+        health = ""
+    if sort not in SORTS and sort not in FLEET_SORTS:
+        sort = "slug"
     if status:
         tenants = tenants.filter(status=status)
     else:
@@ -44,14 +60,22 @@ def tenant_list(request: HttpRequest) -> HttpResponse:
         tenants = tenants.filter(Q(slug__icontains=query) | Q(name__icontains=query))
     tenants = tenants.order_by(SORTS.get(sort, "slug"), "slug")
     counts = dict(Tenant.objects.values_list("status").annotate(n=Count("id")))
+    table = fleet_table(tenants, health=health, sort=sort)
+    page = Paginator(table.positions, settings.HEALTH_FLEET_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
     return render(
         request,
         "tenants/tenant_list.html",
         {
-            "tenants": tenants,
+            "tenants": table.detail(list(page.object_list)),
+            "page": page,
+            "fleet": table,
             "status": status,
             "q": query,
             "sort": sort,
+            "health": health,
+            "healths": STATUSES,
             "counts": counts,
             "statuses": TenantStatus.choices,
             "any_tenant": bool(counts),

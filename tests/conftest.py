@@ -7,10 +7,16 @@ the environment, the machine's server on 127.0.0.1:5432, or an embedded one).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
 
+import dj_database_url
 import pytest
 
 from opsconsole.accounts.models import Role, User
+from opsconsole.sandbox import services
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -66,3 +72,95 @@ def aws(settings):
     with mock_aws(config={"lambda": {"use_docker": False}}):
         yield
     reset_clients()
+
+
+# --- real processes: the sandbox AWS (moto server) and Celery workers ----------------
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory):
+    port = services.free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    proc = services.start_moto_server(port=port, log_path=log)
+    yield f"http://127.0.0.1:{port}"
+    services.stop_process(proc)
+
+
+@pytest.fixture
+def live_aws(settings, moto_server):
+    from opsconsole.aws.clients import reset_clients
+
+    settings.AWS_ENDPOINT_URL = moto_server
+    reset_clients()
+    yield moto_server
+    reset_clients()
+
+
+@pytest.fixture
+def worker_factory(settings, live_aws, transactional_db, tmp_path, request):
+    """Start real `celery worker` processes on a queue of their own, against the test DB.
+
+    ``@pytest.mark.worker_region("eu-west-3")`` starts them in another AWS region; keyword
+    arguments become environment variables of the worker.
+    """
+    from opsconsole.celery import app
+
+    marker = request.node.get_closest_marker("worker_region")
+    region = marker.args[0] if marker else settings.AWS_REGION
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    previous = app.conf.task_default_queue
+    app.conf.task_default_queue = queue
+    db = settings.DATABASES["default"]
+    url = dj_database_url.parse(os.environ["DATABASE_URL"])
+    started: list[subprocess.Popen] = []
+
+    def start(**extra_env: str) -> subprocess.Popen:
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=(
+                f"postgres://{url.get('USER') or 'postgres'}@{url.get('HOST') or '127.0.0.1'}:"
+                f"{url.get('PORT') or 5432}/{db['NAME']}"
+            ),
+            OPSCONSOLE_QUEUE=queue,
+            OPSCONSOLE_SANDBOX="1",
+            AWS_ENDPOINT_URL=live_aws,
+            AWS_DEFAULT_REGION=region,
+            **extra_env,
+        )
+        log = tmp_path / f"worker-{len(started)}.log"
+        celery = Path(sys.executable).parent / "celery"
+        proc = subprocess.Popen(
+            [
+                str(celery),
+                "-A",
+                "opsconsole",
+                "worker",
+                "-Q",
+                queue,
+                "-c",
+                "1",
+                "-l",
+                "INFO",
+                "-n",
+                f"{queue}-{len(started)}@%h",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        proc.log_path = log
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        services.stop_process(proc)
+    app.conf.task_default_queue = previous
+
+
+@pytest.fixture
+def worker(worker_factory):
+    return worker_factory()

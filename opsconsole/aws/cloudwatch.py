@@ -123,7 +123,8 @@ def describe_alarms_in_state(
     kwargs: dict[str, Any] = {"AlarmNamePrefix": prefix, "StateValue": state, "MaxRecords": 100}
     while True:
         resp = call(client("cloudwatch", region).describe_alarms, **kwargs)
-        alarms.extend(resp.get("MetricAlarms", []))
+        # Checked here too: moto ignores StateValue when a prefix is given.
+        alarms.extend(a for a in resp.get("MetricAlarms", []) if a.get("StateValue") == state)
         token = resp.get("NextToken")
         if not token:
             return alarms

@@ -25,6 +25,9 @@ def job_progress(request: HttpRequest, job_id: int) -> HttpResponse:
     response = render(request, "jobs/job_progress.html#progress", {"job": job})
     if job.is_finished:
         stop = HttpResponseStopPolling(response.content)
+        # The page around the partial (a tenant's status, its resources) changed with the
+        # job: reload it once. The reloaded page renders the partial without polling.
+        stop["HX-Refresh"] = "true"
         return stop
     return response
 

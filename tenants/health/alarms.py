@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from opsconsole.aws import cloudwatch
 from tenants import naming
@@ -20,7 +21,7 @@ class AlarmState:
     name: str
     state: str  # OK | ALARM | INSUFFICIENT_DATA | MISSING (recorded, not in CloudWatch)
     reason: str
-    updated: float | None  # epoch seconds
+    updated: datetime | None
     metric: str
     url: str
 
@@ -55,7 +56,7 @@ def tenant_alarms(
                     name=name,
                     state=alarm.get("StateValue", ""),
                     reason=alarm.get("StateReason", ""),
-                    updated=updated.timestamp() if updated else None,
+                    updated=updated.astimezone(UTC) if updated else None,
                     metric=f"{alarm.get('Namespace', '')} {alarm.get('MetricName', '')}",
                     url=_url(name, tenant.region),
                 )

@@ -29,8 +29,12 @@ T = TypeVar("T")
 clock: Callable[[], float] = time.time
 
 _LOCK_SECONDS = 30
-_THROTTLE_CODES = {"Throttling", "ThrottlingException", "TooManyRequestsException",
-                   "RequestLimitExceeded"}
+_THROTTLE_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+}
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,13 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, AwsError):
         if exc.code in _THROTTLE_CODES:
             return f"AWS is throttling {exc.operation or 'the request'} ({exc.code})"
-        return str(exc)[:240]
-    return f"{type(exc).__name__}: {exc}"[:240]
+        if "<html" in exc.message.lower():
+            # An HTML error page as the message (a 500 from a proxy or the moto server).
+            return f"{exc.operation or 'AWS'}: HTTP error {exc.code or ''}".strip()
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())[:240]
 
 
 def _get(key: str):

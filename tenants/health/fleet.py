@@ -26,7 +26,15 @@ from opsconsole.aws import cloudwatch
 from tenants import naming
 from tenants.health.cache import Cached, cached_fetch
 from tenants.health.metrics import MetricDef, metric_query
-from tenants.health.status import DEGRADED, DOWN, HEALTHY, Signals, assess, error_rate
+from tenants.health.status import (
+    DEGRADED,
+    DOWN,
+    HEALTHY,
+    Signals,
+    assess,
+    error_rate,
+    rate_finding,
+)
 from tenants.models import ResourceStatus, Tenant, TenantResource, TenantStatus
 
 FLEET_PERIOD = 3600
@@ -55,16 +63,18 @@ def _window() -> tuple[datetime, datetime]:
     return datetime.fromtimestamp(end - FLEET_PERIOD, UTC), datetime.fromtimestamp(end, UTC)
 
 
-def _by_slug(
+def _by_suffix(
     slugs: list[str], results: dict[str, dict], suffixes: Iterable[str]
-) -> dict[str, tuple[float | None, ...]]:
-    out = {}
+) -> dict[str, dict[str, float]]:
+    """{suffix: {slug: sum over the window}}, leaving out tenants without a datapoint.
+    Flat dicts of floats: a cached snapshot of 5,000 tenants unpickles into a handful of
+    objects, not thousands (the page stays clear of the garbage collector)."""
+    out: dict[str, dict[str, float]] = {suffix: {} for suffix in suffixes}
     for i, slug in enumerate(slugs):
-        row = []
         for suffix in suffixes:
-            values = results.get(f"t{i}_{suffix}", {}).get("values") or []
-            row.append(sum(values) if values else None)
-        out[slug] = tuple(row)
+            values = results.get(f"t{i}_{suffix}", {}).get("values")
+            if values:
+                out[suffix][slug] = sum(values)
     return out
 
 
@@ -90,11 +100,7 @@ def fetch_standard(region: str, slugs: list[str]) -> dict[str, Any]:
         slug = _alarm_slug(alarm)
         if slug:
             alarms.setdefault(slug, []).append(alarm["AlarmName"])
-    return {
-        "numbers": _by_slug(slugs, results, STANDARD),
-        "alarms": alarms,
-        "calls": calls,
-    }
+    return {**_by_suffix(slugs, results, STANDARD), "alarms": alarms, "calls": calls}
 
 
 def fetch_percentiles(region: str, slugs: list[str]) -> dict[str, Any]:
@@ -106,7 +112,7 @@ def fetch_percentiles(region: str, slugs: list[str]) -> dict[str, Any]:
         region=region,
         workers=settings.HEALTH_FLEET_WORKERS,
     )
-    return {"p95": {s: v[0] for s, v in _by_slug(slugs, results, PERCENTILE).items()}, "calls": calls}
+    return {**_by_suffix(slugs, results, PERCENTILE), "calls": calls}
 
 
 @dataclass
@@ -156,15 +162,15 @@ def fleet_slugs() -> dict[str, list[str]]:
 
 
 # --- the table ---------------------------------------------------------------------------
+#
+# Two passes. Every tenant matching the filters gets its health level, error rate and p95
+# from a narrow query and the cached numbers (what sorting and the health filter need);
+# only the rows of the page shown are then read in full and given their reasons.
 
 _STATUS_LABELS = dict(TenantStatus.choices)
-_ROW_FIELDS = (
+_DETAIL_FIELDS = (
     "id",
-    "slug",
     "name",
-    "status",
-    "status_reason",
-    "region",
     "ring",
     "isolation",
     "current_release",
@@ -175,23 +181,25 @@ _ROW_FIELDS = (
 
 @dataclass(slots=True)
 class FleetRow:
+    """One row of the page shown."""
+
     id: int
     slug: str
-    name: str
     status: str
     status_reason: str
     region: str
-    ring: int
-    isolation: str
-    current_release: str
-    desired_release: str
-    created_at: datetime
-    health: str = HEALTHY
+    health: str
+    invocations: float | None
+    errors: float | None
+    error_rate: float | None
+    p95_ms: float | None
     health_reason: str = ""
-    invocations: float | None = None
-    errors: float | None = None
-    error_rate: float | None = None
-    p95_ms: float | None = None
+    name: str = ""
+    ring: int = 0
+    isolation: str = ""
+    current_release: str = ""
+    desired_release: str = ""
+    created_at: datetime | None = None
 
     @property
     def status_display(self) -> str:
@@ -200,15 +208,6 @@ class FleetRow:
     @property
     def error_pct(self) -> float | None:
         return None if self.error_rate is None else self.error_rate * 100
-
-
-@dataclass
-class FleetTable:
-    rows: list[FleetRow]
-    health_counts: dict[str, int]
-    notes: list[str] = field(default_factory=list)
-    age_s: int | None = None
-    calls: int = 0  # GetMetricData calls this page view made (0 on a warm cache)
 
 
 def _missing_by_tenant() -> dict[int, list[tuple[str, str]]]:
@@ -222,13 +221,9 @@ def _missing_by_tenant() -> dict[int, list[tuple[str, str]]]:
     return out
 
 
-_SORTS: dict[str, Callable[[FleetRow], Any]] = {
-    # Worst first; unknown numbers last.
-    "health": lambda r: ({DOWN: 0, DEGRADED: 1, HEALTHY: 2}[r.health], r.slug),
-    "errors": lambda r: (r.error_rate is None, -(r.error_rate or 0), r.slug),
-    "p95": lambda r: (r.p95_ms is None, -(r.p95_ms or 0), r.slug),
-}
-FLEET_SORTS = tuple(_SORTS)
+FLEET_SORTS = ("health", "errors", "p95")
+_LEVEL_ORDER = {DOWN: 0, DEGRADED: 1, HEALTHY: 2}
+_LAST = float("inf")
 
 
 def _note(what: str, cached: Cached) -> str:
@@ -237,64 +232,137 @@ def _note(what: str, cached: Cached) -> str:
     return f"{what} from {cached.age_s} s ago: {cached.error}"
 
 
+# (id, slug, status, status_reason, region): all a tenant's level needs from the database.
+_BASE_FIELDS = ("id", "slug", "status", "status_reason", "region")
+
+
+@dataclass
+class FleetTable:
+    """The fleet's health. ``positions`` (filtered and sorted) index the tenants read;
+    paginate them and ``detail`` the page's."""
+
+    positions: list[int]
+    health_counts: dict[str, int]
+    notes: list[str] = field(default_factory=list)
+    age_s: int | None = None
+    calls: int = 0  # GetMetricData calls this page view made (0 on a warm cache)
+    base: list[tuple] = field(default_factory=list)
+    levels: list[str] = field(default_factory=list)
+    invocations: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, float] = field(default_factory=dict)
+    p95: dict[str, float] = field(default_factory=dict)
+    missing: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
+    alarms: dict[str, list[str]] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    def signals(self, tenant_id, slug, status, status_reason, region) -> Signals:
+        gone = self.missing.get(tenant_id, [])
+        return Signals(
+            tenant_status=status,
+            tenant_status_reason=status_reason,
+            missing=[f"{kind} {name}" for kind, name in gone],
+            missing_critical=[f"{k} {n}" for k, n in gone if k in CRITICAL_KINDS],
+            alarms_firing=self.alarms.get(slug, []),
+            invocations=self.invocations.get(slug),
+            errors=self.errors.get(slug),
+            metrics_error=self.unavailable.get(region, ""),
+        )
+
+    def level(self, tenant_id, slug, status, status_reason, region) -> str:
+        """A tenant's status. Most are active with nothing missing or firing: theirs is
+        the error rate's verdict alone, as ``assess`` would find it."""
+        if (
+            status == TenantStatus.ACTIVE
+            and tenant_id not in self.missing
+            and slug not in self.alarms
+            and region not in self.unavailable
+        ):
+            finding = rate_finding(self.errors.get(slug), self.invocations.get(slug), "")
+            return finding[0] if finding else HEALTHY
+        return assess(self.signals(tenant_id, slug, status, status_reason, region))[0]
+
+    def detail(self, positions: list[int]) -> list[FleetRow]:
+        """The rows at ``positions``, read in full (one query), with their reasons."""
+        rows = []
+        for position in positions:
+            tenant_id, slug, status, status_reason, region = self.base[position]
+            inv, err = self.invocations.get(slug), self.errors.get(slug)
+            rows.append(
+                FleetRow(
+                    id=tenant_id,
+                    slug=slug,
+                    status=status,
+                    status_reason=status_reason,
+                    region=region,
+                    health=self.levels[position],
+                    invocations=inv,
+                    errors=err,
+                    error_rate=error_rate(err, inv),
+                    p95_ms=self.p95.get(slug),
+                    health_reason=assess(self.signals(*self.base[position]))[1],
+                )
+            )
+        details = Tenant.objects.filter(id__in=[r.id for r in rows]).values(*_DETAIL_FIELDS)
+        by_id = {values["id"]: values for values in details}
+        for row in rows:
+            for key, value in by_id.get(row.id, {}).items():
+                setattr(row, key, value)
+        return rows
+
+
 def fleet_table(tenants: QuerySet[Tenant], *, health: str = "", sort: str = "") -> FleetTable:
-    """The rows of ``tenants`` (already filtered and ordered) with their health; filtered
-    by ``health`` and sorted by a metric when ``sort`` names one."""
-    rows = [FleetRow(**values) for values in tenants.values(*_ROW_FIELDS)]
-    missing = _missing_by_tenant()
-    snapshots = fleet_snapshot({r.region for r in rows}, load_slugs=fleet_slugs)
-    numbers: dict[str, tuple] = {}
-    alarms: dict[str, list[str]] = {}
-    p95: dict[str, float | None] = {}
-    unavailable: dict[str, str] = {}  # region: why no numbers at all
-    notes: list[str] = []
+    """Every tenant of ``tenants`` (already filtered and ordered) with its health level,
+    filtered by ``health`` and sorted by health, error rate or p95 when ``sort`` says.
+
+    SQL: the tenants' ids, slugs and statuses (one query) and the missing resource records
+    (one query); the numbers come from the cache.
+    """
+    base = list(tenants.values_list(*_BASE_FIELDS))
+    table = FleetTable(
+        positions=[], health_counts=dict.fromkeys((HEALTHY, DEGRADED, DOWN), 0), base=base
+    )
+    table.missing = _missing_by_tenant()
     ages = []
-    calls = 0
-    for snap in snapshots:
+    for snap in fleet_snapshot({row[4] for row in base}, load_slugs=fleet_slugs):
         standard, percentile = snap.standard, snap.percentile
         if standard.value is not None:
-            numbers.update(standard.value["numbers"])
-            alarms.update(standard.value["alarms"])
-            calls += standard.value["calls"] if standard.refreshed else 0
+            table.invocations.update(standard.value["inv"])
+            table.errors.update(standard.value["err"])
+            table.alarms.update(standard.value["alarms"])
+            table.calls += standard.value["calls"] if standard.refreshed else 0
             ages.append(standard.age_s or 0)
         else:
-            unavailable[snap.region] = standard.error
+            table.unavailable[snap.region] = standard.error
         if standard.error:
-            notes.append(_note(f"Metrics of {snap.region}", standard))
+            table.notes.append(_note(f"Metrics of {snap.region}", standard))
         if percentile.value is not None:
-            p95.update(percentile.value["p95"])
-            calls += percentile.value["calls"] if percentile.refreshed else 0
+            table.p95.update(percentile.value["p95"])
+            table.calls += percentile.value["calls"] if percentile.refreshed else 0
         if percentile.error:
-            notes.append(_note(f"p95 duration of {snap.region}", percentile))
+            table.notes.append(_note(f"p95 duration of {snap.region}", percentile))
+    table.age_s = max(ages) if ages else None
 
-    counts = dict.fromkeys((HEALTHY, DEGRADED, DOWN), 0)
-    for row in rows:
-        inv, err = numbers.get(row.slug, (None, None))
-        row.invocations, row.errors = inv, err
-        row.error_rate = error_rate(err, inv)
-        row.p95_ms = p95.get(row.slug)
-        gone = missing.get(row.id, [])
-        row.health, row.health_reason = assess(
-            Signals(
-                tenant_status=row.status,
-                tenant_status_reason=row.status_reason,
-                missing=[f"{kind} {name}" for kind, name in gone],
-                missing_critical=[f"{k} {n}" for k, n in gone if k in CRITICAL_KINDS],
-                alarms_firing=alarms.get(row.slug, []),
-                invocations=inv,
-                errors=err,
-                metrics_error=unavailable.get(row.region, ""),
-            )
-        )
-        counts[row.health] += 1
+    levels = table.levels = [table.level(*row) for row in base]
+    counts = table.health_counts
+    for level in levels:
+        counts[level] += 1
+    positions = list(range(len(base)))
     if health:
-        rows = [r for r in rows if r.health == health]
-    if sort in _SORTS:
-        rows.sort(key=_SORTS[sort])
-    return FleetTable(
-        rows=rows,
-        health_counts=counts,
-        notes=notes,
-        age_s=max(ages) if ages else None,
-        calls=calls,
-    )
+        positions = [i for i in positions if levels[i] == health]
+    # The database ordered by slug for these sorts; a stable sort on one number keeps
+    # that order among equals. Worst first, unknown numbers last.
+    if sort == "health":
+        positions.sort(key=lambda i: _LEVEL_ORDER[levels[i]])
+    elif sort == "errors":
+        inv, err = table.invocations, table.errors
+
+        def rate_key(i: int) -> float:
+            rate = error_rate(err.get(base[i][1]), inv.get(base[i][1]))
+            return _LAST if rate is None else -rate
+
+        positions.sort(key=rate_key)
+    elif sort == "p95":
+        p95 = table.p95
+        positions.sort(key=lambda i: -p95.get(base[i][1], -_LAST))
+    table.positions = positions
+    return table

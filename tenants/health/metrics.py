@@ -41,7 +41,7 @@ RANGES = {
 }
 DEFAULT_RANGE = "1h"
 
-# Periods CloudWatch keeps for 15 days at least; the smallest that fits is used.
+# Periods to choose from, finest first (CloudWatch keeps 1-minute data for 15 days).
 PERIODS = (60, 120, 300, 600, 900, 1800, 3600, 10800, 21600, 86400)
 # More points than a chart is wide is waste.
 MAX_POINTS_PER_SERIES = 360
@@ -111,9 +111,7 @@ DB_INSTANCE_METRICS = (
 DB_CLUSTER_METRICS = (
     _DB_CPU,
     _DB_CONNECTIONS,
-    MetricDef(
-        "db_capacity", "AWS/RDS", "ServerlessDatabaseCapacity", "Average", "acu", "Capacity"
-    ),
+    MetricDef("db_capacity", "AWS/RDS", "ServerlessDatabaseCapacity", "Average", "acu", "Capacity"),
 )
 SHARED_DB_METRICS = (_DB_CPU, _DB_CONNECTIONS)
 

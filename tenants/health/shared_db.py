@@ -115,11 +115,11 @@ def shared_database(
         # Keep the previous sample in the entry: rates need two.
         from django.core.cache import cache
 
-        previous = cache.get(key)
+        previous = (cache.get(key) or {}).get("value")
         sample = {"at": time.time(), "rows": _sample(tenant.region)}
         if previous:
-            sample["prev_at"] = previous["value"]["at"]
-            sample["prev_rows"] = previous["value"]["rows"]
+            sample["prev_at"] = previous["at"]
+            sample["prev_rows"] = previous["rows"]
         return sample
 
     cached = cached_fetch(key, fetch, force=force)

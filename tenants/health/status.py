@@ -75,6 +75,16 @@ def _pct(rate: float) -> str:
     return f"{rate * 100:.1f}%"
 
 
+def rate_finding(errors: float | None, requests: float | None, what: str) -> tuple[str, str] | None:
+    """A failure rate's verdict over the last hour, or None when it is fine or when too
+    few requests were made to say."""
+    rate = error_rate(errors, requests)
+    if rate is None or (requests or 0) < MIN_REQUESTS_FOR_RATE or rate < DEGRADED_ERROR_RATE:
+        return None
+    status = DOWN if rate >= DOWN_ERROR_RATE else DEGRADED
+    return status, f"{_pct(rate)} {what} in the last hour"
+
+
 def assess(s: Signals) -> tuple[str, str]:
     """(status, reason). The reason names the worst findings first."""
     findings: list[tuple[str, str]] = []
@@ -95,17 +105,12 @@ def assess(s: Signals) -> tuple[str, str]:
         add(DEGRADED, "missing " + ", ".join(others))
 
     rate = error_rate(s.errors, s.invocations)
-    if rate is not None and (s.invocations or 0) >= MIN_REQUESTS_FOR_RATE:
-        if rate >= DOWN_ERROR_RATE:
-            add(DOWN, f"{_pct(rate)} of invocations failed in the last hour")
-        elif rate >= DEGRADED_ERROR_RATE:
-            add(DEGRADED, f"{_pct(rate)} of invocations failed in the last hour")
-    api_rate = error_rate(s.api_5xx, s.api_requests)
-    if api_rate is not None and (s.api_requests or 0) >= MIN_REQUESTS_FOR_RATE:
-        if api_rate >= DOWN_ERROR_RATE:
-            add(DOWN, f"{_pct(api_rate)} of API requests answered 5xx in the last hour")
-        elif api_rate >= DEGRADED_ERROR_RATE:
-            add(DEGRADED, f"{_pct(api_rate)} of API requests answered 5xx in the last hour")
+    for finding in (
+        rate_finding(s.errors, s.invocations, "of invocations failed"),
+        rate_finding(s.api_5xx, s.api_requests, "of API requests answered 5xx"),
+    ):
+        if finding:
+            findings.append(finding)
     if s.throttles:
         add(DEGRADED, f"{int(s.throttles)} throttled invocations in the last hour")
     if s.alarms_firing:
@@ -130,10 +135,6 @@ def assess(s: Signals) -> tuple[str, str]:
 
 def _with_note(reason: str, note: str) -> str:
     return f"{reason} ({note})" if note else reason
-
-
-def worse(a: str, b: str) -> str:
-    return a if _RANK[a] >= _RANK[b] else b
 
 
 def tenant_status(tenant: Tenant, *, force: bool = True) -> tuple[str, str]:
@@ -173,14 +174,14 @@ def signals_for(
     numbers = last_hour_numbers(metrics.value, now=int(time.time()))
     missing_names = [str(m) for m in missing]
     if tenant.status not in (TenantStatus.PROVISIONING, TenantStatus.OFFBOARDED):
-        missing_names += [
-            f"alarm {a.name}" for a in alarms.value or [] if a.state == "MISSING"
-        ]
+        missing_names += [f"alarm {a.name}" for a in alarms.value or [] if a.state == "MISSING"]
     notes = []
     if metrics.stale:
         notes.append(f"metrics {metrics.age_s} s old: {metrics.error}")
     if alarms.stale:
         notes.append(f"alarm states {alarms.age_s} s old: {alarms.error}")
+    elif alarms.value is None and alarms.error:
+        notes.append(f"alarm states unknown: {alarms.error}")
     return Signals(
         tenant_status=tenant.status,
         tenant_status_reason=tenant.status_reason,
