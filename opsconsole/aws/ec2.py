@@ -25,6 +25,20 @@ def list_private_subnets(*, vpc_id: str, region: str | None = None) -> list[dict
     return sorted(resp.get("Subnets", []), key=lambda s: s["AvailabilityZone"])
 
 
+def find_security_groups(
+    *, vpc_id: str, names: list[str], region: str | None = None
+) -> dict[str, dict]:
+    """Several security groups of a VPC by name, in one call: {name: group}."""
+    resp = call(
+        client("ec2", region).describe_security_groups,
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc_id]},
+            {"Name": "group-name", "Values": names},
+        ],
+    )
+    return {g["GroupName"]: g for g in resp.get("SecurityGroups", [])}
+
+
 def find_security_group(*, vpc_id: str, name: str, region: str | None = None) -> dict | None:
     resp = call(
         client("ec2", region).describe_security_groups,

@@ -90,6 +90,17 @@ def create_db_instance(
     )["DBInstance"]
 
 
+def _all_pages(fn: Any, key: str, **kwargs: Any) -> list[dict]:
+    """Every item of a Marker-paged RDS describe call."""
+    items: list[dict] = []
+    while True:
+        resp = call(fn, **kwargs)
+        items.extend(resp.get(key, []))
+        if not resp.get("Marker"):
+            return items
+        kwargs["Marker"] = resp["Marker"]
+
+
 def _none_dropped(**kwargs: Any) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if v is not None}
 
@@ -365,15 +376,12 @@ def describe_db_snapshot(*, identifier: str, region: str | None = None) -> dict 
 
 def list_db_snapshots(*, instance_identifier: str, region: str | None = None) -> list[dict]:
     """Manual snapshots of one instance (also after the instance itself is gone)."""
-    rds = client("rds", region)
-    snapshots: list[dict] = []
-    kwargs: dict[str, Any] = {"DBInstanceIdentifier": instance_identifier, "SnapshotType": "manual"}
-    while True:
-        resp = call(rds.describe_db_snapshots, **kwargs)
-        snapshots.extend(resp.get("DBSnapshots", []))
-        if not resp.get("Marker"):
-            return snapshots
-        kwargs["Marker"] = resp["Marker"]
+    return _all_pages(
+        client("rds", region).describe_db_snapshots,
+        "DBSnapshots",
+        DBInstanceIdentifier=instance_identifier,
+        SnapshotType="manual",
+    )
 
 
 def create_db_cluster_snapshot(
@@ -401,12 +409,9 @@ def describe_db_cluster_snapshot(*, identifier: str, region: str | None = None) 
 
 def list_db_cluster_snapshots(*, cluster_identifier: str, region: str | None = None) -> list[dict]:
     """Manual snapshots of one cluster (also after the cluster itself is gone)."""
-    rds = client("rds", region)
-    snapshots: list[dict] = []
-    kwargs: dict[str, Any] = {"DBClusterIdentifier": cluster_identifier, "SnapshotType": "manual"}
-    while True:
-        resp = call(rds.describe_db_cluster_snapshots, **kwargs)
-        snapshots.extend(resp.get("DBClusterSnapshots", []))
-        if not resp.get("Marker"):
-            return snapshots
-        kwargs["Marker"] = resp["Marker"]
+    return _all_pages(
+        client("rds", region).describe_db_cluster_snapshots,
+        "DBClusterSnapshots",
+        DBClusterIdentifier=cluster_identifier,
+        SnapshotType="manual",
+    )

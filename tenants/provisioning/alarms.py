@@ -127,8 +127,13 @@ def _differs(existing: dict | None, spec: dict) -> bool:
 def step_alarms(job, step) -> dict:
     tenant = tenant_of(job)
     specs = alarm_specs(tenant)
-    existing = cloudwatch.describe_alarms(
-        names=[s["AlarmName"] for s in specs], region=tenant.region
+    # Alarms never recorded for this tenant are written without reading them first
+    # (PutMetricAlarm creates or overwrites).
+    recorded = resources.find(tenant, kind="alarm") is not None
+    existing = (
+        cloudwatch.describe_alarms(names=[s["AlarmName"] for s in specs], region=tenant.region)
+        if recorded
+        else {}
     )
     written = []
     for spec in specs:

@@ -32,13 +32,15 @@ def step_api(job, step) -> dict:
     name = naming.api_name(tenant.slug)
     target = alias_arn(tenant)
     api = apigw.find_api(name=name, tenant=tenant.slug, region=region)
-    if api is None:
+    new_api = api is None
+    if new_api:
         api = apigw.create_api(name=name, tags=tags_for(tenant), region=region)
     api_id = api["ApiId"]
 
+    # A new API (created just above) has nothing inside it yet: no need to look.
     integrations = [
         i
-        for i in apigw.list_integrations(api_id=api_id, region=region)
+        for i in ([] if new_api else apigw.list_integrations(api_id=api_id, region=region))
         if i.get("IntegrationType") == "AWS_PROXY"
     ]
     if integrations:
@@ -58,20 +60,27 @@ def step_api(job, step) -> dict:
             api_id=api_id, target_arn=target, region=region
         )
     route_target = f"integrations/{integration['IntegrationId']}"
-    routes = {r["RouteKey"]: r for r in apigw.list_routes(api_id=api_id, region=region)}
+    routes = (
+        {}
+        if new_api
+        else {r["RouteKey"]: r for r in apigw.list_routes(api_id=api_id, region=region)}
+    )
     if ROUTE not in routes:
         apigw.create_route(api_id=api_id, route_key=ROUTE, target=route_target, region=region)
     elif routes[ROUTE].get("Target") != route_target:
         apigw.update_route_target(
             api_id=api_id, route_id=routes[ROUTE]["RouteId"], target=route_target, region=region
         )
-    if apigw.get_stage(api_id=api_id, stage=STAGE, region=region) is None:
+    if new_api or apigw.get_stage(api_id=api_id, stage=STAGE, region=region) is None:
         apigw.create_stage(api_id=api_id, stage=STAGE, tags=tags_for(tenant), region=region)
 
-    # Only this API may invoke the alias (SourceArn), through a statement named for it.
+    # Only this API may invoke the alias (SourceArn), through a statement named for it
+    # (a new API's statement cannot exist yet).
     function = naming.function_name(tenant.slug)
-    statements = lambda_.get_policy_statements(
-        function=function, qualifier=naming.ALIAS, region=region
+    statements = (
+        []
+        if new_api
+        else lambda_.get_policy_statements(function=function, qualifier=naming.ALIAS, region=region)
     )
     if not any(s.get("Sid") == permission_id(api_id) for s in statements):
         lambda_.add_permission(

@@ -50,17 +50,38 @@ def baseline_network(region: str) -> Network:
     subnets = ec2.list_private_subnets(vpc_id=vpc["VpcId"], region=region)
     if len({s["AvailabilityZone"] for s in subnets}) < 2:
         raise RuntimeError(f"VPC {vpc['VpcId']} needs private subnets in two zones.")
+    keys = ("function_sg_name", "database_sg_name")
+    found = ec2.find_security_groups(
+        vpc_id=vpc["VpcId"], names=[names[k] for k in keys], region=region
+    )
     groups = {}
-    for key in ("function_sg_name", "database_sg_name"):
-        group = ec2.find_security_group(vpc_id=vpc["VpcId"], name=names[key], region=region)
-        if group is None:
+    for key in keys:
+        if names[key] not in found:
             raise RuntimeError(f"No security group {names[key]} in {vpc['VpcId']}.")
-        groups[key] = group["GroupId"]
+        groups[key] = found[names[key]]["GroupId"]
     return Network(
         vpc_id=vpc["VpcId"],
         subnet_ids=[s["SubnetId"] for s in subnets],
         function_sg_id=groups["function_sg_name"],
         database_sg_id=groups["database_sg_name"],
+    )
+
+
+def tenant_network(tenant: Tenant) -> Network:
+    """The network the tenant's network step recorded (no AWS call), else the baseline's.
+
+    Later steps of the same pipeline use this: the network step has just looked it up.
+    """
+    from tenants import resources
+
+    record = resources.find(tenant, kind="network")
+    if record is None or not record.details.get("subnet_ids"):
+        return baseline_network(tenant.region)
+    return Network(
+        vpc_id=record.identifier,
+        subnet_ids=list(record.details["subnet_ids"]),
+        function_sg_id=record.details["function_sg_id"],
+        database_sg_id=record.details["database_sg_id"],
     )
 
 

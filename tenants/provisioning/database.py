@@ -44,7 +44,7 @@ from opsconsole.jobs.registry import StepWait
 from opsconsole.sandbox.endpoints import database_address
 from tenants import naming, resources
 from tenants.models import Isolation, ResourceStatus, Tenant, TenantResource, TenantStatus
-from tenants.provisioning.common import Drift, baseline_network, tags_for, tenant_of
+from tenants.provisioning.common import Drift, tags_for, tenant_network, tenant_of
 
 logger = logging.getLogger(__name__)
 
@@ -282,7 +282,11 @@ def _read_db_secret(tenant: Tenant) -> dict | None:
 
 
 def _public_fields(value: dict) -> dict:
-    return {k: v for k, v in value.items() if k != "password"}
+    """What may be recorded in the console: everything but the password (and whether the
+    secret holds one)."""
+    fields = {k: v for k, v in value.items() if k != "password"}
+    fields["secret_complete"] = bool(value.get("password"))
+    return fields
 
 
 def _record_secret(tenant: Tenant, *, arn: str, value: dict) -> TenantResource:
@@ -301,7 +305,10 @@ def ensure_db_secret(tenant: Tenant, *, known: dict | None = None) -> tuple[str,
     """
     slug = tenant.slug
     name = naming.db_secret_name(slug)
-    current = _read_db_secret(tenant)
+    # Never recorded: most likely new, so go straight to creating it (a secret left by a
+    # crash answers ResourceExistsException and is adopted below). Saves a read.
+    never_recorded = resources.find(tenant, kind="db_secret") is None
+    current = None if never_recorded else _read_db_secret(tenant)
     if current is None:
         value = {
             "engine": POSTGRES_ENGINE,
@@ -499,7 +506,7 @@ def _dedicated_database(tenant: Tenant) -> dict[str, Any]:
     instance = rds.describe_db_instance(identifier=identifier, region=region)
     if instance is None:
         arn, value, _ = ensure_db_secret(tenant)
-        network = baseline_network(region)
+        network = tenant_network(tenant)
         instance = rds.create_db_instance(
             identifier=identifier,
             instance_class=tenant.db_instance_class,
@@ -589,7 +596,7 @@ def _serverless_database(tenant: Tenant) -> dict[str, Any]:
     network = None
     if cluster is None:
         arn, value, _ = ensure_db_secret(tenant)
-        network = baseline_network(region)
+        network = tenant_network(tenant)
         cluster = rds.create_db_cluster(
             identifier=identifier,
             engine=AURORA_ENGINE,
@@ -713,7 +720,7 @@ def _ensure_proxy(
     role_arn, role_created = _ensure_proxy_role(tenant, secret_arn=secret_arn)
     proxy = rds.describe_db_proxy(name=name, region=region)
     if proxy is None:
-        network = baseline_network(region)
+        network = tenant_network(tenant)
         try:
             proxy = rds.create_db_proxy(
                 name=name,
@@ -790,6 +797,10 @@ def _client_endpoint(tenant: Tenant) -> tuple[str, int] | None:
         proxy = rds.describe_db_proxy(name=naming.db_proxy_name(tenant.slug), region=region)
         return (proxy["Endpoint"], POSTGRES_PORT) if proxy and proxy.get("Endpoint") else None
     if tenant.isolation == Isolation.SHARED:
+        # The database step has just recorded where the shared instance is.
+        record = resources.find(tenant, kind="database", name=naming.db_name(tenant.slug))
+        if record is not None and record.details.get("host"):
+            return record.details["host"], int(record.details.get("port") or POSTGRES_PORT)
         master = _master_secret(region)
         return master["host"], int(master.get("port") or POSTGRES_PORT)
     if tenant.isolation == Isolation.DEDICATED:
@@ -825,6 +836,23 @@ def step_secret(job: Job, step: JobStep) -> dict[str, Any]:
             f"The database of tenant {tenant.slug} ({tenant.isolation}) was not found in AWS: "
             "run the database step again."
         )
+    expected = _expected_secret_fields(tenant, endpoint)
+    record = resources.find(tenant, kind="db_secret")
+    if (
+        record is not None
+        and job.started_at is not None
+        and record.updated_at >= job.started_at
+        and record.details.get("secret_complete")
+        and all(record.details.get(k) == v for k, v in expected.items())
+    ):
+        # Created by this very job (database step) with exactly these fields.
+        return {
+            "secret_arn": record.arn,
+            "secret_name": name,
+            **{k: expected[k] for k in ("host", "port", "dbname", "username")},
+            "via_proxy": tenant.isolation != Isolation.SHARED and tenant.use_rds_proxy,
+            "updated": [],
+        }
     current = _read_db_secret(tenant)
     if current is None or not current["value"].get("password"):
         # Lost since the database step: make a new password and tell the database first.
@@ -833,7 +861,7 @@ def step_secret(job: Job, step: JobStep) -> dict[str, Any]:
         if current is None:
             raise RuntimeError(f"Secret {name} is still missing after the database step.")
     value = current["value"]
-    desired = {**value, **_expected_secret_fields(tenant, endpoint)}
+    desired = {**value, **expected}
     changed = sorted(k for k in desired if value.get(k) != desired[k])
     if changed:
         secrets.put_secret_json(secret_id=name, value=desired, region=tenant.region)

@@ -13,7 +13,7 @@ from opsconsole.aws.errors import AwsError
 from opsconsole.jobs.registry import StepWait
 from tenants import naming, release_source, resources
 from tenants.models import Tenant, TenantStatus
-from tenants.provisioning.common import Drift, baseline_network, tags_for, tenant_of
+from tenants.provisioning.common import Drift, tags_for, tenant_network, tenant_of
 from tenants.release_source import ReleaseArtifact
 
 # Lambda answers this while a just-created IAM role has not propagated yet.
@@ -51,7 +51,7 @@ def desired_configuration(tenant: Tenant, artifact: ReleaseArtifact) -> dict[str
     role = resources.find(tenant, kind="role")
     if role is None or not role.arn:
         raise RuntimeError("The tenant's IAM role is not recorded yet (step 4).")
-    network = baseline_network(tenant.region)
+    network = tenant_network(tenant)
     config: dict[str, Any] = {
         "Role": role.arn,
         "MemorySize": tenant.lambda_memory_mb,
@@ -98,7 +98,7 @@ def code_argument(artifact: ReleaseArtifact) -> dict[str, Any]:
     return {"S3Bucket": artifact.s3_bucket, "S3Key": artifact.s3_key}
 
 
-def _create(tenant: Tenant, name: str, artifact: ReleaseArtifact) -> None:
+def _create(tenant: Tenant, name: str, artifact: ReleaseArtifact) -> dict[str, Any]:
     spec = {
         "FunctionName": name,
         "PackageType": artifact.package_type,
@@ -110,7 +110,7 @@ def _create(tenant: Tenant, name: str, artifact: ReleaseArtifact) -> None:
         **desired_configuration(tenant, artifact),
     }
     try:
-        lambda_.create_function(spec=spec, region=tenant.region)
+        return lambda_.create_function(spec=spec, region=tenant.region)
     except AwsError as exc:
         if _ROLE_NOT_READY in exc.message:
             raise StepWait("waiting for the new IAM role to propagate", retry_in=10) from exc
@@ -130,10 +130,16 @@ def _wait_ready(name: str, region: str, *, updated: bool) -> None:
         raise StepWait("waiting for Lambda (Pending)", retry_in=15) from exc
 
 
-def ensure_version(name: str, region: str, *, code_sha256: str, release: str) -> str:
-    """The published version for this code and release: reused if it exists, else new."""
+def ensure_version(
+    name: str, region: str, *, code_sha256: str, release: str, known_new: bool = False
+) -> str:
+    """The published version for this code and release: reused if it exists, else new.
+
+    ``known_new``: the function was created by this very step, so it has no versions yet.
+    """
     description = f"release {release}"
-    for version in lambda_.list_versions(name=name, region=region):
+    existing = [] if known_new else lambda_.list_versions(name=name, region=region)
+    for version in existing:
         if (
             version.get("Version") != "$LATEST"
             and version.get("CodeSha256") == code_sha256
@@ -146,8 +152,10 @@ def ensure_version(name: str, region: str, *, code_sha256: str, release: str) ->
     return published["Version"]
 
 
-def ensure_alias(name: str, region: str, version: str) -> dict:
-    alias = lambda_.get_alias(function=name, alias=naming.ALIAS, region=region)
+def ensure_alias(name: str, region: str, version: str, *, known_new: bool = False) -> dict:
+    alias = (
+        None if known_new else lambda_.get_alias(function=name, alias=naming.ALIAS, region=region)
+    )
     if alias is None:
         return lambda_.create_alias(
             function=name, alias=naming.ALIAS, version=version, region=region
@@ -177,10 +185,23 @@ def step_function(job, step) -> dict:
     region = tenant.region
     version = resolve_release(tenant)
     artifact = release_source.get().artifact(version, region=region)
-    existing = lambda_.get_function(name=name, region=region)
+    existing = None
+    if resources.find(tenant, kind="function") is not None:
+        existing = lambda_.get_function(name=name, region=region)
+    created = None
     if existing is None:
-        _create(tenant, name, artifact)
-        _wait_ready(name, region, updated=False)
+        # Never recorded (or gone): create first; a function left by a crash between the
+        # create and its record is adopted below.
+        try:
+            created = _create(tenant, name, artifact)
+        except AwsError as exc:
+            if exc.code != "ResourceConflictException" or "exist" not in exc.message.lower():
+                raise
+            existing = lambda_.get_function(name=name, region=region)
+    if created is not None:
+        if created.get("State") != "Active":  # in a VPC it starts Pending (60-90 s)
+            _wait_ready(name, region, updated=False)
+        configuration, concurrency = created, None
     else:
         configuration = existing["Configuration"]
         if (
@@ -188,27 +209,31 @@ def step_function(job, step) -> dict:
             or configuration.get("LastUpdateStatus") == "InProgress"
         ):
             _wait_ready(name, region, updated=True)
+        changed = False
         changes = _config_changes(configuration, desired_configuration(tenant, artifact))
         if changes:
             lambda_.update_configuration(name=name, changes=changes, region=region)
             _wait_ready(name, region, updated=True)
+            changed = True
         if not code_matches(configuration, existing.get("Code", {}), artifact):
             lambda_.update_code(name=name, code=code_argument(artifact), region=region)
             _wait_ready(name, region, updated=True)
-    current = lambda_.get_function(name=name, region=region) or {}
-    configuration = current.get("Configuration", {})
+            changed = True
+        if changed:
+            existing = lambda_.get_function(name=name, region=region) or {}
+        configuration = existing.get("Configuration", {})
+        concurrency = existing.get("Concurrency", {}).get("ReservedConcurrentExecutions")
     if artifact.package_type == "Zip" and configuration.get("CodeSha256") != artifact.code_sha256:
         raise RuntimeError(
             f"{name} reports CodeSha256 {configuration.get('CodeSha256')}, the release's zip "
             f"is {artifact.code_sha256}: the code in S3 is not what was registered."
         )
+    fresh = created is not None
     function_version = ensure_version(
-        name, region, code_sha256=configuration["CodeSha256"], release=version
+        name, region, code_sha256=configuration["CodeSha256"], release=version, known_new=fresh
     )
-    alias = ensure_alias(name, region, function_version)
-    apply_concurrency(
-        tenant, name, current.get("Concurrency", {}).get("ReservedConcurrentExecutions")
-    )
+    alias = ensure_alias(name, region, function_version, known_new=fresh)
+    apply_concurrency(tenant, name, concurrency)
     resources.record(
         tenant,
         kind="function",

@@ -9,9 +9,10 @@ logs:* on every log group.
 from __future__ import annotations
 
 from opsconsole.aws import iam
+from opsconsole.aws.errors import AwsError
 from tenants import naming, resources
 from tenants.models import Tenant
-from tenants.provisioning.common import Drift, account_id, baseline_network, tags_for, tenant_of
+from tenants.provisioning.common import Drift, account_id, tags_for, tenant_network, tenant_of
 
 POLICY_NAME = "opsconsole-tenant"
 
@@ -29,7 +30,7 @@ def policy_document(tenant: Tenant) -> dict:
     region = tenant.region
     account = account_id(region)
     log_group = f"arn:aws:logs:{region}:{account}:log-group:{naming.log_group_name(tenant.slug)}"
-    network = baseline_network(region)
+    network = tenant_network(tenant)
     secrets = secret_arns(tenant)
     if not secrets:
         raise RuntimeError("The tenant's database secret is not recorded yet (step 3).")
@@ -77,15 +78,28 @@ def policy_document(tenant: Tenant) -> dict:
 def step_role(job, step) -> dict:
     tenant = tenant_of(job)
     name = naming.role_name(tenant.slug)
-    role = iam.get_role(name=name)
     created = False
-    if role is None:
-        role = iam.create_role(
-            name=name, tags=tags_for(tenant), description=f"opsconsole tenant {tenant.slug}"
-        )
-        created = True
+    if resources.find(tenant, kind="role") is None:
+        # Never recorded: most likely new, so create first and adopt on a name clash (a
+        # crash after CreateRole); saves a lookup per onboarding.
+        try:
+            role = iam.create_role(
+                name=name, tags=tags_for(tenant), description=f"opsconsole tenant {tenant.slug}"
+            )
+            created = True
+        except AwsError as exc:
+            if exc.code != "EntityAlreadyExists":
+                raise
+            role = iam.get_role(name=name)
+    else:
+        role = iam.get_role(name=name)
+        if role is None:
+            role = iam.create_role(
+                name=name, tags=tags_for(tenant), description=f"opsconsole tenant {tenant.slug}"
+            )
+            created = True
     wanted = policy_document(tenant)
-    if iam.get_role_policy(role=name, policy_name=POLICY_NAME) != wanted:
+    if created or iam.get_role_policy(role=name, policy_name=POLICY_NAME) != wanted:
         iam.put_role_policy(role=name, policy_name=POLICY_NAME, document=wanted)
     resources.record(
         tenant,
