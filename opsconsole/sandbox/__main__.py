@@ -230,7 +230,16 @@ def test(pytest_args: list[str]) -> None:
         ("ruff", [str(BIN / "ruff"), "check", "."]),
         ("ruff format", [str(BIN / "ruff"), "format", "--check", "."]),
         ("migrations", [PY, "manage.py", "makemigrations", "--check", "--dry-run"]),
-        ("pytest", [PY, "-m", "pytest", *pytest_args]),
+        # Long fault drills run with `make faults` (-m faults), not in every test run.
+        (
+            "pytest",
+            [
+                PY,
+                "-m",
+                "pytest",
+                *(pytest_args if "-m" in pytest_args else ["-m", "not faults", *pytest_args]),
+            ],
+        ),
     ]
     for name, argv in steps:
         _say(f"{name}: {' '.join(argv[1:]) if name != 'pytest' else ' '.join(argv[2:])}")

@@ -1,0 +1,99 @@
+"""Fault drill (make faults): the broker goes away while the console keeps taking work.
+
+A private redis-server is started for this test so it can be killed and brought back. While
+it is down a job is still created (the row is saved; sending fails and is logged), /healthz
+says 503 naming the broker, and pages show the banner. When it is back, the beat sweep
+re-sends the job and a real worker runs it to the end.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from opsconsole.jobs.models import Job, JobStatus
+from opsconsole.jobs.services import job_create, jobs_requeue_expired
+from opsconsole.sandbox import services
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
+
+def _start_redis(port: int, tmp_path) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [
+            shutil.which("redis-server"),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    for _ in range(100):
+        if services.port_open("127.0.0.1", port):
+            return proc
+        time.sleep(0.05)
+    raise RuntimeError("redis-server did not start")
+
+
+def _reset_pools(app) -> None:
+    """Make the app connect afresh to whatever broker_url says now."""
+    from kombu import pools
+
+    pools.reset()  # kombu keeps producer pools per broker URL, process-wide
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server")
+def test_jobs_survive_a_broker_outage(settings, worker_factory, live_aws, tmp_path, client):
+    from opsconsole.celery import app
+    from opsconsole.sandbox.seed import sandbox_seed
+
+    sandbox_seed()
+    port = services.free_port()
+    broker = f"redis://127.0.0.1:{port}/0"
+    redis = _start_redis(port, tmp_path)
+    old = app.conf.broker_url
+    app.conf.broker_url = broker
+    _reset_pools(app)
+    try:
+        redis.kill()
+        redis.wait()
+        # Broker down: the request still saves the job, and /healthz names the broker.
+        job = job_create(kind="account_check", subject_type="account", subject_id="drill")
+        job.refresh_from_db()
+        assert job.status == JobStatus.QUEUED
+        health = client.get("/healthz")
+        assert health.status_code == 503
+        assert health.json()["checks"]["broker"]["ok"] is False
+
+        # Broker back, a worker on it; the sweep re-sends what was never delivered.
+        redis = _start_redis(port, tmp_path)
+        worker = worker_factory(REDIS_URL=broker)
+        Job.objects.filter(pk=job.pk).update(dispatched_at=timezone.now() - timedelta(hours=1))
+        _reset_pools(app)
+        assert jobs_requeue_expired()["resent"] == 1
+        deadline = time.monotonic() + 60
+        while not job.is_finished:
+            assert time.monotonic() < deadline, worker.log_path.read_text()[-2000:]
+            time.sleep(0.3)
+            job.refresh_from_db()
+        assert job.status == JobStatus.SUCCEEDED
+    finally:
+        app.conf.broker_url = old
+        _reset_pools(app)
+        services.stop_process(redis)
