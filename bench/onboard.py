@@ -120,7 +120,9 @@ def main() -> None:
             clients._client = clients.functools.cache(clients._client.__wrapped__)
             clients.reset_clients()
             _cleanup()
-    top = ", ".join(f"{name} {count // args.tenants}" for name, count in meter.calls.most_common(40))
+    top = ", ".join(
+        f"{name} {count // args.tenants}" for name, count in meter.calls.most_common(12)
+    )
     print(f"AWS calls per tenant: {statistics.mean(calls):.1f} (most: {top})")
     print(
         f"console time per tenant: median {statistics.median(per_tenant_ms):.0f} ms, "
