@@ -6,69 +6,121 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('tenants', '0001_initial'),
+        ("tenants", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Release',
+            name="Release",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.CharField(max_length=64, unique=True)),
-                ('notes', models.TextField(blank=True)),
-                ('artifact_type', models.CharField(choices=[('image', 'Container image (ECR)'), ('zip', 'Zip archive (S3)')], max_length=8)),
-                ('image_uri', models.CharField(blank=True, max_length=512)),
-                ('image_digest', models.CharField(blank=True, max_length=80)),
-                ('zip_bucket', models.CharField(blank=True, max_length=63)),
-                ('zip_key', models.CharField(blank=True, max_length=512)),
-                ('zip_sha256', models.CharField(blank=True, max_length=64)),
-                ('runtime', models.CharField(blank=True, max_length=32)),
-                ('handler', models.CharField(blank=True, max_length=128)),
-                ('architecture', models.CharField(default='x86_64', max_length=8)),
-                ('memory_mb', models.PositiveIntegerField(default=256)),
-                ('timeout_s', models.PositiveIntegerField(default=30)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("version", models.CharField(max_length=64, unique=True)),
+                ("notes", models.TextField(blank=True)),
+                (
+                    "artifact_type",
+                    models.CharField(
+                        choices=[("image", "Container image (ECR)"), ("zip", "Zip archive (S3)")],
+                        max_length=8,
+                    ),
+                ),
+                ("image_uri", models.CharField(blank=True, max_length=512)),
+                ("image_digest", models.CharField(blank=True, max_length=80)),
+                ("zip_bucket", models.CharField(blank=True, max_length=63)),
+                ("zip_key", models.CharField(blank=True, max_length=512)),
+                ("zip_sha256", models.CharField(blank=True, max_length=64)),
+                ("runtime", models.CharField(blank=True, max_length=32)),
+                ("handler", models.CharField(blank=True, max_length=128)),
+                ("architecture", models.CharField(default="x86_64", max_length=8)),
+                ("memory_mb", models.PositiveIntegerField(default=256)),
+                ("timeout_s", models.PositiveIntegerField(default=30)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='TenantSchema',
+            name="TenantSchema",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.PositiveIntegerField(blank=True, null=True)),
-                ('release', models.CharField(blank=True, max_length=64)),
-                ('status', models.CharField(choices=[('ok', 'Up to date with its release'), ('failed', 'Failed')], max_length=8)),
-                ('failed_migration', models.CharField(blank=True, max_length=200)),
-                ('error', models.TextField(blank=True)),
-                ('applied_last_run', models.JSONField(blank=True, default=list)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('tenant', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='schema', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("version", models.PositiveIntegerField(blank=True, null=True)),
+                ("release", models.CharField(blank=True, max_length=64)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("ok", "Up to date with its release"), ("failed", "Failed")],
+                        max_length=8,
+                    ),
+                ),
+                ("failed_migration", models.CharField(blank=True, max_length=200)),
+                ("error", models.TextField(blank=True)),
+                ("applied_last_run", models.JSONField(blank=True, default=list)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "tenant",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="schema",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['tenant__slug'],
+                "ordering": ["tenant__slug"],
             },
         ),
         migrations.CreateModel(
-            name='ReleaseMigration',
+            name="ReleaseMigration",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.PositiveIntegerField()),
-                ('name', models.CharField(max_length=200)),
-                ('sql', models.TextField()),
-                ('sha256', models.CharField(max_length=64)),
-                ('release', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='migrations', to='deployments.release')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("version", models.PositiveIntegerField()),
+                ("name", models.CharField(max_length=200)),
+                ("sql", models.TextField()),
+                ("sha256", models.CharField(max_length=64)),
+                (
+                    "release",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="migrations",
+                        to="deployments.release",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['release', 'version'],
-                'constraints': [models.UniqueConstraint(fields=('release', 'version'), name='release_migration_version_unique')],
+                "ordering": ["release", "version"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("release", "version"), name="release_migration_version_unique"
+                    )
+                ],
             },
         ),
     ]

@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,66 +15,143 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Tenant',
+            name="Tenant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=120)),
-                ('slug', models.SlugField(max_length=40, unique=True)),
-                ('contact_email', models.EmailField(blank=True, max_length=254)),
-                ('region', models.CharField(max_length=32)),
-                ('ring', models.PositiveSmallIntegerField(default=1, help_text='0 = internal/canary; rollouts go ring by ring.')),
-                ('tags', models.JSONField(blank=True, default=dict)),
-                ('isolation', models.CharField(choices=[('shared', 'Shared instance (a database of its own)'), ('dedicated', 'Dedicated RDS instance'), ('serverless', 'Aurora Serverless v2 cluster')], default='shared', max_length=16)),
-                ('db_instance_class', models.CharField(default='db.t4g.micro', max_length=32)),
-                ('db_allocated_storage_gb', models.PositiveIntegerField(default=20)),
-                ('db_backup_retention_days', models.PositiveSmallIntegerField(default=7)),
-                ('db_storage_encrypted', models.BooleanField(default=True)),
-                ('db_deletion_protection', models.BooleanField(default=True)),
-                ('serverless_min_acu', models.DecimalField(decimal_places=1, default=Decimal('0.5'), max_digits=4)),
-                ('serverless_max_acu', models.DecimalField(decimal_places=1, default=Decimal('4'), max_digits=4)),
-                ('use_rds_proxy', models.BooleanField(default=False)),
-                ('lambda_memory_mb', models.PositiveIntegerField(default=256)),
-                ('lambda_timeout_s', models.PositiveIntegerField(default=30)),
-                ('reserved_concurrency', models.PositiveIntegerField(blank=True, null=True)),
-                ('env_vars', models.JSONField(blank=True, default=dict)),
-                ('secret_env_names', models.JSONField(blank=True, default=list)),
-                ('custom_domain', models.CharField(blank=True, max_length=253)),
-                ('certificate_arn', models.CharField(blank=True, max_length=2048)),
-                ('desired_release', models.CharField(blank=True, max_length=64)),
-                ('current_release', models.CharField(blank=True, max_length=64)),
-                ('status', models.CharField(choices=[('provisioning', 'Provisioning'), ('active', 'Active'), ('failed', 'Failed'), ('suspended', 'Suspended'), ('offboarding', 'Offboarding'), ('offboarded', 'Offboarded')], db_index=True, default='provisioning', max_length=16)),
-                ('status_reason', models.CharField(blank=True, max_length=255)),
-                ('endpoint_url', models.URLField(blank=True, max_length=512)),
-                ('config_generation', models.PositiveIntegerField(default=1)),
-                ('applied_generation', models.PositiveIntegerField(default=0)),
-                ('onboarding_token', models.CharField(blank=True, db_index=True, max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('offboarded_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=120)),
+                ("slug", models.SlugField(max_length=40, unique=True)),
+                ("contact_email", models.EmailField(blank=True, max_length=254)),
+                ("region", models.CharField(max_length=32)),
+                (
+                    "ring",
+                    models.PositiveSmallIntegerField(
+                        default=1, help_text="0 = internal/canary; rollouts go ring by ring."
+                    ),
+                ),
+                ("tags", models.JSONField(blank=True, default=dict)),
+                (
+                    "isolation",
+                    models.CharField(
+                        choices=[
+                            ("shared", "Shared instance (a database of its own)"),
+                            ("dedicated", "Dedicated RDS instance"),
+                            ("serverless", "Aurora Serverless v2 cluster"),
+                        ],
+                        default="shared",
+                        max_length=16,
+                    ),
+                ),
+                ("db_instance_class", models.CharField(default="db.t4g.micro", max_length=32)),
+                ("db_allocated_storage_gb", models.PositiveIntegerField(default=20)),
+                ("db_backup_retention_days", models.PositiveSmallIntegerField(default=7)),
+                ("db_storage_encrypted", models.BooleanField(default=True)),
+                ("db_deletion_protection", models.BooleanField(default=True)),
+                (
+                    "serverless_min_acu",
+                    models.DecimalField(decimal_places=1, default=Decimal("0.5"), max_digits=4),
+                ),
+                (
+                    "serverless_max_acu",
+                    models.DecimalField(decimal_places=1, default=Decimal("4"), max_digits=4),
+                ),
+                ("use_rds_proxy", models.BooleanField(default=False)),
+                ("lambda_memory_mb", models.PositiveIntegerField(default=256)),
+                ("lambda_timeout_s", models.PositiveIntegerField(default=30)),
+                ("reserved_concurrency", models.PositiveIntegerField(blank=True, null=True)),
+                ("env_vars", models.JSONField(blank=True, default=dict)),
+                ("secret_env_names", models.JSONField(blank=True, default=list)),
+                ("custom_domain", models.CharField(blank=True, max_length=253)),
+                ("certificate_arn", models.CharField(blank=True, max_length=2048)),
+                ("desired_release", models.CharField(blank=True, max_length=64)),
+                ("current_release", models.CharField(blank=True, max_length=64)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("provisioning", "Provisioning"),
+                            ("active", "Active"),
+                            ("failed", "Failed"),
+                            ("suspended", "Suspended"),
+                            ("offboarding", "Offboarding"),
+                            ("offboarded", "Offboarded"),
+                        ],
+                        db_index=True,
+                        default="provisioning",
+                        max_length=16,
+                    ),
+                ),
+                ("status_reason", models.CharField(blank=True, max_length=255)),
+                ("endpoint_url", models.URLField(blank=True, max_length=512)),
+                ("config_generation", models.PositiveIntegerField(default=1)),
+                ("applied_generation", models.PositiveIntegerField(default=0)),
+                ("onboarding_token", models.CharField(blank=True, db_index=True, max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("offboarded_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['slug'],
+                "ordering": ["slug"],
             },
         ),
         migrations.CreateModel(
-            name='TenantResource',
+            name="TenantResource",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=32)),
-                ('name', models.CharField(max_length=255)),
-                ('identifier', models.CharField(blank=True, max_length=255)),
-                ('arn', models.CharField(blank=True, max_length=2048)),
-                ('region', models.CharField(max_length=32)),
-                ('status', models.CharField(choices=[('present', 'Present'), ('missing', 'Missing'), ('deleted', 'Deleted')], default='present', max_length=16)),
-                ('details', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='resources', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("kind", models.CharField(max_length=32)),
+                ("name", models.CharField(max_length=255)),
+                ("identifier", models.CharField(blank=True, max_length=255)),
+                ("arn", models.CharField(blank=True, max_length=2048)),
+                ("region", models.CharField(max_length=32)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("present", "Present"),
+                            ("missing", "Missing"),
+                            ("deleted", "Deleted"),
+                        ],
+                        default="present",
+                        max_length=16,
+                    ),
+                ),
+                ("details", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="resources",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['tenant', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('tenant', 'kind', 'name'), name='tenant_resource_unique')],
+                "ordering": ["tenant", "id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("tenant", "kind", "name"), name="tenant_resource_unique"
+                    )
+                ],
             },
         ),
     ]

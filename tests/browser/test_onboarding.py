@@ -17,8 +17,9 @@ def browser_dbs():
     drop_tenant_databases("tenant_t9")
 
 
-def test_admin_onboards_a_tenant_and_sees_it_active(page, live_server, admin_user, worker,
-                                                     live_aws, browser_dbs):
+def test_admin_onboards_a_tenant_and_sees_it_active(
+    page, live_server, admin_user, worker, live_aws, browser_dbs
+):
     from opsconsole.sandbox.seed import sandbox_seed
 
     sandbox_seed()
