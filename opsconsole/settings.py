@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 from opsconsole.env import env_bool, env_int, env_list, env_str
 
@@ -212,6 +213,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "opsconsole.jobs.tasks.jobs_requeue_expired",
         "schedule": env_int("JOBS_SWEEP_SECONDS", 30),
     },
+    "tenants-drift-daily": {
+        "task": "tenants.tasks.tenants_check_drift_daily",
+        "schedule": crontab(hour=env_int("DRIFT_CHECK_HOUR_UTC", 3), minute=17),
+    },
 }
 
 # --- Jobs ------------------------------------------------------------------------------
@@ -361,3 +366,6 @@ CELERY_BEAT_SCHEDULE["rollouts-advance"] = {
     "task": "deployments.tasks.rollouts_advance_all",
     "schedule": ROLLOUT_ADVANCE_SECONDS,
 }
+# A function update stays InProgress for seconds: the deploy step re-checks after this long
+# instead of holding its worker in a waiter.
+DEPLOY_UPDATE_POLL_S = env_int("DEPLOY_UPDATE_POLL_S", 5)

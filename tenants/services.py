@@ -132,6 +132,19 @@ def tenant_check_drift(*, tenant: Tenant, request: HttpRequest) -> Job:
     return job
 
 
+def tenants_check_drift_all() -> int:
+    """Queue a drift check for every live tenant (the daily beat). One job per tenant at
+    most: a check still queued or running is not doubled."""
+    count = 0
+    for slug in Tenant.objects.filter(
+        status__in=[TenantStatus.ACTIVE, TenantStatus.SUSPENDED]
+    ).values_list("slug", flat=True):
+        with transaction.atomic():
+            job_create(kind="tenant_drift_check", subject_type="tenant", subject_id=slug)
+        count += 1
+    return count
+
+
 def tenant_suspend(*, tenant: Tenant, request: HttpRequest) -> Job:
     _require(tenant, TenantStatus.ACTIVE)
     with transaction.atomic():

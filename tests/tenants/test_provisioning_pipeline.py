@@ -250,3 +250,16 @@ def test_offboarding_backs_up_first_then_removes_the_stack(seeded):
     ]
     secret = client("secretsmanager").describe_secret(SecretId="opsconsole/tenants/t9-bye/db")
     assert "DeletedDate" in secret  # scheduled, with a recovery window
+
+
+def test_daily_drift_check_queues_one_job_per_live_tenant():
+    from opsconsole.jobs.models import Job
+    from tenants.services import tenants_check_drift_all
+
+    make_tenant("t9-live", status="active")
+    make_tenant("t9-paused", status="suspended")
+    make_tenant("t9-gone", status="offboarded")
+    assert tenants_check_drift_all() == 2
+    assert tenants_check_drift_all() == 2  # still queued: not doubled
+    jobs = Job.objects.filter(kind="tenant_drift_check")
+    assert sorted(jobs.values_list("subject_id", flat=True)) == ["t9-live", "t9-paused"]
