@@ -9,3 +9,5 @@ class DeploymentsConfig(AppConfig):
         from tenants import release_source
 
         release_source.register(DeploymentsReleaseSource())
+        # Registers the tenant_deploy job kind.
+        from deployments import pipeline  # noqa: F401

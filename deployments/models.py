@@ -95,3 +95,151 @@ class TenantSchema(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant} at {self.version}"
+
+
+# --- Rollouts (issue 5) -------------------------------------------------------------------
+
+
+class RolloutStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    HALTED = "halted", "Halted"
+    CANCELLING = "cancelling", "Cancelling"
+    CANCELLED = "cancelled", "Cancelled"
+    SUCCEEDED = "succeeded", "Succeeded"
+
+
+ROLLOUT_FINISHED = [RolloutStatus.CANCELLED, RolloutStatus.SUCCEEDED]
+ROLLOUT_OPEN = [
+    RolloutStatus.RUNNING,
+    RolloutStatus.PAUSED,
+    RolloutStatus.HALTED,
+    RolloutStatus.CANCELLING,
+]
+
+
+class Traffic(models.TextChoices):
+    ALL_AT_ONCE = "all", "All at once"
+    CANARY = "canary", "Canary on the alias"
+
+
+class Rollout(models.Model):
+    """One release put on a set of tenants, wave by wave (docs/rollouts.md).
+
+    The rows are the state: ``rollout_advance`` looks at them and starts what is due, so it
+    can run any number of times, from any worker, in any order.
+    """
+
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="rollouts")
+    status = models.CharField(
+        max_length=12, choices=RolloutStatus.choices, default=RolloutStatus.RUNNING
+    )
+    status_reason = models.CharField(max_length=500, blank=True)
+    # What was asked for: {"kind": "all"|"rings"|"tags"|"tenants", "values": [...]}.
+    target = models.JSONField(default=dict)
+    wave_sizes = models.JSONField(default=list)
+    current_wave = models.PositiveSmallIntegerField(default=0)
+    wave_finished_at = models.DateTimeField(null=True, blank=True)
+    # Resume after a halt: failures that ended before this no longer count.
+    failures_acknowledged_at = models.DateTimeField(null=True, blank=True)
+    max_parallel = models.PositiveSmallIntegerField(default=10)
+    canary_max_failures = models.PositiveSmallIntegerField(default=0)
+    wave_failure_pct = models.PositiveSmallIntegerField(default=10)
+    bake_s = models.PositiveIntegerField(default=300)
+    traffic = models.CharField(max_length=8, choices=Traffic.choices, default=Traffic.ALL_AT_ONCE)
+    canary_percent = models.PositiveSmallIntegerField(default=10)
+    canary_minutes = models.PositiveSmallIntegerField(default=10)
+    # A rollback is a rollout of the previous release to the tenants another one touched.
+    rollback_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rollbacks"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"rollout #{self.pk} of {self.release}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in ROLLOUT_FINISHED
+
+
+class DeploymentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+DEPLOYMENT_DONE = [
+    DeploymentStatus.SUCCEEDED,
+    DeploymentStatus.FAILED,
+    DeploymentStatus.SKIPPED,
+    DeploymentStatus.CANCELLED,
+]
+
+
+class Deployment(models.Model):
+    """The rollout's release on one tenant: one ``tenant_deploy`` job."""
+
+    rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="deployments")
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    wave = models.PositiveSmallIntegerField()
+    position = models.PositiveIntegerField(default=0)
+    status = models.CharField(
+        max_length=10, choices=DeploymentStatus.choices, default=DeploymentStatus.PENDING
+    )
+    job = models.ForeignKey(
+        "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    from_release = models.CharField(max_length=64, blank=True)
+    from_version = models.CharField(max_length=16, blank=True)
+    to_version = models.CharField(max_length=16, blank=True)
+    step = models.CharField(max_length=64, blank=True)
+    reason = models.TextField(blank=True)
+    canary_started_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["rollout", "wave", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["rollout", "tenant"], name="deployment_unique")
+        ]
+        indexes = [models.Index(fields=["rollout", "wave", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.rollout_id}:{self.tenant_id}"
+
+    @property
+    def duration(self):
+        if self.started_at is None:
+            return None
+        from django.utils import timezone
+
+        return (self.finished_at or timezone.now()) - self.started_at
+
+
+class ApiToken(models.Model):
+    """A CI credential: acts as its user (and that user's role). Only a hash is stored."""
+
+    name = models.CharField(max_length=100)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    prefix = models.CharField(max_length=12, db_index=True)
+    key_sha256 = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

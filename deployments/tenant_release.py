@@ -83,6 +83,20 @@ def record_schema(tenant: Tenant, release: str, result: MigrateResult) -> Tenant
 
 class DeploymentsReleaseSource:
     def newest_version(self) -> str | None:
+        """The release a new tenant starts on: the one a fleet-wide rollout is putting on
+        every tenant right now, else the newest registered (docs/rollouts.md)."""
+        from deployments.models import Rollout, RolloutStatus
+
+        rolling = (
+            Rollout.objects.filter(
+                status__in=[RolloutStatus.RUNNING, RolloutStatus.PAUSED], target__kind="all"
+            )
+            .order_by("-created_at", "-id")
+            .values_list("release__version", flat=True)
+            .first()
+        )
+        if rolling:
+            return rolling
         return (
             Release.objects.order_by("-created_at", "-id").values_list("version", flat=True).first()
         )

@@ -1,8 +1,18 @@
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from __future__ import annotations
 
-from deployments.models import Release
-from opsconsole.accounts.access import viewer_required
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from deployments import rollouts
+from deployments.forms import ReleaseForm, RolloutForm
+from deployments.models import Release, Rollout, RolloutStatus
+from deployments.releases import ReleaseRefused, release_is_deployed, release_register
+from deployments.rollouts import RolloutRefused
+from opsconsole.accounts.access import operator_required, viewer_required
+from opsconsole.audit.services import audit_record
 
 
 @viewer_required
@@ -11,16 +21,154 @@ def release_list(request: HttpRequest) -> HttpResponse:
     return render(request, "deployments/release_list.html", {"releases": releases})
 
 
+@operator_required
+def release_new(request: HttpRequest) -> HttpResponse:
+    form = ReleaseForm(request.POST or None, request.FILES or None)
+    problems: list[str] = []
+    if request.method == "POST" and form.is_valid():
+        try:
+            release = release_register(form.release_input(), created_by=request.user)
+        except ReleaseRefused as exc:
+            problems = exc.problems
+        else:
+            audit_record(
+                request=request,
+                action="release.register",
+                obj=release,
+                artifact=release.artifact_summary,
+            )
+            messages.success(request, f"Release {release.version} registered.")
+            return redirect("deployments:release_detail", version=release.version)
+    return render(request, "deployments/release_new.html", {"form": form, "problems": problems})
+
+
 @viewer_required
 def release_detail(request: HttpRequest, version: str) -> HttpResponse:
     release = get_object_or_404(Release, version=version)
     return render(
         request,
         "deployments/release_detail.html",
-        {"release": release, "migrations": release.migrations.all()},
+        {
+            "release": release,
+            "migrations": release.migrations.all(),
+            "rollouts": release.rollouts.all()[:10],
+            "deployed": release_is_deployed(release),
+        },
+    )
+
+
+@operator_required
+def rollout_new(request: HttpRequest, version: str) -> HttpResponse:
+    """The preview (waves, estimate, downgrades, busy tenants), then Start."""
+    release = get_object_or_404(Release, version=version)
+    form = RolloutForm(request.POST or None)
+    preview = None
+    error = ""
+    if form.is_valid():
+        target, strategy = form.get_target(), form.get_strategy()
+        preview = rollouts.rollout_preview(release, target, strategy)
+        if request.method == "POST" and request.POST.get("action") == "start":
+            try:
+                rollout = rollouts.rollout_start(
+                    release=release,
+                    target=target,
+                    strategy=strategy,
+                    created_by=request.user,
+                    confirm_downgrade=form.cleaned_data["confirm_downgrade"],
+                )
+            except RolloutRefused as exc:
+                error = str(exc)
+            else:
+                audit_record(
+                    request=request,
+                    action="rollout.start",
+                    obj=rollout,
+                    release=release.version,
+                    target=target.describe(),
+                    tenants=preview.total,
+                )
+                return redirect("deployments:rollout_detail", rollout_id=rollout.pk)
+    return render(
+        request,
+        "deployments/rollout_new.html",
+        {"release": release, "form": form, "preview": preview, "error": error},
     )
 
 
 @viewer_required
 def rollout_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "deployments/rollout_list.html", {})
+    items = [
+        (rollout, rollouts.rollout_counts(rollout))
+        for rollout in Rollout.objects.select_related("release", "created_by")[:100]
+    ]
+    return render(request, "deployments/rollout_list.html", {"items": items})
+
+
+def _rollout_context(rollout: Rollout) -> dict:
+    deployments = rollout.deployments.select_related("tenant", "job").order_by("wave", "position")
+    return {
+        "rollout": rollout,
+        "counts": rollouts.rollout_counts(rollout),
+        "deployments": deployments,
+        "summary": rollouts.rollout_summary(rollout) if rollout.is_finished else None,
+    }
+
+
+@viewer_required
+def rollout_detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
+    rollout = get_object_or_404(Rollout.objects.select_related("release"), pk=rollout_id)
+    return render(request, "deployments/rollout_detail.html", _rollout_context(rollout))
+
+
+@viewer_required
+def rollout_live(request: HttpRequest, rollout_id: int) -> HttpResponse:
+    """The live partial; 286 (stop polling) once the rollout is over."""
+    rollout = get_object_or_404(Rollout.objects.select_related("release"), pk=rollout_id)
+    response = render(request, "deployments/rollout_detail.html#live", _rollout_context(rollout))
+    if rollout.is_finished:
+        return HttpResponseStopPolling(response.content)
+    return response
+
+
+_ACTIONS = {
+    "pause": rollouts.rollout_pause,
+    "resume": rollouts.rollout_resume,
+    "cancel": rollouts.rollout_cancel,
+    "retry": rollouts.rollout_retry_failed,
+}
+
+
+@require_POST
+@operator_required
+def rollout_action(request: HttpRequest, rollout_id: int, action: str) -> HttpResponse:
+    rollout = get_object_or_404(Rollout, pk=rollout_id)
+    if action == "rollback":
+        try:
+            created = rollouts.rollout_rollback(rollout, created_by=request.user)
+        except RolloutRefused as exc:
+            messages.error(request, str(exc))
+            return redirect("deployments:rollout_detail", rollout_id=rollout.pk)
+        audit_record(
+            request=request,
+            action="rollout.rollback",
+            obj=rollout,
+            rollbacks=[r.pk for r in created],
+        )
+        for back in created:
+            for warning in rollouts.rollback_warnings(rollout, back.release):
+                messages.warning(request, warning)
+        return redirect("deployments:rollout_detail", rollout_id=created[0].pk)
+    fn = _ACTIONS.get(action)
+    if fn is None:
+        return HttpResponse(status=404)
+    done = fn(rollout)
+    audit_record(request=request, action=f"rollout.{action}", obj=rollout, changed=bool(done))
+    if not done:
+        messages.warning(request, f"Nothing to {action}: the rollout is {rollout.status}.")
+    if request.htmx:
+        rollout.refresh_from_db()
+        return render(request, "deployments/rollout_detail.html#live", _rollout_context(rollout))
+    return redirect("deployments:rollout_detail", rollout_id=rollout.pk)
+
+
+__all__ = ["RolloutStatus"]

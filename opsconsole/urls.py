@@ -20,6 +20,7 @@ urlpatterns = [
     path("jobs/", include("opsconsole.jobs.urls")),
     path("tenants/", include("tenants.urls")),
     path("", include("deployments.urls")),
+    path("api/v1/", include("deployments.api_urls")),
 ]
 
 handler403 = "opsconsole.core.errors.forbidden"

@@ -1,6 +1,8 @@
 import uuid
 
+from django.conf import settings
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -11,6 +13,8 @@ from opsconsole.aws.errors import AwsError
 from opsconsole.jobs.models import Job
 from tenants import plan, services
 from tenants.forms import TenantConfigForm, TenantOnboardForm
+from tenants.health.fleet import FLEET_SORTS, fleet_table
+from tenants.health.status import STATUSES
 from tenants.models import Tenant, TenantStatus
 from tenants.resources import console_url
 
@@ -37,12 +41,6 @@ def tenant_list(request: HttpRequest) -> HttpResponse:
     Flat in SQL (status counts, the tenants, missing resources) however many tenants
     there are; the CloudWatch numbers come from a cache refreshed once a minute.
     """
-    from django.conf import settings
-    from django.core.paginator import Paginator
-
-    from tenants.health.fleet import FLEET_SORTS, fleet_table
-    from tenants.health.status import STATUSES
-
     tenants = Tenant.objects.all()
     status = request.GET.get("status", "")
     query = request.GET.get("q", "").strip()

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+from django import forms
+
+from deployments.models import Traffic
+from deployments.releases import ReleaseInput
+from deployments.rollouts import Strategy, Target
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(d, initial) for d in data]
+        return [single(data, initial)] if data else []
+
+
+class ReleaseForm(forms.Form):
+    version = forms.CharField(max_length=64)
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    artifact = forms.ChoiceField(
+        choices=[
+            ("zip", "Zip (stored in S3 under its sha256)"),
+            ("image", "Image already in ECR (tag or digest)"),
+            ("archive", "Image archive (docker save / OCI tar), pushed to ECR"),
+        ]
+    )
+    zip_file = forms.FileField(required=False)
+    archive_file = forms.FileField(required=False)
+    image = forms.CharField(required=False, help_text="repository:tag or repository@sha256:…")
+    runtime = forms.CharField(required=False, initial="python3.12")
+    handler = forms.CharField(required=False, initial="app.handler")
+    architecture = forms.ChoiceField(choices=[("x86_64", "x86_64"), ("arm64", "arm64")])
+    memory_mb = forms.IntegerField(initial=256)
+    timeout_s = forms.IntegerField(initial=30)
+    migrations = MultipleFileField(
+        required=False,
+        help_text="0001_init.sql, 0002_…: every migration of the release, in order.",
+    )
+
+    def release_input(self) -> ReleaseInput:
+        data = self.cleaned_data
+        files = data.get("migrations") or []
+        return ReleaseInput(
+            version=data["version"],
+            artifact=data["artifact"],
+            notes=data["notes"],
+            zip_bytes=data["zip_file"].read() if data.get("zip_file") else None,
+            archive_bytes=data["archive_file"].read() if data.get("archive_file") else None,
+            image=data["image"],
+            runtime=data["runtime"],
+            handler=data["handler"],
+            architecture=data["architecture"],
+            memory_mb=data["memory_mb"],
+            timeout_s=data["timeout_s"],
+            migration_files=sorted((f.name, f.read()) for f in files),
+        )
+
+
+class RolloutForm(forms.Form):
+    target = forms.ChoiceField(
+        choices=[
+            ("all", "Every active tenant not on this release"),
+            ("rings", "Rings"),
+            ("tags", "Tags (key=value)"),
+            ("tenants", "Hand-picked tenants"),
+        ],
+        initial="all",
+    )
+    values = forms.CharField(
+        required=False, help_text="Rings (0, 1), tags (plan=pro) or slugs, comma separated."
+    )
+    on_conflict = forms.ChoiceField(
+        choices=[("wait", "Wait for the other rollout"), ("skip", "Skip the tenant")],
+        initial="wait",
+        label="Tenant in another rollout",
+    )
+    max_parallel = forms.IntegerField(min_value=1, max_value=100, initial=10)
+    canary_max_failures = forms.IntegerField(min_value=0, initial=0)
+    wave_failure_pct = forms.IntegerField(min_value=0, max_value=100, initial=10)
+    bake_s = forms.IntegerField(min_value=0, initial=300, label="Bake time between waves (s)")
+    traffic = forms.ChoiceField(choices=Traffic.choices, initial=Traffic.ALL_AT_ONCE)
+    canary_percent = forms.IntegerField(min_value=1, max_value=99, initial=10)
+    canary_minutes = forms.IntegerField(min_value=1, max_value=120, initial=10)
+    confirm_downgrade = forms.BooleanField(required=False)
+
+    def __init__(self, data=None, *args, **kwargs):
+        if data is None or "target" not in data:
+            # The preview opens with the defaults a careful operator would pick.
+            defaults = Strategy.default()
+            data = {
+                "target": "all",
+                "on_conflict": "wait",
+                "max_parallel": defaults.max_parallel,
+                "canary_max_failures": defaults.canary_max_failures,
+                "wave_failure_pct": defaults.wave_failure_pct,
+                "bake_s": defaults.bake_s,
+                "traffic": defaults.traffic,
+                "canary_percent": defaults.canary_percent,
+                "canary_minutes": defaults.canary_minutes,
+            }
+        super().__init__(data, *args, **kwargs)
+
+    def get_target(self) -> Target:
+        data = self.cleaned_data
+        values = [v.strip() for v in data["values"].split(",") if v.strip()]
+        return Target(kind=data["target"], values=values, on_conflict=data["on_conflict"])
+
+    def get_strategy(self) -> Strategy:
+        data = self.cleaned_data
+        return Strategy(
+            max_parallel=data["max_parallel"],
+            canary_max_failures=data["canary_max_failures"],
+            wave_failure_pct=data["wave_failure_pct"],
+            bake_s=data["bake_s"],
+            traffic=data["traffic"],
+            canary_percent=data["canary_percent"],
+            canary_minutes=data["canary_minutes"],
+        )

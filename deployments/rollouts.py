@@ -1,0 +1,554 @@
+"""Rollouts: target selection, waves, the preview, and the re-entrant orchestrator.
+
+``rollout_advance`` is the whole scheduler. It locks the rollout row, brings deployment
+rows up to date with their jobs, checks the wave's failure threshold, starts pending
+deployments of the current wave up to ``max_parallel``, and moves to the next wave once
+the current one is done and has baked. It runs after every deployment ends (a thin Celery
+task) and from a beat entry; running it twice, or from two workers, does no harm.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from deployments.models import (
+    DEPLOYMENT_DONE,
+    ROLLOUT_OPEN,
+    Deployment,
+    DeploymentStatus,
+    Release,
+    Rollout,
+    RolloutStatus,
+    Traffic,
+)
+from deployments.pipeline import JOB_KIND
+from opsconsole.jobs.models import FINISHED as JOB_FINISHED
+from opsconsole.jobs.models import JobStatus
+from opsconsole.jobs.services import job_cancel, job_create
+from tenants.models import Tenant, TenantStatus
+
+logger = logging.getLogger(__name__)
+
+# Lambda control-plane calls per tenant: configuration, code, publish, alias.
+CALLS_PER_TENANT = 4
+# A tenant's own chain of waits on real AWS: two function updates (~5 s each), the
+# migrations, the health invoke.
+TENANT_CHAIN_S = 15
+
+
+class RolloutRefused(ValueError):  # noqa: N818 - shown to the person
+    pass
+
+
+@dataclass
+class Strategy:
+    max_parallel: int = 10
+    canary_max_failures: int = 0
+    wave_failure_pct: int = 10
+    bake_s: int = 300
+    traffic: str = Traffic.ALL_AT_ONCE
+    canary_percent: int = 10
+    canary_minutes: int = 10
+
+    @classmethod
+    def default(cls) -> Strategy:
+        return cls(
+            max_parallel=settings.ROLLOUT_DEFAULT_MAX_PARALLEL,
+            bake_s=settings.ROLLOUT_DEFAULT_BAKE_S,
+        )
+
+
+@dataclass
+class Target:
+    kind: str = "all"  # all | rings | tags | tenants
+    values: list[Any] = field(default_factory=list)
+    on_conflict: str = "wait"  # wait | skip: a tenant in another open rollout
+
+    def describe(self) -> str:
+        if self.kind == "all":
+            return "every active tenant not on this release"
+        return f"{self.kind}: {', '.join(str(v) for v in self.values)}"
+
+
+# --- targets and waves -----------------------------------------------------------------
+
+
+def select_targets(release: Release, target: Target) -> list[Tenant]:
+    tenants = Tenant.objects.filter(status=TenantStatus.ACTIVE).order_by("ring", "slug")
+    if target.kind == "all":
+        tenants = tenants.exclude(current_release=release.version)
+    elif target.kind == "rings":
+        tenants = tenants.filter(ring__in=[int(v) for v in target.values])
+    elif target.kind == "tags":
+        query = Q()
+        for value in target.values:
+            key, _, wanted = str(value).partition("=")
+            query |= Q(**{f"tags__{key.strip()}": wanted.strip()})
+        tenants = tenants.filter(query) if target.values else tenants.none()
+    elif target.kind == "tenants":
+        tenants = tenants.filter(slug__in=[str(v) for v in target.values])
+    else:
+        raise RolloutRefused(f"Unknown target {target.kind!r}.")
+    return list(tenants)
+
+
+def plan_waves(tenants: list[Tenant]) -> list[list[Tenant]]:
+    """Canary first (the ring-0 tenants, else one tenant), then 10%, then the rest."""
+    if not tenants:
+        return []
+    ring0 = [t for t in tenants if t.ring == 0]
+    canary = ring0 or tenants[:1]
+    rest = [t for t in tenants if t not in canary]
+    second = rest[: math.ceil(len(tenants) * 0.10)]
+    third = rest[len(second) :]
+    return [wave for wave in (canary, second, third) if wave]
+
+
+def downgrades(release: Release, tenants: list[Tenant]) -> list[Tenant]:
+    """Tenants that run a newer release than ``release`` (registered later)."""
+    mine = (release.created_at, release.id)
+    order = {
+        r.version: (r.created_at, r.id)
+        for r in Release.objects.filter(
+            version__in={t.current_release for t in tenants if t.current_release}
+        ).only("version", "created_at", "id")
+    }
+    return [t for t in tenants if t.current_release in order and order[t.current_release] > mine]
+
+
+@dataclass
+class Preview:
+    waves: list[list[str]]
+    estimate_s: int
+    rate_bound_s: int
+    chain_s: int
+    downgrades: list[str]
+    busy: dict[str, int]  # tenant slug -> the open rollout that holds it
+
+    @property
+    def total(self) -> int:
+        return sum(len(w) for w in self.waves)
+
+
+def _busy(tenants: list[Tenant], *, exclude: int | None = None) -> dict[str, int]:
+    rows = Deployment.objects.filter(
+        tenant__in=tenants,
+        rollout__status__in=ROLLOUT_OPEN,
+        status__in=[DeploymentStatus.PENDING, DeploymentStatus.RUNNING],
+    )
+    if exclude:
+        rows = rows.exclude(rollout_id=exclude)
+    return dict(rows.values_list("tenant__slug", "rollout_id"))
+
+
+def estimate(wave_sizes: list[int], strategy: Strategy) -> tuple[int, int, int]:
+    """(estimate, rate bound, chain) in seconds, from the shared Lambda budget."""
+    total = sum(wave_sizes)
+    calls = total * (CALLS_PER_TENANT + (1 if strategy.traffic == Traffic.CANARY else 0))
+    rate_bound = calls / settings.LAMBDA_CONTROL_RATE
+    per_tenant = TENANT_CHAIN_S + (
+        strategy.canary_minutes * 60 if strategy.traffic == Traffic.CANARY else 0
+    )
+    chain = sum(math.ceil(n / max(1, strategy.max_parallel)) * per_tenant for n in wave_sizes)
+    bake = strategy.bake_s * max(0, len(wave_sizes) - 1)
+    return int(max(rate_bound, chain) + bake), int(rate_bound), int(chain)
+
+
+def rollout_preview(release: Release, target: Target, strategy: Strategy) -> Preview:
+    tenants = select_targets(release, target)
+    waves = plan_waves(tenants)
+    est, rate_bound, chain = estimate([len(w) for w in waves], strategy)
+    return Preview(
+        waves=[[t.slug for t in w] for w in waves],
+        estimate_s=est,
+        rate_bound_s=rate_bound,
+        chain_s=chain,
+        downgrades=[t.slug for t in downgrades(release, tenants)],
+        busy=_busy(tenants),
+    )
+
+
+# --- start -----------------------------------------------------------------------------
+
+
+def rollout_start(
+    *,
+    release: Release,
+    target: Target,
+    strategy: Strategy,
+    created_by=None,
+    confirm_downgrade: bool = False,
+    rollback_of: Rollout | None = None,
+) -> Rollout:
+    if strategy.max_parallel < 1:
+        raise RolloutRefused("Max parallel must be at least 1.")
+    tenants = select_targets(release, target)
+    if not tenants:
+        raise RolloutRefused(f"No tenant to deploy to ({target.describe()}).")
+    older = downgrades(release, tenants)
+    if older and not confirm_downgrade:
+        raise RolloutRefused(
+            f"{release.version} is older than what {len(older)} tenant(s) run "
+            f"({', '.join(t.slug for t in older[:5])}): confirm the downgrade."
+        )
+    waves = plan_waves(tenants)
+    with transaction.atomic():
+        busy = _busy(tenants)
+        rollout = Rollout.objects.create(
+            release=release,
+            target=asdict(target),
+            wave_sizes=[len(w) for w in waves],
+            rollback_of=rollback_of,
+            created_by=created_by if created_by and created_by.is_authenticated else None,
+            **asdict(strategy),
+        )
+        rows = []
+        for number, wave in enumerate(waves):
+            for position, tenant in enumerate(wave):
+                row = Deployment(
+                    rollout=rollout,
+                    tenant=tenant,
+                    wave=number,
+                    position=position,
+                    from_release=tenant.current_release,
+                )
+                if tenant.slug in busy and target.on_conflict == "skip":
+                    row.status = DeploymentStatus.SKIPPED
+                    row.reason = f"in rollout #{busy[tenant.slug]}"
+                rows.append(row)
+        Deployment.objects.bulk_create(rows)
+        transaction.on_commit(lambda: _send_advance(rollout.pk))
+    return rollout
+
+
+def _send_advance(rollout_id: int) -> None:
+    from deployments.tasks import rollout_advance_task
+
+    try:
+        rollout_advance_task.delay(rollout_id)
+    except Exception:  # noqa: BLE001 - the beat entry advances it anyway
+        logger.warning("Could not send rollout_advance for %s", rollout_id, exc_info=True)
+
+
+# --- the orchestrator ------------------------------------------------------------------
+
+
+def _sync(rollout: Rollout) -> None:
+    """Running deployments whose job ended without its hook (cancelled, lost) catch up."""
+    ended = rollout.deployments.filter(
+        status=DeploymentStatus.RUNNING, job__status__in=JOB_FINISHED
+    ).select_related("job")
+    for dep in ended:
+        job = dep.job
+        status = {
+            JobStatus.SUCCEEDED: DeploymentStatus.SUCCEEDED,
+            JobStatus.CANCELLED: DeploymentStatus.CANCELLED,
+        }.get(job.status, DeploymentStatus.FAILED)
+        Deployment.objects.filter(pk=dep.pk, status=DeploymentStatus.RUNNING).update(
+            status=status, finished_at=job.finished_at or timezone.now(), reason=job.error[:2000]
+        )
+
+
+def _threshold_broken(rollout: Rollout, wave: int) -> str:
+    rows = rollout.deployments.filter(wave=wave).exclude(status=DeploymentStatus.SKIPPED)
+    failed = rows.filter(status=DeploymentStatus.FAILED)
+    if rollout.failures_acknowledged_at:
+        failed = failed.filter(finished_at__gt=rollout.failures_acknowledged_at)
+    failures, size = failed.count(), rows.count()
+    if wave == 0:
+        if failures > rollout.canary_max_failures:
+            return f"canary wave: {failures} failure(s), {rollout.canary_max_failures} allowed"
+    elif size and failures * 100 > rollout.wave_failure_pct * size:
+        return (
+            f"wave {wave + 1}: {failures} of {size} failed, more than "
+            f"{rollout.wave_failure_pct}% allowed"
+        )
+    return ""
+
+
+def _start(rollout: Rollout, dep: Deployment) -> bool:
+    tenant = dep.tenant
+    if tenant.status != TenantStatus.ACTIVE:
+        dep.status, dep.reason = DeploymentStatus.SKIPPED, f"tenant is {tenant.status}"
+        dep.finished_at = timezone.now()
+        dep.save(update_fields=["status", "reason", "finished_at"])
+        return False
+    other = (
+        Deployment.objects.filter(tenant=tenant, status=DeploymentStatus.RUNNING)
+        .exclude(rollout=rollout)
+        .values_list("rollout_id", flat=True)
+        .first()
+    )
+    if other:
+        if rollout.target.get("on_conflict") == "skip":
+            dep.status, dep.reason = DeploymentStatus.SKIPPED, f"in rollout #{other}"
+            dep.finished_at = timezone.now()
+            dep.save(update_fields=["status", "reason", "finished_at"])
+        elif dep.reason != f"waiting for rollout #{other}":
+            dep.reason = f"waiting for rollout #{other}"
+            dep.save(update_fields=["reason"])
+        return False
+    job = job_create(
+        kind=JOB_KIND,
+        subject_type="tenant",
+        subject_id=tenant.slug,
+        params={"deployment_id": dep.pk, "rollout_id": rollout.pk},
+        created_by=rollout.created_by,
+        unique=False,
+    )
+    dep.status, dep.job, dep.started_at, dep.reason = (
+        DeploymentStatus.RUNNING,
+        job,
+        timezone.now(),
+        "",
+    )
+    dep.step = "queued"
+    dep.save(update_fields=["status", "job", "started_at", "reason", "step"])
+    Tenant.objects.filter(pk=tenant.pk).update(desired_release=rollout.release.version)
+    return True
+
+
+def rollout_advance(rollout_id: int, *, now=None) -> dict[str, Any]:
+    """Look at the rows and do what is due. Safe to call any time, any number of times."""
+    with transaction.atomic():
+        rollout = Rollout.objects.select_for_update().filter(pk=rollout_id).first()
+        if rollout is None:
+            return {"rollout": rollout_id, "missing": True}
+        now = now or timezone.now()
+        _sync(rollout)
+        started = 0
+        running = rollout.deployments.filter(status=DeploymentStatus.RUNNING).count()
+        if rollout.status == RolloutStatus.CANCELLING and not running:
+            rollout.status, rollout.finished_at = RolloutStatus.CANCELLED, now
+            rollout.save(update_fields=["status", "finished_at"])
+        while rollout.status == RolloutStatus.RUNNING:
+            wave = rollout.current_wave
+            broken = _threshold_broken(rollout, wave)
+            if broken:
+                rollout.status, rollout.status_reason = RolloutStatus.HALTED, f"Halted: {broken}"
+                rollout.save(update_fields=["status", "status_reason"])
+                break
+            due = (
+                rollout.deployments.filter(wave__lte=wave, status=DeploymentStatus.PENDING)
+                .select_related("tenant")
+                .order_by("wave", "position")
+            )
+            for dep in due[: max(0, rollout.max_parallel - running)]:
+                if _start(rollout, dep):
+                    started += 1
+                    running += 1
+            open_rows = rollout.deployments.filter(
+                wave__lte=wave, status__in=[DeploymentStatus.PENDING, DeploymentStatus.RUNNING]
+            ).exists()
+            if open_rows:
+                break
+            if wave + 1 >= len(rollout.wave_sizes):
+                rollout.status, rollout.finished_at = RolloutStatus.SUCCEEDED, now
+                rollout.status_reason = ""
+                rollout.save(update_fields=["status", "finished_at", "status_reason"])
+                break
+            if rollout.wave_finished_at is None:
+                rollout.wave_finished_at = now
+                rollout.save(update_fields=["wave_finished_at"])
+            if now - rollout.wave_finished_at < timedelta(seconds=rollout.bake_s):
+                break
+            rollout.current_wave, rollout.wave_finished_at = wave + 1, None
+            rollout.save(update_fields=["current_wave", "wave_finished_at"])
+    return {"rollout": rollout_id, "status": rollout.status, "started": started}
+
+
+def rollouts_advance_all() -> int:
+    ids = list(
+        Rollout.objects.filter(
+            status__in=[RolloutStatus.RUNNING, RolloutStatus.CANCELLING]
+        ).values_list("pk", flat=True)
+    )
+    for rollout_id in ids:
+        rollout_advance(rollout_id)
+    return len(ids)
+
+
+# --- operator actions ------------------------------------------------------------------
+
+
+def rollout_pause(rollout: Rollout) -> bool:
+    """No new deployment starts; running ones finish."""
+    return bool(
+        Rollout.objects.filter(pk=rollout.pk, status=RolloutStatus.RUNNING).update(
+            status=RolloutStatus.PAUSED, status_reason="Paused by an operator."
+        )
+    )
+
+
+def rollout_resume(rollout: Rollout) -> bool:
+    """Continue a paused rollout, or a halted one (its failures so far are accepted)."""
+    with transaction.atomic():
+        changed = Rollout.objects.filter(
+            pk=rollout.pk, status__in=[RolloutStatus.PAUSED, RolloutStatus.HALTED]
+        ).update(
+            status=RolloutStatus.RUNNING, status_reason="", failures_acknowledged_at=timezone.now()
+        )
+        if changed:
+            transaction.on_commit(lambda: _send_advance(rollout.pk))
+    return bool(changed)
+
+
+def rollout_cancel(rollout: Rollout) -> bool:
+    """In-flight deployments finish; none of the pending ones start."""
+    with transaction.atomic():
+        changed = Rollout.objects.filter(pk=rollout.pk, status__in=ROLLOUT_OPEN).update(
+            status=RolloutStatus.CANCELLING, status_reason="Cancelled by an operator."
+        )
+        if not changed:
+            return False
+        rollout.deployments.filter(status=DeploymentStatus.PENDING).update(
+            status=DeploymentStatus.CANCELLED,
+            reason="rollout cancelled",
+            finished_at=timezone.now(),
+        )
+        transaction.on_commit(lambda: _send_advance(rollout.pk))
+    rollout_advance(rollout.pk)
+    return True
+
+
+def rollout_retry_failed(rollout: Rollout) -> int:
+    """Failed deployments start again from the beginning (every step is idempotent)."""
+    with transaction.atomic():
+        locked = Rollout.objects.select_for_update().get(pk=rollout.pk)
+        if locked.status in (RolloutStatus.CANCELLED, RolloutStatus.CANCELLING):
+            return 0
+        count = locked.deployments.filter(status=DeploymentStatus.FAILED).update(
+            status=DeploymentStatus.PENDING,
+            job=None,
+            reason="",
+            step="",
+            to_version="",
+            canary_started_at=None,
+            started_at=None,
+            finished_at=None,
+        )
+        if locked.status == RolloutStatus.SUCCEEDED and count:
+            # The failed tenants are in earlier waves: the rollout runs again for them.
+            locked.status, locked.finished_at = RolloutStatus.RUNNING, None
+        if locked.status == RolloutStatus.HALTED:
+            locked.status, locked.status_reason = RolloutStatus.RUNNING, ""
+        locked.save(update_fields=["status", "status_reason", "finished_at"])
+        transaction.on_commit(lambda: _send_advance(rollout.pk))
+    return count
+
+
+_CONTRACT_RE = re.compile(r"\b(DROP\s+(COLUMN|TABLE)|RENAME\b|ALTER\s+COLUMN\b.*\bTYPE\b)", re.I)
+
+
+def rollback_warnings(rollout: Rollout, previous: Release) -> list[str]:
+    """Migrations the rolled-back release added: the previous code must live with them."""
+    have = set(previous.migrations.values_list("version", flat=True))
+    added = [m for m in rollout.release.migrations.all() if m.version not in have]
+    warnings = []
+    for m in added:
+        if _CONTRACT_RE.search(m.sql):
+            warnings.append(
+                f"{m.name} drops, renames or retypes something: it breaks the expand/contract "
+                f"rule, and {previous.version}'s code may fail on the new schema."
+            )
+        else:
+            warnings.append(f"{m.name} stays applied (schema is not rolled back).")
+    return warnings
+
+
+def rollout_rollback(rollout: Rollout, *, created_by=None) -> list[Rollout]:
+    """Roll the tenants this rollout touched back to the release each ran before it."""
+    if rollout.status in (RolloutStatus.RUNNING, RolloutStatus.PAUSED, RolloutStatus.HALTED):
+        rollout_cancel(rollout)
+    touched = rollout.deployments.filter(
+        status__in=[DeploymentStatus.SUCCEEDED, DeploymentStatus.FAILED, DeploymentStatus.RUNNING]
+    ).exclude(from_release="")
+    by_release: dict[str, list[str]] = {}
+    for from_release, slug in touched.values_list("from_release", "tenant__slug"):
+        by_release.setdefault(from_release, []).append(slug)
+    created = []
+    for version, slugs in by_release.items():
+        previous = Release.objects.filter(version=version).first()
+        if previous is None:
+            continue
+        strategy = Strategy(
+            max_parallel=rollout.max_parallel,
+            canary_max_failures=rollout.canary_max_failures,
+            wave_failure_pct=rollout.wave_failure_pct,
+            bake_s=0,
+            traffic=Traffic.ALL_AT_ONCE,
+        )
+        created.append(
+            rollout_start(
+                release=previous,
+                target=Target(kind="tenants", values=sorted(slugs), on_conflict="wait"),
+                strategy=strategy,
+                created_by=created_by,
+                confirm_downgrade=True,
+                rollback_of=rollout,
+            )
+        )
+    if not created:
+        raise RolloutRefused("No tenant of this rollout has an earlier release to go back to.")
+    return created
+
+
+# --- what the pages show ---------------------------------------------------------------
+
+
+def rollout_counts(rollout: Rollout) -> dict[str, Any]:
+    rows = rollout.deployments.values("wave", "status").annotate(n=Count("id"))
+    totals = {s: 0 for s in DeploymentStatus.values}
+    waves = [
+        {"number": i + 1, "size": size, **{s: 0 for s in DeploymentStatus.values}}
+        for i, size in enumerate(rollout.wave_sizes)
+    ]
+    for row in rows:
+        totals[row["status"]] += row["n"]
+        if row["wave"] < len(waves):
+            waves[row["wave"]][row["status"]] += row["n"]
+    for wave in waves:
+        done = sum(wave[s] for s in DEPLOYMENT_DONE)
+        wave["done"] = done
+        wave["percent"] = int(100 * done / wave["size"]) if wave["size"] else 100
+        wave["ok_percent"] = int(100 * wave["succeeded"] / wave["size"]) if wave["size"] else 0
+        wave["bad_percent"] = (
+            int(100 * (wave["failed"] + wave["cancelled"]) / wave["size"]) if wave["size"] else 0
+        )
+    return {"totals": totals, "waves": waves, "total": sum(rollout.wave_sizes)}
+
+
+def rollout_summary(rollout: Rollout) -> dict[str, Any]:
+    """Which tenants run which release, among those this rollout targeted."""
+    releases: dict[str, int] = {}
+    for version in Tenant.objects.filter(
+        pk__in=rollout.deployments.values("tenant_id")
+    ).values_list("current_release", flat=True):
+        releases[version or "(none)"] = releases.get(version or "(none)", 0) + 1
+    end = rollout.finished_at or timezone.now()
+    return {
+        "duration": end - rollout.created_at,
+        "releases": sorted(releases.items(), key=lambda kv: -kv[1]),
+        "failures": list(
+            rollout.deployments.filter(status=DeploymentStatus.FAILED).select_related("tenant")
+        ),
+    }
+
+
+def cancel_running_jobs(rollout: Rollout) -> int:
+    """Hard stop (not used by Cancel, which lets in-flight deployments finish)."""
+    n = 0
+    for dep in rollout.deployments.filter(status=DeploymentStatus.RUNNING).select_related("job"):
+        if dep.job and job_cancel(dep.job):
+            n += 1
+    return n

@@ -1,0 +1,15 @@
+"""Thin Celery tasks: load, call the service."""
+
+from celery import shared_task
+
+from deployments import rollouts
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def rollout_advance_task(rollout_id: int) -> dict:
+    return rollouts.rollout_advance(rollout_id)
+
+
+@shared_task(ignore_result=True)
+def rollouts_advance_all() -> int:
+    return rollouts.rollouts_advance_all()

@@ -1,0 +1,128 @@
+"""A rate budget shared by every worker: a token bucket in Redis, one per account+region.
+
+Lambda's control plane admits 15 requests/s per account and region, all callers combined,
+and the limit cannot be raised. Rollouts run on many workers at once, so each worker asks
+this budget before a control-plane call; botocore's retries stay as the second line only.
+
+The bucket refills at ``rate`` tokens/s up to ``burst`` tokens. Over any window of T
+seconds at most ``burst + rate * T`` calls go out: with the defaults (10/s, burst 5) that
+is at most 15 in any one second, the AWS limit, while the sustained rate leaves a third of
+the limit to everything else (the console's own pages, people at the CLI).
+
+Taking a token is one Lua script, so check-and-take is atomic across workers. The script
+gets "now" from the caller's clock (injectable for tests) rather than Redis TIME, so a
+test can drive it with a fake clock; worker clocks are NTP-synced, and a skew of a few
+milliseconds only moves a token's time by that much.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import redis
+from django.conf import settings
+
+# KEYS[1] the bucket; ARGV: rate (tokens/s), burst, now (s), tokens wanted.
+# Returns 0 when the tokens were taken, else the seconds (as a string) to wait first.
+_TAKE = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local want = tonumber(ARGV[4])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil then
+  tokens = burst
+  ts = now
+end
+if now > ts then
+  tokens = math.min(burst, tokens + (now - ts) * rate)
+  ts = now
+end
+local ttl = math.ceil(burst / rate) + 60
+-- A thousandth of a token of float rounding must not leave a caller waiting forever.
+if tokens + 0.001 >= want then
+  redis.call('HSET', KEYS[1], 'tokens', tostring(math.max(0, tokens - want)), 'ts', tostring(ts))
+  redis.call('EXPIRE', KEYS[1], ttl)
+  return '0'
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(ts))
+redis.call('EXPIRE', KEYS[1], ttl)
+return tostring((want - tokens) / rate)
+"""
+
+
+class BudgetTimeout(Exception):  # noqa: N818 - a planned condition, not a bug
+    """No token within the caller's deadline: the caller should come back later."""
+
+
+@functools.cache
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
+
+
+def redis_client() -> redis.Redis:
+    return _redis(settings.RATE_BUDGET_REDIS_URL)
+
+
+@dataclass
+class RateBudget:
+    key: str
+    rate: float
+    burst: float
+    conn: redis.Redis
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    waited_s: float = field(default=0.0)
+    _script: object = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self._script = self.conn.register_script(_TAKE)
+
+    def try_take(self, tokens: int = 1) -> float:
+        """Take ``tokens`` now if the bucket has them (returns 0), else the wait in s."""
+        answer = self._script(  # type: ignore[operator]
+            keys=[self.key], args=[self.rate, self.burst, repr(self.clock()), tokens]
+        )
+        return float(answer)
+
+    def take(self, tokens: int = 1, *, timeout_s: float = 60.0) -> float:
+        """Block until ``tokens`` are taken; returns the seconds waited.
+
+        Raises BudgetTimeout when that would take longer than ``timeout_s``.
+        """
+        start = self.clock()
+        waited = 0.0
+        while True:
+            wait = self.try_take(tokens)
+            if wait <= 0:
+                self.waited_s += waited
+                return waited
+            if self.clock() - start + wait > timeout_s:
+                raise BudgetTimeout(f"no {self.key} budget within {timeout_s:.0f} s")
+            wait = max(wait, 0.001)
+            self.sleep(wait)
+            waited += wait
+
+
+def lambda_budget(
+    *,
+    region: str,
+    account: str = "",
+    clock: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> RateBudget:
+    """The budget of Lambda's control plane (15 requests/s per account and region)."""
+    account = account or settings.RATE_BUDGET_ACCOUNT
+    return RateBudget(
+        key=f"{settings.RATE_BUDGET_PREFIX}:lambda-control:{account}:{region}",
+        rate=settings.LAMBDA_CONTROL_RATE,
+        burst=settings.LAMBDA_CONTROL_BURST,
+        conn=redis_client(),
+        clock=clock or time.time,
+        sleep=sleep or time.sleep,
+    )

@@ -1,0 +1,123 @@
+"""The CI API: bearer tokens, roles, release registration and rollouts as JSON."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from deployments.api import api_token_create
+from deployments.models import ApiToken, Release, Rollout
+from opsconsole.audit.models import AuditEvent
+from opsconsole.sandbox.demo_release import app_files, build_zip
+from tenants.models import Tenant, TenantStatus
+
+
+@pytest.fixture
+def seeded(aws, db):
+    """The sandbox baseline and demo release in in-process moto."""
+    from opsconsole.sandbox.seed import sandbox_seed
+
+    return sandbox_seed()
+
+
+def auth(user) -> dict:
+    _, raw = api_token_create(user=user, name="ci")
+    return {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+
+
+def test_no_token_or_a_bad_one_is_401(client, db):
+    assert client.get("/api/v1/releases/").status_code == 401
+    bad = client.get("/api/v1/releases/", HTTP_AUTHORIZATION="Bearer ocs_nope")
+    assert bad.status_code == 401
+
+
+def test_roles(client, viewer_user, outsider_user):
+    assert client.get("/api/v1/releases/", **auth(outsider_user)).status_code == 404
+    headers = auth(viewer_user)
+    assert client.get("/api/v1/releases/", **headers).status_code == 200
+    refused = client.post("/api/v1/releases/", {"version": "x"}, **headers)
+    assert refused.status_code == 403
+    assert not Release.objects.filter(version="x").exists()
+
+
+def test_token_is_stored_as_a_hash(operator_user):
+    token, raw = api_token_create(user=operator_user, name="ci")
+    assert raw not in (token.key_sha256, token.prefix) and raw.startswith(token.prefix)
+    assert not ApiToken.objects.filter(key_sha256=raw).exists()
+
+
+def test_ci_registers_a_zip_and_starts_a_rollout(client, operator_user, seeded, monkeypatch):
+    from deployments import rollouts
+
+    monkeypatch.setattr(rollouts, "_send_advance", lambda rollout_id: None)
+    headers = auth(operator_user)
+    upload = SimpleUploadedFile("app.zip", build_zip(app_files("2026.12.0")))
+    migration = SimpleUploadedFile("0001_init.sql", b"CREATE TABLE t (id int);\n")
+    response = client.post(
+        "/api/v1/releases/",
+        {
+            "version": "2026.12.0",
+            "artifact": "zip",
+            "runtime": "python3.12",
+            "handler": "app.handler",
+            "file": upload,
+            "migrations": [migration],
+        },
+        **headers,
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["migrations"] == ["0001_init.sql"]
+    assert AuditEvent.objects.filter(action="release.register", actor=operator_user).exists()
+
+    again = client.post(
+        "/api/v1/releases/",
+        {
+            "version": "2026.12.0",
+            "artifact": "zip",
+            "runtime": "python3.12",
+            "handler": "app.handler",
+            "file": SimpleUploadedFile("a.zip", b"not a zip"),
+        },
+        **headers,
+    )
+    assert again.status_code == 400
+    problems = " ".join(again.json()["problems"])
+    assert "already registered" in problems and "not a zip" in problems
+
+    for i in range(3):
+        Tenant.objects.create(
+            name=f"T{i}", slug=f"t5-api{i}", region="us-east-1", status=TenantStatus.ACTIVE
+        )
+    preview = client.post(
+        "/api/v1/rollouts/",
+        {"release": "2026.12.0", "preview": True},
+        content_type="application/json",
+        **headers,
+    )
+    assert preview.status_code == 200 and [len(w) for w in preview.json()["waves"]] == [1, 1, 1]
+    assert not Rollout.objects.exists()
+    started = client.post(
+        "/api/v1/rollouts/",
+        {"release": "2026.12.0", "bake_s": 0},
+        content_type="application/json",
+        **headers,
+    )
+    assert started.status_code == 201, started.content
+    body = started.json()
+    assert body["status"] == "running" and body["counts"]["pending"] == 3
+    rollout = Rollout.objects.get(pk=body["id"])
+    assert rollout.bake_s == 0 and rollout.max_parallel == 10
+    status = client.get(f"/api/v1/rollouts/{rollout.pk}/", **headers).json()
+    assert status["wave_sizes"] == [1, 1, 1]
+    paused = client.post(f"/api/v1/rollouts/{rollout.pk}/pause/", **headers)
+    assert paused.json()["status"] == "paused"
+
+
+@pytest.mark.parametrize(
+    "body", [{"release": "nope"}, {"release": "2026.11.0-demo", "target": "rings", "values": [7]}]
+)
+def test_bad_rollout_requests_are_400(client, operator_user, seeded, body):
+    response = client.post(
+        "/api/v1/rollouts/", body, content_type="application/json", **auth(operator_user)
+    )
+    assert response.status_code == 400 and response.json()["problems"]

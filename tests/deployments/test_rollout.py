@@ -1,0 +1,371 @@
+"""Rollouts end to end against in-process moto and real tenant databases.
+
+Tenants are onboarded for real (the provisioning job, inline); deployments run the real
+``tenant_deploy`` job inline, and the orchestrator is called the way its task would be.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.conf import settings
+
+from deployments import pipeline
+from deployments.models import Deployment, DeploymentStatus, Rollout, RolloutStatus
+from deployments.releases import ReleaseInput, release_register
+from deployments.rollouts import (
+    RolloutRefused,
+    Strategy,
+    Target,
+    plan_waves,
+    rollout_advance,
+    rollout_cancel,
+    rollout_pause,
+    rollout_preview,
+    rollout_resume,
+    rollout_retry_failed,
+    rollout_rollback,
+    rollout_start,
+)
+from opsconsole.aws import lambda_
+from opsconsole.jobs.models import Job
+from opsconsole.jobs.services import job_execute
+from opsconsole.sandbox.demo_release import DEMO_VERSION, app_files, build_zip
+from tenants import naming
+from tenants.models import Tenant
+from tests.tenants.conftest import drop_tenant_databases, make_tenant, run_job
+
+NEW = "2026.12.0"
+MIGRATIONS = [
+    (
+        "0001_init.sql",
+        "CREATE TABLE items (\n    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+        "    sku         text        NOT NULL UNIQUE,\n    name        text        NOT NULL,\n"
+        "    quantity    integer     NOT NULL DEFAULT 0 CHECK (quantity >= 0),\n"
+        "    price_cents integer     NOT NULL DEFAULT 0 CHECK (price_cents >= 0),\n"
+        "    created_at  timestamptz NOT NULL DEFAULT now(),\n"
+        "    updated_at  timestamptz NOT NULL DEFAULT now()\n);\n\n"
+        "CREATE INDEX items_created_at_idx ON items (created_at);\n",
+    ),
+    ("0002_items_note.sql", "ALTER TABLE items ADD COLUMN note text;\n"),
+]
+
+
+@pytest.fixture
+def seeded(aws, db):
+    """The sandbox baseline and demo release in in-process moto."""
+    from opsconsole.sandbox.seed import sandbox_seed
+
+    return sandbox_seed()
+
+
+@pytest.fixture(autouse=True)
+def fast_budget(settings):
+    """A budget of its own per test, generous enough not to slow the test down."""
+    settings.RATE_BUDGET_PREFIX = f"test-budget-{uuid.uuid4().hex[:8]}"
+    settings.LAMBDA_CONTROL_RATE = 10_000
+    settings.LAMBDA_CONTROL_BURST = 10_000
+    pipeline._budget.cache_clear()
+    yield
+    pipeline._budget.cache_clear()
+
+
+@pytest.fixture
+def t5_dbs():
+    drop_tenant_databases("tenant_t5")
+    yield
+    drop_tenant_databases("tenant_t5")
+
+
+@pytest.fixture
+def fleet(seeded, t5_dbs):
+    """make(n): n onboarded tenants on the demo release (the first in ring 0)."""
+
+    def make(n: int, prefix: str = "t5-") -> list[Tenant]:
+        tenants = []
+        for i in range(n):
+            tenant = make_tenant(f"{prefix}{i:02d}", ring=0 if i == 0 else 1)
+            job = run_job("tenant_provision", tenant)
+            assert job.status == "succeeded", job.error
+            tenant.refresh_from_db()
+            assert tenant.current_release == DEMO_VERSION
+            tenants.append(tenant)
+        return tenants
+
+    return make
+
+
+def register_new(version: str = NEW, migrations=MIGRATIONS):
+    return release_register(
+        ReleaseInput(
+            version=version,
+            artifact="zip",
+            zip_bytes=build_zip(app_files(version)),
+            runtime="python3.12",
+            handler="app.handler",
+            migration_files=migrations,
+        )
+    )
+
+
+def alias_version(tenant: Tenant) -> str:
+    alias = lambda_.get_alias(
+        function=naming.function_name(tenant.slug), alias=naming.ALIAS, region=tenant.region
+    )
+    return alias["FunctionVersion"]
+
+
+def run_deployments(rollout: Rollout, *, limit: int | None = None) -> int:
+    """Run the queued deploy jobs inline, as workers would; returns how many ran."""
+    ran = 0
+    for dep in rollout.deployments.filter(status=DeploymentStatus.RUNNING).select_related("job"):
+        if limit is not None and ran >= limit:
+            break
+        for _ in range(10):
+            job_execute(dep.job_id, owner="test-worker")
+            job = Job.objects.get(pk=dep.job_id)
+            if job.is_finished:
+                break
+            Job.objects.filter(pk=job.pk).update(run_after=None)
+        ran += 1
+    return ran
+
+
+def drive(rollout: Rollout, *, rounds: int = 30) -> Rollout:
+    for _ in range(rounds):
+        rollout_advance(rollout.pk)
+        rollout.refresh_from_db()
+        if rollout.status != RolloutStatus.RUNNING:
+            return rollout
+        if not run_deployments(rollout):
+            rollout_advance(rollout.pk)
+            rollout.refresh_from_db()
+            if not rollout.deployments.filter(status=DeploymentStatus.RUNNING).exists():
+                return rollout
+    return rollout
+
+
+def quick(**changes) -> Strategy:
+    return Strategy(**{"max_parallel": 10, "bake_s": 0, **changes})
+
+
+def test_waves_canary_then_ten_percent_then_the_rest(db):
+    tenants = [Tenant(slug=f"x{i}", ring=0 if i < 1 else 1) for i in range(20)]
+    waves = plan_waves(tenants)
+    assert [len(w) for w in waves] == [1, 2, 17]
+    no_ring0 = [Tenant(slug=f"y{i}", ring=1) for i in range(5)]
+    assert [len(w) for w in plan_waves(no_ring0)] == [1, 1, 3]
+
+
+def test_twenty_tenants_halt_on_a_second_wave_failure(fleet, monkeypatch):
+    tenants = fleet(20)
+    old_versions = {t.slug: alias_version(t) for t in tenants}
+    release = register_new()
+    preview = rollout_preview(release, Target(), quick())
+    assert [len(w) for w in preview.waves] == [1, 2, 17]
+    assert preview.estimate_s >= preview.chain_s > 0
+
+    doomed = preview.waves[1][1]
+    real_health = pipeline.health_check
+
+    def health(tenant):
+        if tenant.slug == doomed:
+            return False, "injected failure"
+        return real_health(tenant)
+
+    monkeypatch.setattr(pipeline, "health_check", health)
+    rollout = drive(rollout_start(release=release, target=Target(), strategy=quick()))
+
+    assert rollout.status == RolloutStatus.HALTED
+    assert "wave 2: 1 of 2 failed" in rollout.status_reason
+    by_slug = {d.tenant.slug: d for d in rollout.deployments.select_related("tenant")}
+    failed = by_slug[doomed]
+    assert failed.status == DeploymentStatus.FAILED
+    assert "injected failure" in failed.reason and "reverted" in failed.reason
+    # The failed tenant's alias is back on its old version, and it still runs the old release.
+    doomed_tenant = Tenant.objects.get(slug=doomed)
+    assert alias_version(doomed_tenant) == old_versions[doomed]
+    assert doomed_tenant.current_release == DEMO_VERSION
+    assert doomed_tenant.desired_release == DEMO_VERSION
+    # Canary and the healthy second-wave tenant moved; the third wave was never touched.
+    for slug in (preview.waves[0][0], preview.waves[1][0]):
+        tenant = Tenant.objects.get(slug=slug)
+        assert tenant.current_release == NEW
+        assert alias_version(tenant) != old_versions[slug]
+    for slug in preview.waves[2]:
+        assert by_slug[slug].status == DeploymentStatus.PENDING
+        assert by_slug[slug].job_id is None
+        assert alias_version(Tenant.objects.get(slug=slug)) == old_versions[slug]
+        assert Tenant.objects.get(slug=slug).current_release == DEMO_VERSION
+
+    # Retry failed (the fault is gone): the rollout goes on and finishes.
+    monkeypatch.setattr(pipeline, "health_check", real_health)
+    assert rollout_retry_failed(rollout) == 1
+    rollout = drive(rollout)
+    assert rollout.status == RolloutStatus.SUCCEEDED
+    assert set(
+        Tenant.objects.filter(slug__startswith="t5-").values_list("current_release", flat=True)
+    ) == {NEW}
+
+
+def test_canary_failure_halts_at_once(fleet, monkeypatch):
+    tenants = fleet(3)
+    release = register_new()
+    monkeypatch.setattr(pipeline, "health_check", lambda tenant: (False, "canary broken"))
+    rollout = drive(rollout_start(release=release, target=Target(), strategy=quick()))
+    assert rollout.status == RolloutStatus.HALTED
+    assert "canary wave" in rollout.status_reason
+    assert rollout.deployments.filter(status=DeploymentStatus.PENDING).count() == 2
+    assert all(Tenant.objects.get(pk=t.pk).current_release == DEMO_VERSION for t in tenants)
+
+
+def test_pause_and_resume(fleet):
+    fleet(4)
+    release = register_new()
+    rollout = rollout_start(release=release, target=Target(), strategy=quick())
+    rollout_advance(rollout.pk)
+    assert rollout.deployments.filter(status=DeploymentStatus.RUNNING).count() == 1  # canary
+    assert rollout_pause(rollout)
+    run_deployments(rollout)
+    rollout_advance(rollout.pk)
+    rollout.refresh_from_db()
+    assert rollout.status == RolloutStatus.PAUSED
+    # Paused: the canary finished, nothing new started.
+    assert rollout.deployments.filter(status=DeploymentStatus.SUCCEEDED).count() == 1
+    assert rollout.deployments.filter(status=DeploymentStatus.PENDING).count() == 3
+    assert rollout_resume(rollout)
+    rollout = drive(rollout)
+    assert rollout.status == RolloutStatus.SUCCEEDED
+    assert rollout.deployments.filter(status=DeploymentStatus.SUCCEEDED).count() == 4
+
+
+def test_cancel_lets_in_flight_finish_and_starts_nothing(fleet):
+    fleet(4)
+    release = register_new()
+    rollout = rollout_start(release=release, target=Target(), strategy=quick())
+    rollout_advance(rollout.pk)
+    assert rollout_cancel(rollout)
+    rollout.refresh_from_db()
+    assert rollout.status == RolloutStatus.CANCELLING
+    run_deployments(rollout)
+    rollout_advance(rollout.pk)
+    rollout.refresh_from_db()
+    assert rollout.status == RolloutStatus.CANCELLED
+    counts = {s: rollout.deployments.filter(status=s).count() for s in DeploymentStatus.values}
+    assert counts[DeploymentStatus.SUCCEEDED] == 1
+    assert counts[DeploymentStatus.CANCELLED] == 3
+    assert Tenant.objects.filter(current_release=NEW).count() == 1
+
+
+def test_roll_back_puts_the_previous_release_back(fleet):
+    tenants = fleet(3)
+    old_versions = {t.slug: alias_version(t) for t in tenants}
+    release = register_new()
+    rollout = drive(rollout_start(release=release, target=Target(), strategy=quick()))
+    assert rollout.status == RolloutStatus.SUCCEEDED
+    assert all(alias_version(t) != old_versions[t.slug] for t in tenants)
+
+    [back] = rollout_rollback(rollout)
+    assert back.release.version == DEMO_VERSION and back.rollback_of == rollout
+    back = drive(back)
+    assert back.status == RolloutStatus.SUCCEEDED
+    for tenant in tenants:
+        tenant.refresh_from_db()
+        assert tenant.current_release == DEMO_VERSION
+        function = lambda_.get_function_at(
+            name=naming.function_name(tenant.slug), qualifier=naming.ALIAS, region=tenant.region
+        )
+        env = function["Configuration"]["Environment"]["Variables"]
+        assert env["RELEASE_VERSION"] == DEMO_VERSION
+
+
+def test_downgrade_needs_confirmation_and_busy_tenants_wait(fleet):
+    fleet(2)
+    release = register_new()
+    drive(rollout_start(release=release, target=Target(), strategy=quick()))
+    demo = type(release).objects.get(version=DEMO_VERSION)
+    target = Target(kind="tenants", values=["t5-00"])
+    with pytest.raises(RolloutRefused, match="confirm the downgrade"):
+        rollout_start(release=demo, target=target, strategy=quick())
+    first = rollout_start(release=demo, target=target, strategy=quick(), confirm_downgrade=True)
+    rollout_advance(first.pk)
+    # A second rollout for the same tenant, to skip it: it says which rollout holds it.
+    second = rollout_start(
+        release=demo,
+        target=Target(kind="tenants", values=["t5-00"], on_conflict="skip"),
+        strategy=quick(),
+        confirm_downgrade=True,
+    )
+    dep = second.deployments.get()
+    assert dep.status == DeploymentStatus.SKIPPED and dep.reason == f"in rollout #{first.pk}"
+
+
+def test_a_tenant_onboarded_during_a_rollout_gets_the_new_release(fleet):
+    fleet(2)
+    release = register_new()
+    rollout = rollout_start(release=release, target=Target(), strategy=quick())
+    rollout_advance(rollout.pk)
+    # A newer release registered meanwhile is not what the fleet is moving to.
+    register_new("2026.12.5")
+    late = make_tenant("t5-late")
+    assert run_job("tenant_provision", late).status == "succeeded"
+    late.refresh_from_db()
+    assert late.current_release == NEW
+    assert not Deployment.objects.filter(tenant=late).exists()
+    assert settings.SANDBOX
+
+
+def test_canary_on_the_alias_aborts_on_an_alarm(fleet):
+    from opsconsole.aws import cloudwatch
+
+    [tenant] = fleet(1)
+    old = alias_version(tenant)
+    release = register_new()
+    rollout = rollout_start(
+        release=release,
+        target=Target(),
+        strategy=quick(traffic="canary", canary_percent=10, canary_minutes=5),
+    )
+    rollout_advance(rollout.pk)
+    dep = rollout.deployments.get()
+    for _ in range(6):
+        job_execute(dep.job_id, owner="test-worker")
+        Job.objects.filter(pk=dep.job_id).update(run_after=None)
+    dep.refresh_from_db()
+    assert dep.status == DeploymentStatus.RUNNING and dep.canary_started_at is not None
+    alias = lambda_.get_alias(
+        function=naming.function_name(tenant.slug), alias=naming.ALIAS, region=tenant.region
+    )
+    # 10% of the traffic on the new version, the rest still on the old one.
+    assert alias["FunctionVersion"] == old
+    assert alias["RoutingConfig"]["AdditionalVersionWeights"] == {dep.to_version: 0.1}
+
+    cloudwatch.set_alarm_state(
+        name=naming.alarm_name(tenant.slug, "errors"), state="ALARM", reason="test"
+    )
+    job_execute(dep.job_id, owner="test-worker")
+    dep.refresh_from_db()
+    assert dep.status == DeploymentStatus.FAILED and "Canary aborted" in dep.reason
+    alias = lambda_.get_alias(
+        function=naming.function_name(tenant.slug), alias=naming.ALIAS, region=tenant.region
+    )
+    assert alias["FunctionVersion"] == old
+    assert not alias.get("RoutingConfig", {}).get("AdditionalVersionWeights")
+    rollout_advance(rollout.pk)
+    rollout.refresh_from_db()
+    assert rollout.status == RolloutStatus.HALTED
+
+
+def test_each_tenant_takes_four_tokens_from_the_budget(fleet, monkeypatch):
+    fleet(2)
+    taken = []
+
+    class Recorder:
+        def take(self, *, timeout_s):
+            taken.append(timeout_s)
+
+    monkeypatch.setattr(pipeline, "budget_for", lambda region: Recorder())
+    rollout = drive(rollout_start(release=register_new(), target=Target(), strategy=quick()))
+    assert rollout.status == RolloutStatus.SUCCEEDED
+    assert len(taken) == 2 * 4

@@ -1,0 +1,96 @@
+"""The shared Lambda rate budget (a token bucket in real Redis), driven by a fake clock."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+from django.conf import settings
+
+from opsconsole.aws.rate_budget import BudgetTimeout, RateBudget, redis_client
+
+
+class FakeClock:
+    """Time that only moves when someone sleeps; shared by several 'workers'."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self.lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.now += seconds
+
+
+@pytest.fixture
+def key():
+    name = f"test-budget-{uuid.uuid4().hex[:8]}:lambda-control:acct:us-east-1"
+    yield name
+    redis_client().delete(name)
+
+
+def budget(key: str, clock: FakeClock, rate=10.0, burst=5.0) -> RateBudget:
+    return RateBudget(
+        key=key, rate=rate, burst=burst, conn=redis_client(), clock=clock, sleep=clock.sleep
+    )
+
+
+def test_never_more_than_fifteen_in_any_second(key):
+    clock = FakeClock()
+    # Four workers share one bucket (one Redis key), each with its own RateBudget object.
+    workers = [budget(key, clock) for _ in range(4)]
+    granted: list[float] = []
+    for i in range(400):
+        worker = workers[i % 4]
+        worker.take(timeout_s=600)
+        granted.append(clock())
+    granted.sort()
+    # Sliding one-second windows over every grant: at most burst + rate = 15.
+    start = 0
+    worst = 0
+    for end, t in enumerate(granted):
+        while granted[start] <= t - 1.0:
+            start += 1
+        worst = max(worst, end - start + 1)
+    assert worst <= 15
+    # And the sustained rate is the budget's, not less: 400 calls take about 39.5 s.
+    elapsed = granted[-1] - granted[0]
+    assert 39.0 <= elapsed <= 40.5
+
+
+def test_a_deadline_gives_the_worker_back(key):
+    clock = FakeClock()
+    b = budget(key, clock, rate=1.0, burst=1.0)
+    b.take()
+    with pytest.raises(BudgetTimeout):
+        b.take(timeout_s=0.5)
+
+
+def test_budget_refills_only_to_its_burst(key):
+    clock = FakeClock()
+    b = budget(key, clock)
+    clock.sleep(3600)
+    taken = 0
+    while b.try_take() == 0:
+        taken += 1
+    assert taken == 5
+    assert settings.LAMBDA_CONTROL_RATE == 10 and settings.LAMBDA_CONTROL_BURST == 5
+
+
+def test_deploy_path_takes_from_the_budget(monkeypatch):
+    from deployments import pipeline
+
+    calls = []
+
+    class Recorder:
+        def take(self, *, timeout_s):
+            calls.append(timeout_s)
+
+    monkeypatch.setattr(pipeline, "budget_for", lambda region: Recorder())
+    pipeline.control("us-east-1")
+    assert calls == [settings.LAMBDA_BUDGET_WAIT_S]

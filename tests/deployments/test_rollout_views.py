@@ -1,0 +1,128 @@
+"""Rollout pages: roles (operator deploys, viewer reads, outsider 404), preview, actions."""
+
+from __future__ import annotations
+
+import pytest
+
+from deployments.models import Release, Rollout, RolloutStatus
+from opsconsole.audit.models import AuditEvent
+from tenants.models import Tenant, TenantStatus
+
+
+@pytest.fixture
+def release(db):
+    return Release.objects.create(
+        version="2026.12.0", artifact_type="zip", zip_bucket="b", zip_key="k", zip_sha256="0" * 64
+    )
+
+
+@pytest.fixture
+def tenants(db):
+    return [
+        Tenant.objects.create(
+            name=f"T{i}",
+            slug=f"t5-v{i}",
+            region="us-east-1",
+            ring=1,
+            status=TenantStatus.ACTIVE,
+            current_release="2026.11.0",
+        )
+        for i in range(5)
+    ]
+
+
+def test_outsider_gets_404_and_viewer_cannot_deploy(
+    client_for, outsider_user, viewer_user, release, tenants
+):
+    c = client_for(outsider_user)
+    for url in (
+        "/rollouts/",
+        f"/releases/{release.version}/",
+        f"/releases/{release.version}/deploy/",
+    ):
+        assert c.get(url).status_code == 404
+    c = client_for(viewer_user)
+    page = c.get(f"/releases/{release.version}/")
+    assert page.status_code == 200 and b"Deploy to all tenants" not in page.content
+    assert c.get(f"/releases/{release.version}/deploy/").status_code == 403
+    assert c.post(f"/releases/{release.version}/deploy/", {"action": "start"}).status_code == 403
+    assert not Rollout.objects.exists()
+
+
+def test_operator_previews_then_starts(
+    client_for, operator_user, release, tenants, django_capture_on_commit_callbacks, monkeypatch
+):
+    from deployments import rollouts
+
+    sent = []
+    monkeypatch.setattr(rollouts, "_send_advance", sent.append)
+    c = client_for(operator_user)
+    assert b"Deploy to all tenants" in c.get(f"/releases/{release.version}/").content
+    preview = c.get(f"/releases/{release.version}/deploy/")
+    assert preview.status_code == 200
+    text = preview.content.decode()
+    assert "<strong>5</strong> tenant(s) in 3 wave(s)" in text
+    assert "Estimated duration" in text
+    assert not Rollout.objects.exists()  # the preview makes nothing
+    form = {
+        "target": "all",
+        "on_conflict": "wait",
+        "max_parallel": 10,
+        "canary_max_failures": 0,
+        "wave_failure_pct": 10,
+        "bake_s": 0,
+        "traffic": "all",
+        "canary_percent": 10,
+        "canary_minutes": 10,
+        "action": "start",
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = c.post(f"/releases/{release.version}/deploy/", form)
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    rollout = Rollout.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/rollouts/{rollout.pk}/"
+    assert rollout.wave_sizes == [1, 1, 3] and sent == [rollout.pk]
+    assert AuditEvent.objects.filter(action="rollout.start", object_id=str(rollout.pk)).exists()
+
+    page = c.get(f"/rollouts/{rollout.pk}/")
+    assert page.status_code == 200 and b"t5-v0" in page.content
+    live = c.get(f"/rollouts/{rollout.pk}/live/")
+    assert live.status_code == 200 and b'hx-trigger="every 2s"' in live.content
+    assert c.post(f"/rollouts/{rollout.pk}/pause/").status_code == 302
+    rollout.refresh_from_db()
+    assert rollout.status == RolloutStatus.PAUSED
+    assert AuditEvent.objects.filter(action="rollout.pause").exists()
+    assert c.post(f"/rollouts/{rollout.pk}/cancel/").status_code == 302
+    rollout.refresh_from_db()
+    assert rollout.status == RolloutStatus.CANCELLED  # nothing was in flight
+    live = c.get(f"/rollouts/{rollout.pk}/live/")
+    assert live.status_code == 286 and b"Summary" in live.content
+    assert b"#" + str(rollout.pk).encode() in c.get("/rollouts/").content
+
+
+def test_viewer_cannot_act_on_a_rollout(client_for, viewer_user, outsider_user, release, tenants):
+    rollout = Rollout.objects.create(release=release, wave_sizes=[1])
+    assert client_for(viewer_user).get(f"/rollouts/{rollout.pk}/").status_code == 200
+    assert client_for(viewer_user).post(f"/rollouts/{rollout.pk}/pause/").status_code == 403
+    assert client_for(outsider_user).get(f"/rollouts/{rollout.pk}/").status_code == 404
+    rollout.refresh_from_db()
+    assert rollout.status == RolloutStatus.RUNNING
+
+
+def test_rollback_warns_when_migrations_break_expand_contract(db, release):
+    from deployments.models import ReleaseMigration
+    from deployments.rollouts import rollback_warnings
+
+    previous = Release.objects.create(version="2026.11.0", artifact_type="zip")
+    for r in (previous, release):
+        ReleaseMigration.objects.create(release=r, version=1, name="0001_init.sql", sql="x")
+    ReleaseMigration.objects.create(
+        release=release, version=2, name="0002_add.sql", sql="ALTER TABLE t ADD COLUMN n int;"
+    )
+    ReleaseMigration.objects.create(
+        release=release, version=3, name="0003_drop.sql", sql="ALTER TABLE t DROP COLUMN old;"
+    )
+    rollout = Rollout.objects.create(release=release, wave_sizes=[1])
+    warnings = rollback_warnings(rollout, previous)
+    assert warnings[0] == "0002_add.sql stays applied (schema is not rolled back)."
+    assert "0003_drop.sql" in warnings[1] and "expand/contract" in warnings[1]
