@@ -140,10 +140,12 @@ def ensure_artifact_in_region(release: Release, *, region: str) -> dict:
             ecr.create_repository(name=repository, tags={"ManagedBy": "opsconsole"}, region=region)
     if present:
         return {"image": f"{repository}@{release.image_digest}", "pushed": False}
-    if home:
-        raise RuntimeError(f"Image {repository}@{release.image_digest} is missing from ECR.")
+    # Not there yet: push it from the archive kept at registration (the release_push job
+    # does this for the console's region; a deploy does it for any region it needs).
     key = archive_key(release.image_digest)
     if not s3.head_object(bucket=settings.BASELINE["artifact_bucket"], key=key):
+        if home:
+            raise RuntimeError(f"Image {repository}@{release.image_digest} is missing from ECR.")
         raise RuntimeError(
             f"Image {release.image_digest} is not in {region} and no archive of it is kept: "
             "set up ECR cross-region replication for images registered by tag or digest."

@@ -30,6 +30,7 @@ from deployments.migration_files import MigrationFilesError, parse_migration_fil
 from deployments.models import ArtifactType, Release, ReleaseMigration
 from opsconsole.aws import ecr, s3
 from opsconsole.aws.errors import AwsError, AwsNotFound
+from opsconsole.jobs.services import job_create
 
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-+]{0,63}$")
 ARCHITECTURES = {"x86_64", "arm64"}
@@ -187,7 +188,7 @@ def release_register(data: ReleaseInput, *, created_by=None) -> Release:
         }
     else:
         assert archive is not None and data.archive_bytes is not None
-        fields = _push_archive(version, archive, data.archive_bytes, bucket)
+        fields = _store_archive(version, archive, data.archive_bytes, bucket)
     try:
         with transaction.atomic():
             release = Release.objects.create(
@@ -199,6 +200,14 @@ def release_register(data: ReleaseInput, *, created_by=None) -> Release:
                 created_by=created_by if created_by and created_by.is_authenticated else None,
                 **fields,
             )
+            if data.artifact == "archive":
+                # Queued on commit: the worker pushes the kept archive through ECR's layers.
+                job_create(
+                    kind="release_push",
+                    subject_type="release",
+                    subject_id=version,
+                    created_by=created_by,
+                )
             ReleaseMigration.objects.bulk_create(
                 ReleaseMigration(
                     release=release,
@@ -214,24 +223,28 @@ def release_register(data: ReleaseInput, *, created_by=None) -> Release:
     return release
 
 
-def _push_archive(version: str, archive, archive_bytes: bytes, bucket: str) -> dict:
+def _store_archive(version: str, archive, archive_bytes: bytes, bucket: str) -> dict:
+    """Keep the archive in S3 and pin the release to its manifest's digest; a worker pushes
+    it into ECR (job ``release_push``), so the request never waits on the layer uploads.
+
+    The digest is the sha256 of the manifest we will put, so it is known now.
+    """
     repository = release_repository()
     try:
-        pushed = ecr.push_image(
-            repository=repository,
-            tag=version,
-            config_blob=archive.config_blob,
-            layers=archive.layers,
-        )
+        repo = ecr.describe_repository(name=repository)
     except AwsError as exc:
-        raise ReleaseRefused([f"artifact: the push to {repository} failed: {exc}"]) from exc
-    key = archive_key(pushed["digest"])
+        raise ReleaseRefused([f"artifact: ECR answered {exc}"]) from exc
+    if repo is None:
+        raise ReleaseRefused([f"artifact: no ECR repository {repository} to push into"])
+    manifest = ecr.build_manifest(config_blob=archive.config_blob, layers=archive.layers)
+    digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    key = archive_key(digest)
     if s3.head_object(bucket=bucket, key=key) is None:
         s3.put_object(bucket=bucket, key=key, body=archive_bytes, content_type="application/x-tar")
     return {
         "artifact_type": ArtifactType.IMAGE,
-        "image_uri": pushed["uri"],
-        "image_digest": pushed["digest"],
+        "image_uri": f"{repo['repositoryUri']}:{version}",
+        "image_digest": digest,
     }
 
 

@@ -13,6 +13,7 @@ from deployments.releases import ReleaseRefused, release_is_deployed, release_re
 from deployments.rollouts import RolloutRefused
 from opsconsole.accounts.access import operator_required, viewer_required
 from opsconsole.audit.services import audit_record
+from opsconsole.jobs.models import Job
 
 
 @viewer_required
@@ -53,6 +54,9 @@ def release_detail(request: HttpRequest, version: str) -> HttpResponse:
             "migrations": release.migrations.all(),
             "rollouts": release.rollouts.all()[:10],
             "deployed": release_is_deployed(release),
+            "push_job": Job.objects.filter(kind="release_push", subject_id=release.version)
+            .prefetch_related("steps")
+            .first(),
         },
     )
 

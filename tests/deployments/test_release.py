@@ -15,6 +15,8 @@ from deployments.models import Release
 from deployments.releases import ReleaseInput, ReleaseRefused, release_register
 from opsconsole.aws import ecr, s3
 from opsconsole.aws.clients import client
+from opsconsole.jobs.models import Job
+from opsconsole.jobs.services import job_execute
 from opsconsole.sandbox.demo_release import (
     DEMO_VERSION,
     app_files,
@@ -167,6 +169,12 @@ def test_archive_is_pushed_through_the_ecr_layer_api(seeded, form):
     digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
     assert release.artifact_type == "image" and release.image_digest == digest
     repo = settings.BASELINE["release_repository"]
+    # Registration only kept the archive; a worker job pushes it.
+    assert ecr.describe_image(repository=repo, tag_or_digest=version) is None
+    push = Job.objects.get(kind="release_push", subject_id=version)
+    assert job_execute(push.pk, owner="test-worker") == "succeeded"
+    push.refresh_from_db()
+    assert push.steps.get().output["pushed"] is True
     # ECR has the manifest under that digest and tag, and every blob it names.
     found = ecr.describe_image(repository=repo, tag_or_digest=version)
     assert found["imageDigest"] == digest
@@ -185,6 +193,7 @@ def test_archive_is_pushed_through_the_ecr_layer_api(seeded, form):
 
 
 def test_artifact_is_pushed_to_another_region_once(seeded):
+    """Also before the release_push job ran: a deploy pushes what it needs itself."""
     from deployments.artifacts import ensure_artifact_in_region
 
     archive, _, _ = docker_save("2026.12.3")
