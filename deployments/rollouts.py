@@ -302,7 +302,12 @@ def _start(rollout: Rollout, dep: Deployment) -> bool:
         kind=JOB_KIND,
         subject_type="tenant",
         subject_id=tenant.slug,
-        params={"deployment_id": dep.pk, "rollout_id": rollout.pk},
+        # "release" lets pages that only know jobs (the tenant's health history) say which.
+        params={
+            "deployment_id": dep.pk,
+            "rollout_id": rollout.pk,
+            "release": rollout.release.version,
+        },
         created_by=rollout.created_by,
         unique=False,
     )

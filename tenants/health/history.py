@@ -1,8 +1,8 @@
 """A tenant's deployment history, for the health page and the charts' deploy markers.
 
-For now a deployment is a finished provision or reconcile job of the tenant (those put
-the tenant's release on it). When the releases work adds Deployment rows, only
-``deployment_history`` and ``deploy_times`` change.
+A deployment is a job that puts a release on the tenant: onboarding and reconcile jobs,
+and the rollouts' per-tenant ``tenant_deploy`` jobs. Reading jobs (not the deployments
+app's rows) keeps tenants free of any dependency on deployments.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import datetime
 from opsconsole.jobs.models import Job, JobStatus
 from tenants.models import Tenant
 
-DEPLOY_JOB_KINDS = ("tenant_provision", "tenant_reconcile")
+DEPLOY_JOB_KINDS = ("tenant_provision", "tenant_reconcile", "tenant_deploy")
 
 
 @dataclass(frozen=True)
