@@ -93,7 +93,10 @@ def run() -> None:
     def on_signal(signum, _frame) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_signal)
+    # Explicitly, also for SIGINT: a shell that starts us in the background sets SIGINT to
+    # "ignore", and Python then keeps it ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     try:
         if sandbox:
             env["OPSCONSOLE_SANDBOX"] = "1"
