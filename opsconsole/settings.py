@@ -187,6 +187,8 @@ if BROKER_URL.startswith("filesystem://"):
             "data_folder_in": str(_fs_queue / "queue"),
             "data_folder_out": str(_fs_queue / "queue"),
             "processed_folder": str(_fs_queue / "processed"),
+            # Else kombu writes its control exchange files into the working directory.
+            "control_folder": str(_fs_queue / "control"),
             "store_processed": False,
         }
     )

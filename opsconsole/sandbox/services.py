@@ -124,7 +124,7 @@ def resolve_broker(*, redis_db: int = 0) -> tuple[str, str]:
     if port_open("127.0.0.1", 6379):
         return f"redis://127.0.0.1:6379/{redis_db}", "the machine's Redis on 127.0.0.1:6379"
     folder = SANDBOX_DIR / "broker"
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     return "filesystem://", f"kombu's filesystem transport in {folder}"
 
