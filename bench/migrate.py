@@ -39,6 +39,7 @@ from deployments.migration_runner import (  # noqa: E402
     ServerSlots,
     migrate_database,
 )
+from opsconsole.sandbox.endpoints import sandbox_server_connection  # noqa: E402
 
 PREFIX = "bench_mig_"
 
@@ -79,14 +80,8 @@ FILES = [
 ]
 
 
-def admin() -> psycopg.Connection:
-    return psycopg.connect(
-        host=settings.SANDBOX_PG_HOST,
-        port=settings.SANDBOX_PG_PORT,
-        user=settings.SANDBOX_PG_USER,
-        dbname="postgres",
-        autocommit=True,
-    )
+def admin():
+    return sandbox_server_connection()
 
 
 def drop_all(conn: psycopg.Connection) -> None:

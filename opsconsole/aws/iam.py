@@ -8,16 +8,18 @@ from urllib.parse import unquote
 from opsconsole.aws.clients import call, client, tag_list
 from opsconsole.aws.errors import AwsNotFound
 
-LAMBDA_TRUST_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "lambda.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
+
+def trust_policy(service: str) -> dict:
+    """Who may assume a role: one AWS service (lambda.amazonaws.com, rds.amazonaws.com)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+        ],
+    }
+
+
+LAMBDA_TRUST_POLICY = trust_policy("lambda.amazonaws.com")
 
 
 def get_role(*, name: str) -> dict | None:
@@ -27,11 +29,17 @@ def get_role(*, name: str) -> dict | None:
         return None
 
 
-def create_role(*, name: str, tags: dict[str, str], description: str = "") -> dict:
+def create_role(
+    *,
+    name: str,
+    tags: dict[str, str],
+    description: str = "",
+    service: str = "lambda.amazonaws.com",
+) -> dict:
     return call(
         client("iam").create_role,
         RoleName=name,
-        AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST_POLICY),
+        AssumeRolePolicyDocument=json.dumps(trust_policy(service)),
         Description=description,
         Tags=tag_list(tags),
     )["Role"]

@@ -7,10 +7,7 @@ with that module.
 
 from __future__ import annotations
 
-import json
-
-from opsconsole.aws.clients import call, client, tag_list
-from opsconsole.aws.iam import get_role, get_role_policy, put_role_policy
+from opsconsole.aws.iam import create_role, get_role, get_role_policy, put_role_policy, trust_policy
 
 __all__ = [
     "RDS_TRUST_POLICY",
@@ -21,26 +18,11 @@ __all__ = [
     "put_role_policy",
 ]
 
-RDS_TRUST_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "rds.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
+RDS_TRUST_POLICY = trust_policy("rds.amazonaws.com")
 
 
 def create_proxy_role(*, name: str, tags: dict[str, str], description: str = "") -> dict:
-    return call(
-        client("iam").create_role,
-        RoleName=name,
-        AssumeRolePolicyDocument=json.dumps(RDS_TRUST_POLICY),
-        Description=description,
-        Tags=tag_list(tags),
-    )["Role"]
+    return create_role(name=name, tags=tags, description=description, service="rds.amazonaws.com")
 
 
 def proxy_secret_policy(*, secret_arn: str, region: str) -> dict:

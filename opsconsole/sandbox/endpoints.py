@@ -16,3 +16,26 @@ def database_address(host: str, port: int) -> tuple[str, int]:
     if settings.SANDBOX:
         return settings.SANDBOX_PG_HOST, settings.SANDBOX_PG_PORT
     return host, port
+
+
+def sandbox_server_connection(*, application_name: str = "opsconsole-sandbox"):
+    """An autocommit connection to the sandbox's PostgreSQL server itself (database
+    ``postgres``, as SANDBOX_PG_USER): what RDS emulation, tests and benchmarks use to
+    create and drop tenant databases. Never for a production endpoint."""
+    import psycopg
+
+    kwargs: dict = {}
+    default = settings.DATABASES["default"]
+    # The console's own credentials open the local server when it runs as the same user.
+    if (default.get("USER") or "") == settings.SANDBOX_PG_USER and default.get("PASSWORD"):
+        kwargs["password"] = default["PASSWORD"]
+    return psycopg.connect(
+        host=settings.SANDBOX_PG_HOST,
+        port=settings.SANDBOX_PG_PORT,
+        user=settings.SANDBOX_PG_USER,
+        dbname="postgres",
+        autocommit=True,
+        connect_timeout=5,
+        application_name=application_name,
+        **kwargs,
+    )

@@ -21,9 +21,8 @@ import psycopg
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from opsconsole.sandbox.endpoints import database_address
+from opsconsole.sandbox.endpoints import sandbox_server_connection
 from tenants.provisioning.database import (
-    CONNECT_TIMEOUT_S,
     database_state,
     drop_database_and_role,
     ensure_login_role,
@@ -34,22 +33,8 @@ from tenants.provisioning.database import (
 def _superuser_connection(*, host: str, port: int) -> psycopg.Connection:
     if not settings.SANDBOX:
         raise ImproperlyConfigured("RDS emulation only runs in the sandbox (OPSCONSOLE_SANDBOX=1).")
-    address, address_port = database_address(host, port)
-    kwargs: dict = {}
-    default = settings.DATABASES["default"]
-    # The console's own credentials open the local server when it runs as the same user.
-    if (default.get("USER") or "") == settings.SANDBOX_PG_USER and default.get("PASSWORD"):
-        kwargs["password"] = default["PASSWORD"]
-    return psycopg.connect(
-        host=address,
-        port=address_port,
-        user=settings.SANDBOX_PG_USER,
-        dbname="postgres",
-        autocommit=True,
-        connect_timeout=CONNECT_TIMEOUT_S,
-        application_name="opsconsole-rds-emulation",
-        **kwargs,
-    )
+    # Every endpoint maps to the one local server (endpoints.database_address).
+    return sandbox_server_connection(application_name="opsconsole-rds-emulation")
 
 
 def emulate_database_created(

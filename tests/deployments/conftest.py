@@ -16,16 +16,11 @@ from psycopg import sql
 
 from deployments.migration_files import MigrationSpec
 from deployments.migration_runner import DatabaseTarget
+from opsconsole.sandbox.endpoints import sandbox_server_connection
 
 
-def admin_connection() -> psycopg.Connection:
-    return psycopg.connect(
-        host=settings.SANDBOX_PG_HOST,
-        port=settings.SANDBOX_PG_PORT,
-        user=settings.SANDBOX_PG_USER,
-        dbname="postgres",
-        autocommit=True,
-    )
+def admin_connection():
+    return sandbox_server_connection()
 
 
 def query(target: DatabaseTarget, text: str, params: list | None = None) -> list[tuple]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import psycopg
 import pytest
-from django.conf import settings
 
 from opsconsole.jobs.models import Job
 from opsconsole.jobs.services import job_create, job_execute
+from opsconsole.sandbox.endpoints import sandbox_server_connection
 from tenants.models import Tenant
 
 
@@ -19,13 +18,7 @@ def seeded(aws, db):
 
 
 def _admin_conn():
-    return psycopg.connect(
-        host=settings.SANDBOX_PG_HOST,
-        port=settings.SANDBOX_PG_PORT,
-        user=settings.SANDBOX_PG_USER,
-        dbname="postgres",
-        autocommit=True,
-    )
+    return sandbox_server_connection()
 
 
 def drop_tenant_databases(prefix: str) -> None:
