@@ -69,17 +69,47 @@ def control(region: str) -> None:
 # --- helpers ---------------------------------------------------------------------------
 
 
+_CACHE_ATTR = "_tenant_deploy_deployment"
+
+
 def deployment_of(job: Job) -> Deployment:
-    return Deployment.objects.select_related("rollout__release", "tenant").get(
+    """The job's Deployment (with its rollout, release and tenant), loaded once per run.
+
+    ``job_execute`` loads a fresh Job for every run, so the row is read once per run rather
+    than once per step; the steps change it only through ``_update``, which keeps the
+    loaded copy in step with the row.
+    """
+    cached = job.__dict__.get(_CACHE_ATTR)
+    if cached is not None and cached.pk == job.params["deployment_id"]:
+        return cached
+    deployment = Deployment.objects.select_related("rollout__release", "tenant").get(
         pk=job.params["deployment_id"]
     )
+    job.__dict__[_CACHE_ATTR] = deployment
+    return deployment
+
+
+def _update(deployment: Deployment, **fields: Any) -> None:
+    """Write ``fields`` to the row and to the loaded copy."""
+    Deployment.objects.filter(pk=deployment.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(deployment, name, value)
 
 
 def _note(deployment: Deployment, step: str) -> None:
-    Deployment.objects.filter(pk=deployment.pk).update(step=step)
+    if deployment.step != step:
+        _update(deployment, step=step)
 
 
 def artifact_for(deployment: Deployment) -> ReleaseArtifact:
+    """The release's artifact for the tenant's region (resolved once per loaded row)."""
+    cached = deployment.__dict__.get("_artifact")
+    if cached is None:
+        cached = deployment.__dict__["_artifact"] = _artifact_for(deployment)
+    return cached
+
+
+def _artifact_for(deployment: Deployment) -> ReleaseArtifact:
     tenant = deployment.tenant
     artifact = release_source.get().artifact(
         deployment.rollout.release.version, region=tenant.region
@@ -148,9 +178,7 @@ def step_code(job: Job, step) -> dict:
         raise RuntimeError(f"Function {name} does not exist: repair the tenant first.")
     if not deployment.from_version:
         previous = _live_version(name, region)
-        Deployment.objects.filter(pk=deployment.pk).update(
-            from_version=previous, from_release=tenant.current_release
-        )
+        _update(deployment, from_version=previous, from_release=tenant.current_release)
     artifact = artifact_for(deployment)
     configuration = existing["Configuration"]
     if configuration.get("LastUpdateStatus") == "InProgress":
@@ -207,7 +235,7 @@ def step_publish(job: Job, step) -> dict:
         description=f"release {deployment.rollout.release.version}",
         region=region,
     )
-    Deployment.objects.filter(pk=deployment.pk).update(to_version=published["Version"])
+    _update(deployment, to_version=published["Version"])
     return {"function_version": published["Version"]}
 
 
@@ -233,7 +261,7 @@ def step_traffic(job: Job, step) -> dict:
                 weights={new: rollout.canary_percent / 100},
                 region=region,
             )
-            Deployment.objects.filter(pk=deployment.pk).update(canary_started_at=timezone.now())
+            _update(deployment, canary_started_at=timezone.now())
             raise StepWait(
                 f"canary: {rollout.canary_percent}% on version {new}",
                 retry_in=min(30, rollout.canary_minutes * 60),

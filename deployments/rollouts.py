@@ -260,11 +260,15 @@ def _sync(rollout: Rollout) -> None:
 
 
 def _threshold_broken(rollout: Rollout, wave: int) -> str:
-    rows = rollout.deployments.filter(wave=wave).exclude(status=DeploymentStatus.SKIPPED)
-    failed = rows.filter(status=DeploymentStatus.FAILED)
+    failed = Q(status=DeploymentStatus.FAILED)
     if rollout.failures_acknowledged_at:
-        failed = failed.filter(finished_at__gt=rollout.failures_acknowledged_at)
-    failures, size = failed.count(), rows.count()
+        failed &= Q(finished_at__gt=rollout.failures_acknowledged_at)
+    counts = (
+        rollout.deployments.filter(wave=wave)
+        .exclude(status=DeploymentStatus.SKIPPED)
+        .aggregate(size=Count("id"), failures=Count("id", filter=failed))
+    )
+    failures, size = counts["failures"], counts["size"]
     if wave == 0:
         if failures > rollout.canary_max_failures:
             return f"canary wave: {failures} failure(s), {rollout.canary_max_failures} allowed"
@@ -352,9 +356,11 @@ def rollout_advance(rollout_id: int, *, now=None) -> dict[str, Any]:
                 if _start(rollout, dep):
                     started += 1
                     running += 1
-            open_rows = rollout.deployments.filter(
-                wave__lte=wave, status__in=[DeploymentStatus.PENDING, DeploymentStatus.RUNNING]
-            ).exists()
+            # Only deployments of waves up to the current one ever run, so a running one
+            # means the wave is open without asking the database again.
+            open_rows = bool(running) or (
+                rollout.deployments.filter(wave__lte=wave, status=DeploymentStatus.PENDING).exists()
+            )
             if open_rows:
                 break
             if wave + 1 >= len(rollout.wave_sizes):

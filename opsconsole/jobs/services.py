@@ -140,11 +140,20 @@ def job_claim(job_id: int, *, owner: str) -> bool:
     the lock key makes the "no other running job on this subject" check and the claim one
     step for every worker.
     """
+    return _claim(job_id, owner=owner) is not None
+
+
+def _claim(job_id: int, *, owner: str) -> Job | None:
+    """``job_claim``, returning the claimed job as the claim left it (else None).
+
+    The row is read FOR UPDATE, so nothing changes it between the read and the claim and
+    the copy in memory is the row: the worker does not read it again.
+    """
     now = timezone.now()
     with transaction.atomic():
-        job = Job.objects.filter(pk=job_id).only("lock_key").first()
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
         if job is None:
-            return False
+            return None
         if job.lock_key:
             _lock(f"job-lease:{job.lock_key}")
             busy = (
@@ -155,39 +164,58 @@ def job_claim(job_id: int, *, owner: str) -> bool:
                 .exists()
             )
             if busy:
-                return False
+                return None
+        lease_expires_at = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
         claimed = (
             Job.objects.filter(pk=job_id, status=JobStatus.QUEUED)
             .filter(Q(run_after__isnull=True) | Q(run_after__lte=now))
             .update(
                 status=JobStatus.RUNNING,
                 lease_owner=owner,
-                lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
+                lease_expires_at=lease_expires_at,
                 attempts=F("attempts") + 1,
                 started_at=now,
                 run_after=None,
             )
         )
-    return claimed == 1
+    if claimed != 1:
+        return None
+    job.status, job.lease_owner, job.lease_expires_at = JobStatus.RUNNING, owner, lease_expires_at
+    job.attempts, job.started_at, job.run_after = job.attempts + 1, now, None
+    return job
 
 
 def _renew_lease(job: Job, owner: str) -> bool:
+    """Extend the lease unless a cancel was requested: one UPDATE per step.
+
+    False when the lease is lost or the job is to be cancelled (``_holds_lease`` tells
+    which); the cancel is rare, so the common step costs one query, not two.
+    """
     return bool(
-        Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, lease_owner=owner).update(
-            lease_expires_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS)
-        )
+        Job.objects.filter(
+            pk=job.pk, status=JobStatus.RUNNING, lease_owner=owner, cancel_requested=False
+        ).update(lease_expires_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS))
     )
+
+
+def _holds_lease(job: Job, owner: str) -> bool:
+    return Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, lease_owner=owner).exists()
 
 
 def _finish(job: Job, owner: str, status: str, error: str = "") -> None:
-    Job.objects.filter(pk=job.pk, lease_owner=owner).update(
-        status=status,
-        finished_at=timezone.now(),
-        error=error,
-        lease_owner="",
-        lease_expires_at=None,
-    )
-    job.refresh_from_db()
+    fields = {
+        "status": status,
+        "finished_at": timezone.now(),
+        "error": error,
+        "lease_owner": "",
+        "lease_expires_at": None,
+    }
+    if Job.objects.filter(pk=job.pk, lease_owner=owner).update(**fields):
+        # The row is what we wrote: no need to read it back.
+        for name, value in fields.items():
+            setattr(job, name, value)
+    else:
+        job.refresh_from_db()
     kind = get_kind(job.kind)
     hook = kind.on_success if status == JobStatus.SUCCEEDED else kind.on_failure
     if hook is not None and status != JobStatus.CANCELLED:
@@ -201,13 +229,13 @@ def job_execute(job_id: int, *, owner: str | None = None) -> str:
     idempotent, so a resumed job re-checks rather than re-creates.
     """
     owner = owner or worker_id()
-    if not job_claim(job_id, owner=owner):
+    job = _claim(job_id, owner=owner)
+    if job is None:
         job = Job.objects.filter(pk=job_id).first()
         if job is None or job.is_finished or job.status == JobStatus.RUNNING:
             return "not-claimed"
         return "busy"  # queued, but not due yet or its subject is leased elsewhere
 
-    job = Job.objects.get(pk=job_id)
     if job.attempts > job.max_attempts:
         _fail_unfinished_steps(job, "Gave up: the job's worker was lost too many times.")
         _finish(job, owner, JobStatus.FAILED, f"Gave up after {job.attempts - 1} attempts.")
@@ -217,8 +245,9 @@ def job_execute(job_id: int, *, owner: str | None = None) -> str:
     fns = {s.name: s.fn for s in kind.steps}
     for step in job.steps.exclude(status__in=[StepStatus.SUCCEEDED, StepStatus.SKIPPED]):
         if not _renew_lease(job, owner):
-            return "lease-lost"
-        job.refresh_from_db(fields=["cancel_requested"])
+            if not _holds_lease(job, owner):
+                return "lease-lost"
+            job.cancel_requested = True
         if job.cancel_requested:
             _finish(job, owner, JobStatus.CANCELLED, "Cancelled by a user.")
             return "cancelled"
