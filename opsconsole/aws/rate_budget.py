@@ -9,7 +9,9 @@ seconds at most ``burst + rate * T`` calls go out: with the defaults (10/s, burs
 is at most 15 in any one second, the AWS limit, while the sustained rate leaves a third of
 the limit to everything else (the console's own pages, people at the CLI).
 
-Taking a token is one Lua script, so check-and-take is atomic across workers. The script
+Taking a token is one Lua script, so check-and-take is atomic across workers; a worker that
+must wait books its token in the same call and sleeps until it is due (no polling, which
+made every waiting worker ask again at each refill). The script
 gets "now" from the caller's clock (injectable for tests) rather than Redis TIME, so a
 test can drive it with a fake clock; worker clocks are NTP-synced, and a skew of a few
 milliseconds only moves a token's time by that much.
@@ -56,6 +58,44 @@ return tostring((want - tokens) / rate)
 """
 
 
+# Same bucket, but a caller that would have to wait books its token(s) now instead of
+# asking again later: the count may go below zero, and the answer is how long to sleep
+# before using them. One Redis call per token however many workers wait (polling made
+# them all wake and ask again at every refill). ARGV[5] is the longest wait accepted;
+# past it nothing is booked and the answer is negative.
+_RESERVE = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local want = tonumber(ARGV[4])
+local max_wait = tonumber(ARGV[5])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil then
+  tokens = burst
+  ts = now
+end
+if now > ts then
+  tokens = math.min(burst, tokens + (now - ts) * rate)
+  ts = now
+end
+local wait = 0
+if tokens + 0.001 < want then
+  wait = (want - tokens) / rate
+end
+local ttl = math.ceil((burst - tokens + want) / rate) + 60
+if wait > max_wait then
+  redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(ts))
+  redis.call('EXPIRE', KEYS[1], ttl)
+  return tostring(-wait)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - want), 'ts', tostring(ts))
+redis.call('EXPIRE', KEYS[1], ttl)
+return tostring(wait)
+"""
+
+
 class BudgetTimeout(Exception):  # noqa: N818 - a planned condition, not a bug
     """No token within the caller's deadline: the caller should come back later."""
 
@@ -79,9 +119,11 @@ class RateBudget:
     sleep: Callable[[float], None] = time.sleep
     waited_s: float = field(default=0.0)
     _script: object = field(default=None, repr=False)
+    _reserve: object = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._script = self.conn.register_script(_TAKE)
+        self._reserve = self.conn.register_script(_RESERVE)
 
     def try_take(self, tokens: int = 1) -> float:
         """Take ``tokens`` now if the bucket has them (returns 0), else the wait in s."""
@@ -91,22 +133,22 @@ class RateBudget:
         return float(answer)
 
     def take(self, tokens: int = 1, *, timeout_s: float = 60.0) -> float:
-        """Block until ``tokens`` are taken; returns the seconds waited.
+        """Book ``tokens`` and sleep until they are due; returns the seconds waited.
 
-        Raises BudgetTimeout when that would take longer than ``timeout_s``.
+        Raises BudgetTimeout (booking nothing) when they would be due after ``timeout_s``.
         """
-        start = self.clock()
-        waited = 0.0
-        while True:
-            wait = self.try_take(tokens)
-            if wait <= 0:
-                self.waited_s += waited
-                return waited
-            if self.clock() - start + wait > timeout_s:
-                raise BudgetTimeout(f"no {self.key} budget within {timeout_s:.0f} s")
-            wait = max(wait, 0.001)
+        wait = float(
+            self._reserve(  # type: ignore[operator]
+                keys=[self.key],
+                args=[self.rate, self.burst, repr(self.clock()), tokens, timeout_s],
+            )
+        )
+        if wait < 0:
+            raise BudgetTimeout(f"no {self.key} budget within {timeout_s:.0f} s")
+        if wait > 0:
             self.sleep(wait)
-            waited += wait
+        self.waited_s += wait
+        return wait
 
 
 def lambda_budget(

@@ -94,3 +94,16 @@ def test_deploy_path_takes_from_the_budget(monkeypatch):
     monkeypatch.setattr(pipeline, "budget_for", lambda region: Recorder())
     pipeline.control("us-east-1")
     assert calls == [settings.LAMBDA_BUDGET_WAIT_S]
+
+
+def test_a_waiting_worker_books_its_token_in_one_call(key):
+    """No polling: a take that must wait asks Redis once and sleeps until its slot."""
+    clock = FakeClock()
+    b = budget(key, clock, rate=10.0, burst=1.0)
+    calls = []
+    reserve = b._reserve
+    b._reserve = lambda **kw: calls.append(kw) or reserve(**kw)
+    b.take()  # the burst token: no wait
+    waits = [b.take() for _ in range(5)]
+    assert len(calls) == 6
+    assert waits == pytest.approx([0.1] * 5, abs=0.002)
