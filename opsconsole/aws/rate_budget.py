@@ -27,42 +27,11 @@ from dataclasses import dataclass, field
 import redis
 from django.conf import settings
 
-# KEYS[1] the bucket; ARGV: rate (tokens/s), burst, now (s), tokens wanted.
-# Returns 0 when the tokens were taken, else the seconds (as a string) to wait first.
-_TAKE = """
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
-local want = tonumber(ARGV[4])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil then
-  tokens = burst
-  ts = now
-end
-if now > ts then
-  tokens = math.min(burst, tokens + (now - ts) * rate)
-  ts = now
-end
-local ttl = math.ceil(burst / rate) + 60
--- A thousandth of a token of float rounding must not leave a caller waiting forever.
-if tokens + 0.001 >= want then
-  redis.call('HSET', KEYS[1], 'tokens', tostring(math.max(0, tokens - want)), 'ts', tostring(ts))
-  redis.call('EXPIRE', KEYS[1], ttl)
-  return '0'
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(ts))
-redis.call('EXPIRE', KEYS[1], ttl)
-return tostring((want - tokens) / rate)
-"""
-
-
-# Same bucket, but a caller that would have to wait books its token(s) now instead of
-# asking again later: the count may go below zero, and the answer is how long to sleep
-# before using them. One Redis call per token however many workers wait (polling made
-# them all wake and ask again at every refill). ARGV[5] is the longest wait accepted;
-# past it nothing is booked and the answer is negative.
+# KEYS[1] the bucket; ARGV: rate (tokens/s), burst, now (s), tokens wanted, longest wait.
+# A caller that would have to wait books its token(s) now instead of asking again later:
+# the count may go below zero, and the answer is how long to sleep before using them. One
+# Redis call per token however many workers wait (polling made them all wake and ask again
+# at every refill). Past the longest wait nothing is booked and the answer is negative.
 _RESERVE = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
@@ -118,31 +87,29 @@ class RateBudget:
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     waited_s: float = field(default=0.0)
-    _script: object = field(default=None, repr=False)
     _reserve: object = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        self._script = self.conn.register_script(_TAKE)
         self._reserve = self.conn.register_script(_RESERVE)
+
+    def _book(self, tokens: int, max_wait: float) -> float:
+        return float(
+            self._reserve(  # type: ignore[operator]
+                keys=[self.key],
+                args=[self.rate, self.burst, repr(self.clock()), tokens, max_wait],
+            )
+        )
 
     def try_take(self, tokens: int = 1) -> float:
         """Take ``tokens`` now if the bucket has them (returns 0), else the wait in s."""
-        answer = self._script(  # type: ignore[operator]
-            keys=[self.key], args=[self.rate, self.burst, repr(self.clock()), tokens]
-        )
-        return float(answer)
+        return abs(self._book(tokens, 0.0))
 
     def take(self, tokens: int = 1, *, timeout_s: float = 60.0) -> float:
         """Book ``tokens`` and sleep until they are due; returns the seconds waited.
 
         Raises BudgetTimeout (booking nothing) when they would be due after ``timeout_s``.
         """
-        wait = float(
-            self._reserve(  # type: ignore[operator]
-                keys=[self.key],
-                args=[self.rate, self.burst, repr(self.clock()), tokens, timeout_s],
-            )
-        )
+        wait = self._book(tokens, timeout_s)
         if wait < 0:
             raise BudgetTimeout(f"no {self.key} budget within {timeout_s:.0f} s")
         if wait > 0:
