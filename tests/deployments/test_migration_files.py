@@ -51,8 +51,8 @@ def test_bom_is_dropped_before_the_checksum():
     "content", ["", "   \n\t\n", "-- nothing yet\n", "/* later */\n-- still nothing\n;\n"]
 )
 def test_empty_file_is_refused(content):
-    assert problems_of([("0001_init.sql", INIT), ("0002_todo.sql", content)]) == [
-        "0002_todo.sql: is empty (only whitespace or comments)"
+    assert problems_of([("0001_init.sql", INIT), ("0002_placeholder.sql", content)]) == [
+        "0002_placeholder.sql: is empty (only whitespace or comments)"
     ]
 
 
