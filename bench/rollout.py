@@ -15,9 +15,11 @@ second and throttles the rest (ThrottlingException reaches the caller: counted a
 modelled as one plain call each. Functions, versions and aliases live in the model.
 
 The bound is the larger of (control-plane calls / 15) and one tenant's own chain of waits
-(its calls x latency + two updates). The sequential figure runs the same job steps tenant
-after tenant (sleeping through every wait, like the old CI loop) on ``--sample`` tenants
-and scales it to the fleet.
+(its calls x latency + its function updates x the update time). The new release keeps the
+function's settings, so a deployment is one code update; ``--config-change`` makes it
+change the memory size too (a configuration update first, then the code). The sequential
+figure runs the same job steps tenant after tenant (sleeping through every wait, like the
+old CI loop) on ``--sample`` tenants and scales it to the fleet.
 
 Rows are ``brl-*`` tenants and ``bench-rollout-*`` releases in the console's database
 (DATABASE_URL, migrated); they are deleted at the end (and at the start, after an
@@ -82,6 +84,7 @@ class LambdaModel:
         self.window: deque[float] = deque()
         self.control_calls = 0
         self.other_calls = 0
+        self.updates = 0
         self.throttled = 0
         self.functions: dict[str, dict] = {}
         self.code_by_key: dict[str, str] = {}
@@ -110,7 +113,7 @@ class LambdaModel:
         time.sleep(self.latency)
 
     # -- state ------------------------------------------------------------------------
-    def add_function(self, name: str, *, release: str, code: str) -> None:
+    def add_function(self, name: str, *, code: str) -> None:
         self.functions[name] = {
             "code": code,
             "config": {
@@ -118,7 +121,7 @@ class LambdaModel:
                 "Timeout": 30,
                 "Runtime": "python3.12",
                 "Handler": "app.handler",
-                "Environment": {"Variables": {"RELEASE_VERSION": release}},
+                "Environment": {"Variables": {"TENANT_SLUG": name}},
             },
             "done_at": 0.0,
             "versions": 1,
@@ -147,6 +150,8 @@ class LambdaModel:
                 permanent=False,
             )
         f["done_at"] = time.monotonic() + self.update_s
+        with self.lock:
+            self.updates += 1
         return f
 
     # -- the opsconsole.aws.lambda_ functions the pipeline uses ------------------------
@@ -228,7 +233,7 @@ class Scheduler:
         connection.close()
 
 
-def install(model: LambdaModel, scheduler: Scheduler | None) -> None:
+def install(model: LambdaModel, scheduler: Scheduler | None, *, memory_mb: int) -> None:
     from opsconsole.aws import lambda_
 
     for attr in (
@@ -243,12 +248,13 @@ def install(model: LambdaModel, scheduler: Scheduler | None) -> None:
         setattr(lambda_, attr, getattr(model, attr))
 
     def desired_configuration(tenant, artifact):
+        # What fn.desired_configuration asks for, without the role and network lookups.
         return {
-            "MemorySize": 256,
+            "MemorySize": memory_mb,
             "Timeout": 30,
             "Runtime": artifact.runtime,
             "Handler": artifact.handler,
-            "Environment": {"Variables": {"RELEASE_VERSION": artifact.version}},
+            "Environment": {"Variables": {"TENANT_SLUG": f"opsconsole-{tenant.slug}"}},
         }
 
     fn.desired_configuration = desired_configuration
@@ -264,6 +270,9 @@ def install(model: LambdaModel, scheduler: Scheduler | None) -> None:
             "job", args[0], countdown or 0
         )
         tasks.rollout_advance_task.delay = lambda rollout_id: scheduler.send("advance", rollout_id)
+        tasks.rollout_advance_task.apply_async = lambda args, countdown=None: scheduler.send(
+            "advance", args[0], countdown or 0
+        )
 
 
 def cleanup() -> None:
@@ -302,9 +311,7 @@ def make_tenants(n: int, *, old: Release, model: LambdaModel, tag: str) -> list[
         for i in range(n)
     )
     for t in tenants:
-        model.add_function(
-            f"opsconsole-{t.slug}", release=old.version, code=model.code_by_key[old.zip_key]
-        )
+        model.add_function(f"opsconsole-{t.slug}", code=model.code_by_key[old.zip_key])
     return tenants
 
 
@@ -348,6 +355,11 @@ def main() -> None:
     parser.add_argument("--update-s", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=14.0, help="budget refill, requests/s")
     parser.add_argument("--burst", type=float, default=1.0)
+    parser.add_argument(
+        "--config-change",
+        action="store_true",
+        help="the new release also changes the function's settings (one more update each)",
+    )
     args = parser.parse_args()
 
     settings.RATE_BUDGET_PREFIX = f"bench-rollout-{uuid.uuid4().hex[:8]}"
@@ -360,7 +372,7 @@ def main() -> None:
     cleanup()
     model = LambdaModel(latency=args.latency, update_s=args.update_s)
     scheduler = Scheduler(args.workers)
-    install(model, scheduler)
+    install(model, scheduler, memory_mb=512 if args.config_change else 256)
     old = make_release(f"{RELEASE_PREFIX}old", model)
     new = make_release(f"{RELEASE_PREFIX}new", model)
     try:
@@ -376,16 +388,17 @@ def main() -> None:
         )
         scheduler.send("advance", rollout.pk)
         last_beat = time.monotonic()
+        status = Rollout.objects.filter(pk=rollout.pk).values_list("status", flat=True)
         while True:
-            time.sleep(0.5)
-            rollout.refresh_from_db()
-            if rollout.is_finished or rollout.status == "halted":
+            time.sleep(1)
+            if status.first() in ("succeeded", "cancelled", "halted"):
                 break
             if time.monotonic() - last_beat > 10:  # the beat entry
                 scheduler.send("advance", rollout.pk)
                 last_beat = time.monotonic()
         wall = time.monotonic() - t0
         cpu = time.process_time() - cpu0
+        rollout.refresh_from_db()
         scheduler.stop = True
         with scheduler.cond:
             scheduler.cond.notify_all()
@@ -403,7 +416,8 @@ def main() -> None:
             model.throttled,
         )
         per_tenant_calls = (control_calls + other_calls) / args.tenants
-        chain = per_tenant_calls * args.latency + 2 * args.update_s
+        updates_per_tenant = model.updates / args.tenants
+        chain = per_tenant_calls * args.latency + updates_per_tenant * args.update_s
         bound = max(control_calls / CONTROL_LIMIT, chain)
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -412,7 +426,8 @@ def main() -> None:
         print(f"rollout status={rollout.status} counts={counts} first failures={failed}")
         print(
             f"control-plane calls={control_calls} ({control_calls / args.tenants:.1f}/tenant) "
-            f"other calls={other_calls} chain_s={chain:.1f} "
+            f"other calls={other_calls} updates/tenant={updates_per_tenant:.1f} "
+            f"chain_s={chain:.1f} "
             f"sequential sample: {args.sample} tenants in {seq_sample_s:.1f} s"
         )
         print(

@@ -8,6 +8,11 @@ canary first); verify (alarm states and a health invoke). Every step is idempote
 On failure the alias goes back to the version it had before (``from_version``) and the
 deployment is failed with the error; the rollout's threshold decides what happens next.
 
+What a deployment learns on the way (the version the alias served before, the version it
+published) is its steps' output, saved with each step's end by the job runner; the
+Deployment row gets it once, when the deployment ends. The rollout page reads the
+running step from the job, so a step costs no write of its own here.
+
 Every Lambda control-plane call here takes a token from the shared rate budget first
 (``opsconsole.aws.rate_budget``); GetFunction (100 requests/s, a separate limit) does not.
 """
@@ -19,19 +24,22 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.core.cache import cache
+from django.db import connection, transaction
 from django.utils import timezone
 
 from deployments.models import Deployment, DeploymentStatus, Rollout, Traffic
 from opsconsole.aws import cloudwatch, lambda_
 from opsconsole.aws.errors import AwsError
 from opsconsole.aws.rate_budget import BudgetTimeout, RateBudget, lambda_budget
+from opsconsole.core import rows
 from opsconsole.jobs.models import Job
 from opsconsole.jobs.registry import StepWait, register_job_kind
-from tenants import naming, release_source
+from opsconsole.jobs.services import step_output
+from tenants import naming
 from tenants.models import Tenant
 from tenants.provisioning import function as fn
-from tenants.provisioning.alarms import alarm_specs
+from tenants.provisioning.alarms import alarm_names
 from tenants.provisioning.release import health_check
 from tenants.release_source import ReleaseArtifact
 
@@ -75,18 +83,32 @@ _CACHE_ATTR = "_tenant_deploy_deployment"
 def deployment_of(job: Job) -> Deployment:
     """The job's Deployment (with its rollout, release and tenant), loaded once per run.
 
-    ``job_execute`` loads a fresh Job for every run, so the row is read once per run rather
-    than once per step; the steps change it only through ``_update``, which keeps the
-    loaded copy in step with the row.
+    ``job_execute`` loads a fresh Job for every run, so the rows are read once per run
+    rather than once per step; the steps change the deployment only through ``_update``,
+    which keeps the loaded copy in step with the row. Deployment and tenant are read fresh
+    (two plain SELECTs: the tenant's settings may have been edited since the last run);
+    the rollout and its release never change once the rollout starts, so a worker keeps
+    them (``_rollout``).
     """
     cached = job.__dict__.get(_CACHE_ATTR)
     if cached is not None and cached.pk == job.params["deployment_id"]:
         return cached
-    deployment = Deployment.objects.select_related("rollout__release", "tenant").get(
-        pk=job.params["deployment_id"]
-    )
+    found = rows.fetch(Deployment, "id = %s", [job.params["deployment_id"]])
+    if not found:
+        raise Deployment.DoesNotExist(f"Deployment {job.params['deployment_id']} is gone.")
+    deployment = found[0]
+    deployment.rollout = _rollout(deployment.rollout_id)
+    deployment.tenant = rows.fetch(Tenant, "id = %s", [deployment.tenant_id])[0]
     job.__dict__[_CACHE_ATTR] = deployment
     return deployment
+
+
+@functools.lru_cache(maxsize=256)
+def _rollout(rollout_id: int) -> Rollout:
+    """A rollout with its release. Its strategy and release are written once, when it
+    starts (a release is immutable once deployed), so a copy per worker process is safe;
+    its status is never read from here."""
+    return Rollout.objects.select_related("release").get(pk=rollout_id)
 
 
 def _update(deployment: Deployment, **fields: Any) -> None:
@@ -94,11 +116,6 @@ def _update(deployment: Deployment, **fields: Any) -> None:
     Deployment.objects.filter(pk=deployment.pk).update(**fields)
     for name, value in fields.items():
         setattr(deployment, name, value)
-
-
-def _note(deployment: Deployment, step: str) -> None:
-    if deployment.step != step:
-        _update(deployment, step=step)
 
 
 def artifact_for(deployment: Deployment) -> ReleaseArtifact:
@@ -110,10 +127,10 @@ def artifact_for(deployment: Deployment) -> ReleaseArtifact:
 
 
 def _artifact_for(deployment: Deployment) -> ReleaseArtifact:
+    from deployments.tenant_release import release_artifact
+
     tenant = deployment.tenant
-    artifact = release_source.get().artifact(
-        deployment.rollout.release.version, region=tenant.region
-    )
+    artifact = release_artifact(deployment.rollout.release)
     if artifact.package_type == "Image" and tenant.region != settings.AWS_REGION:
         from deployments.artifacts import regional_image_uri
 
@@ -131,21 +148,36 @@ def _replace(artifact: ReleaseArtifact, **changes: Any) -> ReleaseArtifact:
     return dataclasses.replace(artifact, **changes)
 
 
-def _settled(name: str, region: str, *, retry_in: int) -> None:
+def _busy(configuration: dict[str, Any], *, retry_in: int, since=None) -> None:
     """Carry on if the function's last update is done, else give the worker back.
 
     A real update stays InProgress for seconds: sitting in a waiter would hold a worker
     per deployment, so the step re-queues itself (StepWait) and re-checks from the top.
+    ``configuration`` is what AWS just answered (GetFunction, or the update call itself,
+    which reports the update it started), so no extra call is spent finding out. An update
+    that failed after ``since`` (this step's start) is this deployment's failure; an
+    older one is simply overwritten by the next update.
     """
-    current = lambda_.get_function(name=name, region=region) or {}
-    configuration = current.get("Configuration", {})
     status = configuration.get("LastUpdateStatus")
     if status == "InProgress" or configuration.get("State") == "Pending":
         raise StepWait("waiting for Lambda to finish the update", retry_in=retry_in)
-    if status == "Failed":
+    if status == "Failed" and _modified_since(configuration, since):
         raise RuntimeError(
             f"Lambda could not apply the update: {configuration.get('LastUpdateStatusReason')}"
         )
+
+
+def _modified_since(configuration: dict[str, Any], since) -> bool:
+    """Whether Lambda's LastModified is after ``since`` (unknown counts as after)."""
+    from datetime import datetime
+
+    text = configuration.get("LastModified")
+    if since is None or not text:
+        return True
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z") >= since
+    except ValueError:
+        return True
 
 
 def _live_version(name: str, region: str) -> str:
@@ -162,7 +194,6 @@ def _live_version(name: str, region: str) -> str:
 
 def step_artifact(job: Job, step) -> dict:
     deployment = deployment_of(job)
-    _note(deployment, "artifact")
     from deployments.artifacts import ensure_artifact_in_region
 
     return ensure_artifact_in_region(deployment.rollout.release, region=deployment.tenant.region)
@@ -170,42 +201,46 @@ def step_artifact(job: Job, step) -> dict:
 
 def step_code(job: Job, step) -> dict:
     deployment = deployment_of(job)
-    _note(deployment, "code")
     tenant = deployment.tenant
     name, region = naming.function_name(tenant.slug), tenant.region
     existing = lambda_.get_function(name=name, region=region)
     if existing is None:
         raise RuntimeError(f"Function {name} does not exist: repair the tenant first.")
-    if not deployment.from_version:
-        previous = _live_version(name, region)
-        _update(deployment, from_version=previous, from_release=tenant.current_release)
     artifact = artifact_for(deployment)
     configuration = existing["Configuration"]
-    if configuration.get("LastUpdateStatus") == "InProgress":
-        raise StepWait("waiting for an earlier update to finish", retry_in=2)
+    _busy(configuration, retry_in=2, since=step.started_at)
+    poll = settings.DEPLOY_UPDATE_POLL_S
     # One change per pass: Lambda refuses a second update while one is in progress. The
-    # step runs again after each (StepWait) and finds what is left to do.
+    # step runs again after each (StepWait) and finds what is left to do. Configuration
+    # changes only when the release or the tenant's settings changed it.
     changes = fn._config_changes(configuration, fn.desired_configuration(tenant, artifact))
     if changes:
         control(region)
-        lambda_.update_configuration(name=name, changes=changes, region=region)
-        _settled(name, region, retry_in=settings.DEPLOY_UPDATE_POLL_S)
-        existing = lambda_.get_function(name=name, region=region) or existing
-        configuration = existing["Configuration"]
+        configuration = lambda_.update_configuration(name=name, changes=changes, region=region)
+        _busy(configuration, retry_in=poll, since=step.started_at)
     if not fn.code_matches(configuration, existing.get("Code", {}), artifact):
         control(region)
-        lambda_.update_code(name=name, code=fn.code_argument(artifact), region=region)
-        _settled(name, region, retry_in=settings.DEPLOY_UPDATE_POLL_S)
-    return {"code": "the release's code and configuration are in place"}
+        configuration = lambda_.update_code(
+            name=name, code=fn.code_argument(artifact), region=region
+        )
+        _busy(configuration, retry_in=poll, since=step.started_at)
+    # The alias still serves what it served before this deployment: it moves only in the
+    # traffic step, so reading it here, once the code is in place, is the version to go
+    # back to on failure.
+    return {
+        "code": "the release's code and configuration are in place",
+        "from_version": _live_version(name, region),
+    }
 
 
 def step_schema(job: Job, step) -> dict:
     deployment = deployment_of(job)
-    _note(deployment, "schema")
 
     def on_status(text: str) -> None:
         step.detail = text[:255]
         step.save(update_fields=["detail"])
+
+    from tenants import release_source
 
     return release_source.get().apply_schema(
         tenant=deployment.tenant, version=deployment.rollout.release.version, on_status=on_status
@@ -214,7 +249,6 @@ def step_schema(job: Job, step) -> dict:
 
 def step_publish(job: Job, step) -> dict:
     deployment = deployment_of(job)
-    _note(deployment, "publish")
     tenant = deployment.tenant
     name, region = naming.function_name(tenant.slug), tenant.region
     artifact = artifact_for(deployment)
@@ -235,22 +269,28 @@ def step_publish(job: Job, step) -> dict:
         description=f"release {deployment.rollout.release.version}",
         region=region,
     )
-    _update(deployment, to_version=published["Version"])
     return {"function_version": published["Version"]}
 
 
 def _alarms_firing(tenant: Tenant) -> list[str]:
-    names = [spec["AlarmName"] for spec in alarm_specs(tenant)]
+    names = alarm_names(tenant)
     states = cloudwatch.describe_alarms(names=names, region=tenant.region)
     return sorted(n for n, a in states.items() if a.get("StateValue") == "ALARM")
 
 
+def _versions(job: Job) -> tuple[str, str]:
+    """(the version published for this deployment, the version the alias served before)."""
+    return (
+        step_output(job, "publish").get("function_version", ""),
+        step_output(job, "code").get("from_version", ""),
+    )
+
+
 def step_traffic(job: Job, step) -> dict:
     deployment = deployment_of(job)
-    _note(deployment, "traffic")
     tenant, rollout = deployment.tenant, deployment.rollout
     name, region = naming.function_name(tenant.slug), tenant.region
-    new, old = deployment.to_version, deployment.from_version
+    new, old = _versions(job)
     if rollout.traffic == Traffic.CANARY and old and old != new:
         if deployment.canary_started_at is None:
             control(region)
@@ -261,7 +301,13 @@ def step_traffic(job: Job, step) -> dict:
                 weights={new: rollout.canary_percent / 100},
                 region=region,
             )
-            _update(deployment, canary_started_at=timezone.now())
+            # The row shows both versions while the canary bakes (same write as its start).
+            _update(
+                deployment,
+                canary_started_at=timezone.now(),
+                from_version=old,
+                to_version=new,
+            )
             raise StepWait(
                 f"canary: {rollout.canary_percent}% on version {new}",
                 retry_in=min(30, rollout.canary_minutes * 60),
@@ -283,7 +329,6 @@ def step_traffic(job: Job, step) -> dict:
 
 def step_verify(job: Job, step) -> dict:
     deployment = deployment_of(job)
-    _note(deployment, "verify")
     tenant = deployment.tenant
     firing = _alarms_firing(tenant)
     if firing:
@@ -298,56 +343,90 @@ def step_verify(job: Job, step) -> dict:
 
 
 def _kick(rollout_id: int) -> None:
+    """After the commit, have the orchestrator look at the rollout again, soon.
+
+    Deployments end several a second in a big rollout; one orchestrator pass per
+    ROLLOUT_ADVANCE_DEBOUNCE_S handles every one that ended meanwhile (and starts their
+    successors in one batch) instead of a pass per deployment. The first deployment to end
+    sets a short-lived key and sends the pass with that delay; the ones that end while
+    the key lives rely on that pass, which runs after the key is gone and so sees them.
+    Without the cache (or with the debounce at 0) every end sends its own pass.
+    """
     from deployments.tasks import rollout_advance_task
+
+    delay = settings.ROLLOUT_ADVANCE_DEBOUNCE_S
 
     def send() -> None:
         try:
-            rollout_advance_task.delay(rollout_id)
+            if delay and not cache.add(f"rollout-advance-due:{rollout_id}", 1, timeout=delay):
+                return  # a pass is already on its way and will see this deployment
+        except Exception:  # noqa: BLE001 - no cache: send the pass anyway
+            logger.warning("Cache unavailable; advancing rollout %s at once", rollout_id)
+        try:
+            rollout_advance_task.apply_async(args=[rollout_id], countdown=delay or None)
         except Exception:  # noqa: BLE001 - the beat entry advances it anyway
             logger.exception("Could not send rollout_advance for %s", rollout_id)
 
     transaction.on_commit(send)
 
 
+# The deployment and its tenant in one statement: both are written or neither is.
+_SUCCEEDED_SQL = """
+WITH tenant AS (
+    UPDATE tenants_tenant SET current_release = %(version)s, desired_release = %(version)s,
+        updated_at = %(now)s
+    WHERE id = %(tenant)s
+)
+UPDATE deployments_deployment SET status = %(status)s, step = 'done', finished_at = %(now)s,
+    reason = '', from_version = %(from_version)s, to_version = %(to_version)s
+WHERE id = %(deployment)s
+"""
+
+
 def deployment_succeeded(job: Job) -> None:
     deployment = deployment_of(job)
-    version = deployment.rollout.release.version
-    with transaction.atomic():
-        Deployment.objects.filter(pk=deployment.pk).update(
-            status=DeploymentStatus.SUCCEEDED, step="done", finished_at=timezone.now(), reason=""
+    to_version, from_version = _versions(job)
+    with connection.cursor() as cur:
+        cur.execute(
+            _SUCCEEDED_SQL,
+            {
+                "version": deployment.rollout.release.version,
+                "now": timezone.now(),
+                "tenant": deployment.tenant_id,
+                "status": DeploymentStatus.SUCCEEDED,
+                "from_version": from_version,
+                "to_version": to_version,
+                "deployment": deployment.pk,
+            },
         )
-        Tenant.objects.filter(pk=deployment.tenant_id).update(
-            current_release=version, desired_release=version, updated_at=timezone.now()
-        )
-        _kick(deployment.rollout_id)
+    _kick(deployment.rollout_id)
 
 
-def revert_alias(deployment: Deployment) -> str:
+def revert_alias(deployment: Deployment, from_version: str) -> str:
     """Point ``live`` back at the version it served before this deployment."""
     tenant = deployment.tenant
     name, region = naming.function_name(tenant.slug), tenant.region
-    if not deployment.from_version:
-        return "nothing to revert (no earlier version recorded)"
+    if not from_version:
+        return "nothing to revert (the alias had not moved)"
     alias = lambda_.get_alias(function=name, alias=naming.ALIAS, region=region)
     weights = (alias or {}).get("RoutingConfig", {}).get("AdditionalVersionWeights")
-    if alias and alias.get("FunctionVersion") == deployment.from_version and not weights:
-        return f"alias already on version {deployment.from_version}"
+    if alias and alias.get("FunctionVersion") == from_version and not weights:
+        return f"alias already on version {from_version}"
     try:
         control(region)
     except StepWait:
         # Putting a failed tenant back comes before the budget; botocore's retries cover a
         # throttle here.
         logger.warning("No Lambda budget for the revert of %s: calling anyway", name)
-    lambda_.update_alias(
-        function=name, alias=naming.ALIAS, version=deployment.from_version, region=region
-    )
-    return f"alias reverted to version {deployment.from_version}"
+    lambda_.update_alias(function=name, alias=naming.ALIAS, version=from_version, region=region)
+    return f"alias reverted to version {from_version}"
 
 
 def deployment_failed(job: Job) -> None:
     deployment = deployment_of(job)
+    to_version, from_version = _versions(job)
     try:
-        reverted = revert_alias(deployment)
+        reverted = revert_alias(deployment, from_version)
     except Exception as exc:  # noqa: BLE001 - the failure is recorded, a person looks
         logger.exception("Alias revert failed for %s", deployment.tenant.slug)
         reverted = f"alias revert FAILED: {exc}"
@@ -356,6 +435,8 @@ def deployment_failed(job: Job) -> None:
             status=DeploymentStatus.FAILED,
             finished_at=timezone.now(),
             reason=f"{job.error} ({reverted})"[:2000],
+            from_version=from_version,
+            to_version=to_version,
         )
         # The tenant stays on what it ran: a reconcile must not push the failed release.
         Tenant.objects.filter(pk=deployment.tenant_id).update(

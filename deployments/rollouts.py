@@ -17,8 +17,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Count, Q
+from django.db import connection, transaction
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from deployments.models import (
@@ -33,17 +33,19 @@ from deployments.models import (
 )
 from deployments.pipeline import JOB_KIND
 from opsconsole.jobs.models import FINISHED as JOB_FINISHED
-from opsconsole.jobs.models import JobStatus
-from opsconsole.jobs.services import job_cancel, job_create
+from opsconsole.jobs.models import JobStatus, JobStep, StepStatus
+from opsconsole.jobs.services import job_cancel, job_create_many
 from tenants.models import Tenant, TenantStatus
 
 logger = logging.getLogger(__name__)
 
-# Lambda control-plane calls per tenant: configuration, code, publish, alias.
-CALLS_PER_TENANT = 4
-# A tenant's own chain of waits on real AWS: two function updates (~5 s each), the
-# migrations, the health invoke.
-TENANT_CHAIN_S = 15
+# Lambda control-plane calls per tenant: code, publish, alias; one more (configuration)
+# where the release changes the function's settings.
+CALLS_PER_TENANT = 3
+# A tenant's own chain of waits on real AWS: a function update (~5 s; a second one where
+# the configuration changes too), the migrations, the health invoke.
+TENANT_CHAIN_S = 10
+UPDATE_S = 5
 
 
 class RolloutRefused(ValueError):  # noqa: N818 - shown to the person
@@ -151,13 +153,32 @@ def _busy(tenants: list[Tenant], *, exclude: int | None = None) -> dict[str, int
     return dict(rows.values_list("tenant__slug", "rollout_id"))
 
 
-def estimate(wave_sizes: list[int], strategy: Strategy) -> tuple[int, int, int]:
+def changes_configuration(release: Release, tenants: list[Tenant]) -> int:
+    """How many of ``tenants`` run a release whose function settings differ from
+    ``release``'s: their deployments update the configuration before the code."""
+    keys = ("artifact_type", "runtime", "handler")
+    settings_of = {
+        r["version"]: tuple(r[k] for k in keys)
+        for r in Release.objects.filter(
+            version__in={t.current_release for t in tenants if t.current_release}
+        ).values("version", *keys)
+    }
+    wanted = tuple(getattr(release, k) for k in keys)
+    return sum(1 for t in tenants if settings_of.get(t.current_release, wanted) != wanted)
+
+
+def estimate(
+    wave_sizes: list[int], strategy: Strategy, *, config_updates: int = 0
+) -> tuple[int, int, int]:
     """(estimate, rate bound, chain) in seconds, from the shared Lambda budget."""
     total = sum(wave_sizes)
     calls = total * (CALLS_PER_TENANT + (1 if strategy.traffic == Traffic.CANARY else 0))
+    calls += config_updates
     rate_bound = calls / settings.LAMBDA_CONTROL_RATE
-    per_tenant = TENANT_CHAIN_S + (
-        strategy.canary_minutes * 60 if strategy.traffic == Traffic.CANARY else 0
+    per_tenant = (
+        TENANT_CHAIN_S
+        + (UPDATE_S if config_updates else 0)
+        + (strategy.canary_minutes * 60 if strategy.traffic == Traffic.CANARY else 0)
     )
     chain = sum(math.ceil(n / max(1, strategy.max_parallel)) * per_tenant for n in wave_sizes)
     bake = strategy.bake_s * max(0, len(wave_sizes) - 1)
@@ -167,7 +188,11 @@ def estimate(wave_sizes: list[int], strategy: Strategy) -> tuple[int, int, int]:
 def rollout_preview(release: Release, target: Target, strategy: Strategy) -> Preview:
     tenants = select_targets(release, target)
     waves = plan_waves(tenants)
-    est, rate_bound, chain = estimate([len(w) for w in waves], strategy)
+    est, rate_bound, chain = estimate(
+        [len(w) for w in waves],
+        strategy,
+        config_updates=changes_configuration(release, tenants),
+    )
     return Preview(
         waves=[[t.slug for t in w] for w in waves],
         estimate_s=est,
@@ -254,20 +279,30 @@ def _sync(rollout: Rollout) -> None:
             JobStatus.SUCCEEDED: DeploymentStatus.SUCCEEDED,
             JobStatus.CANCELLED: DeploymentStatus.CANCELLED,
         }.get(job.status, DeploymentStatus.FAILED)
+        if status == DeploymentStatus.SUCCEEDED:
+            # The hook died before its writes: the tenant does run the release.
+            version = rollout.release.version
+            Tenant.objects.filter(pk=dep.tenant_id).update(
+                current_release=version, desired_release=version, updated_at=timezone.now()
+            )
         Deployment.objects.filter(pk=dep.pk, status=DeploymentStatus.RUNNING).update(
             status=status, finished_at=job.finished_at or timezone.now(), reason=job.error[:2000]
         )
 
 
-def _threshold_broken(rollout: Rollout, wave: int) -> str:
-    failed = Q(status=DeploymentStatus.FAILED)
+def _wave_counts(rollout: Rollout, wave: int) -> dict[str, int]:
+    """One aggregate: running deployments (any wave), and the wave's size and failures."""
+    failed = Q(wave=wave, status=DeploymentStatus.FAILED)
     if rollout.failures_acknowledged_at:
         failed &= Q(finished_at__gt=rollout.failures_acknowledged_at)
-    counts = (
-        rollout.deployments.filter(wave=wave)
-        .exclude(status=DeploymentStatus.SKIPPED)
-        .aggregate(size=Count("id"), failures=Count("id", filter=failed))
+    return rollout.deployments.aggregate(
+        running=Count("id", filter=Q(status=DeploymentStatus.RUNNING)),
+        size=Count("id", filter=Q(wave=wave) & ~Q(status=DeploymentStatus.SKIPPED)),
+        failures=Count("id", filter=failed),
     )
+
+
+def _threshold_broken(rollout: Rollout, wave: int, counts: dict[str, int]) -> str:
     failures, size = counts["failures"], counts["size"]
     if wave == 0:
         if failures > rollout.canary_max_failures:
@@ -280,88 +315,141 @@ def _threshold_broken(rollout: Rollout, wave: int) -> str:
     return ""
 
 
-def _start(rollout: Rollout, dep: Deployment) -> bool:
-    tenant = dep.tenant
-    if tenant.status != TenantStatus.ACTIVE:
-        dep.status, dep.reason = DeploymentStatus.SKIPPED, f"tenant is {tenant.status}"
-        dep.finished_at = timezone.now()
-        dep.save(update_fields=["status", "reason", "finished_at"])
-        return False
-    other = (
-        Deployment.objects.filter(tenant=tenant, status=DeploymentStatus.RUNNING)
+def _start(rollout: Rollout, due: list[Deployment]) -> int:
+    """Start these pending deployments: a ``tenant_deploy`` job each, saved in one batch.
+
+    A tenant that is not active is skipped; one that another rollout is deploying to waits
+    (or is skipped, with on_conflict=skip) and its row says which rollout holds it.
+    """
+    now = timezone.now()
+    others = dict(
+        Deployment.objects.filter(
+            tenant_id__in=[d.tenant_id for d in due], status=DeploymentStatus.RUNNING
+        )
         .exclude(rollout=rollout)
-        .values_list("rollout_id", flat=True)
-        .first()
+        .values_list("tenant_id", "rollout_id")
     )
-    if other:
-        if rollout.target.get("on_conflict") == "skip":
-            dep.status, dep.reason = DeploymentStatus.SKIPPED, f"in rollout #{other}"
-            dep.finished_at = timezone.now()
-            dep.save(update_fields=["status", "reason", "finished_at"])
-        elif dep.reason != f"waiting for rollout #{other}":
-            dep.reason = f"waiting for rollout #{other}"
-            dep.save(update_fields=["reason"])
-        return False
-    job = job_create(
+    ready, held = [], []
+    for dep in due:
+        tenant, other = dep.tenant, others.get(dep.tenant_id)
+        if tenant.status != TenantStatus.ACTIVE:
+            dep.status, dep.reason, dep.finished_at = (
+                DeploymentStatus.SKIPPED,
+                f"tenant is {tenant.status}",
+                now,
+            )
+            held.append(dep)
+        elif other and rollout.target.get("on_conflict") == "skip":
+            dep.status, dep.reason, dep.finished_at = (
+                DeploymentStatus.SKIPPED,
+                f"in rollout #{other}",
+                now,
+            )
+            held.append(dep)
+        elif other:
+            if dep.reason != f"waiting for rollout #{other}":
+                dep.reason = f"waiting for rollout #{other}"
+                held.append(dep)
+        else:
+            ready.append(dep)
+    if held:
+        Deployment.objects.bulk_update(held, ["status", "reason", "finished_at"])
+    if not ready:
+        return 0
+    version = rollout.release.version
+    jobs = job_create_many(
         kind=JOB_KIND,
-        subject_type="tenant",
-        subject_id=tenant.slug,
         # "release" lets pages that only know jobs (the tenant's health history) say which.
-        params={
-            "deployment_id": dep.pk,
-            "rollout_id": rollout.pk,
-            "release": rollout.release.version,
-        },
+        subjects=[
+            (
+                "tenant",
+                dep.tenant.slug,
+                {"deployment_id": dep.pk, "rollout_id": rollout.pk, "release": version},
+            )
+            for dep in ready
+        ],
         created_by=rollout.created_by,
-        unique=False,
     )
-    dep.status, dep.job, dep.started_at, dep.reason = (
-        DeploymentStatus.RUNNING,
-        job,
-        timezone.now(),
-        "",
-    )
-    dep.step = "queued"
-    dep.save(update_fields=["status", "job", "started_at", "reason", "step"])
-    Tenant.objects.filter(pk=tenant.pk).update(desired_release=rollout.release.version)
-    return True
+    # One UPDATE for the batch, each row with its own job (bulk_update's CASE per row
+    # costs more to build than the whole statement costs to run).
+    pairs = ", ".join(["(%s::bigint, %s::bigint)"] * len(ready))
+    with connection.cursor() as cur:
+        cur.execute(
+            "UPDATE deployments_deployment AS d SET status = %s, started_at = %s, reason = '',"
+            f" step = 'queued', job_id = v.job FROM (VALUES {pairs}) AS v(id, job)"
+            " WHERE d.id = v.id",
+            [DeploymentStatus.RUNNING, now]
+            + [value for dep, job in zip(ready, jobs, strict=True) for value in (dep.pk, job.pk)],
+        )
+    for dep, job in zip(ready, jobs, strict=True):
+        dep.status, dep.job, dep.started_at, dep.reason, dep.step = (
+            DeploymentStatus.RUNNING,
+            job,
+            now,
+            "",
+            "queued",
+        )
+    Tenant.objects.filter(pk__in=[d.tenant_id for d in ready]).update(desired_release=version)
+    return len(ready)
+
+
+def _fill(rollout: Rollout, wave: int, running: int) -> tuple[int, bool]:
+    """Start pending deployments of waves up to ``wave`` into the free slots.
+
+    Returns (how many started, whether pending ones are left).
+    """
+    started = 0
+    while True:
+        free = rollout.max_parallel - running - started
+        if free <= 0:
+            return started, True
+        due = list(
+            rollout.deployments.filter(wave__lte=wave, status=DeploymentStatus.PENDING)
+            .select_related("tenant")
+            .order_by("wave", "position")[:free]
+        )
+        if not due:
+            return started, False
+        started += _start(rollout, due)
+        if any(d.status == DeploymentStatus.PENDING for d in due):
+            return started, True  # waiting for another rollout
+        if len(due) < free:
+            return started, False
+        # Every slot was filled or skipped: there may be more pending ones to look at.
 
 
 def rollout_advance(rollout_id: int, *, now=None) -> dict[str, Any]:
     """Look at the rows and do what is due. Safe to call any time, any number of times."""
     with transaction.atomic():
-        rollout = Rollout.objects.select_for_update().filter(pk=rollout_id).first()
+        rollout = (
+            Rollout.objects.select_for_update(of=("self",))
+            .select_related("release")
+            .filter(pk=rollout_id)
+            .first()
+        )
         if rollout is None:
             return {"rollout": rollout_id, "missing": True}
         now = now or timezone.now()
         _sync(rollout)
         started = 0
-        running = rollout.deployments.filter(status=DeploymentStatus.RUNNING).count()
+        counts = _wave_counts(rollout, rollout.current_wave)
+        running = counts["running"]
         if rollout.status == RolloutStatus.CANCELLING and not running:
             rollout.status, rollout.finished_at = RolloutStatus.CANCELLED, now
             rollout.save(update_fields=["status", "finished_at"])
         while rollout.status == RolloutStatus.RUNNING:
             wave = rollout.current_wave
-            broken = _threshold_broken(rollout, wave)
+            broken = _threshold_broken(rollout, wave, counts)
             if broken:
                 rollout.status, rollout.status_reason = RolloutStatus.HALTED, f"Halted: {broken}"
                 rollout.save(update_fields=["status", "status_reason"])
                 break
-            due = (
-                rollout.deployments.filter(wave__lte=wave, status=DeploymentStatus.PENDING)
-                .select_related("tenant")
-                .order_by("wave", "position")
-            )
-            for dep in due[: max(0, rollout.max_parallel - running)]:
-                if _start(rollout, dep):
-                    started += 1
-                    running += 1
-            # Only deployments of waves up to the current one ever run, so a running one
-            # means the wave is open without asking the database again.
-            open_rows = bool(running) or (
-                rollout.deployments.filter(wave__lte=wave, status=DeploymentStatus.PENDING).exists()
-            )
-            if open_rows:
+            n, pending_left = _fill(rollout, wave, running)
+            started += n
+            running += n
+            # Only deployments of waves up to the current one ever run, so a running or a
+            # pending one means the wave is still open.
+            if running or pending_left:
                 break
             if wave + 1 >= len(rollout.wave_sizes):
                 rollout.status, rollout.finished_at = RolloutStatus.SUCCEEDED, now
@@ -375,6 +463,7 @@ def rollout_advance(rollout_id: int, *, now=None) -> dict[str, Any]:
                 break
             rollout.current_wave, rollout.wave_finished_at = wave + 1, None
             rollout.save(update_fields=["current_wave", "wave_finished_at"])
+            counts = _wave_counts(rollout, rollout.current_wave)
     return {"rollout": rollout_id, "status": rollout.status, "started": started}
 
 
@@ -515,6 +604,23 @@ def rollout_rollback(rollout: Rollout, *, created_by=None) -> list[Rollout]:
 
 
 # --- what the pages show ---------------------------------------------------------------
+
+
+def rollout_rows(rollout: Rollout):
+    """The rollout's deployments for its page, each with ``live_step``: the label of its
+    job's first unfinished step (running, waiting, failed or next), read in the same
+    query, so the step a deployment is on is never written twice."""
+    live_step = (
+        JobStep.objects.filter(job_id=OuterRef("job_id"))
+        .exclude(status__in=[StepStatus.SUCCEEDED, StepStatus.SKIPPED])
+        .order_by("position")
+        .values("label")[:1]
+    )
+    return (
+        rollout.deployments.select_related("tenant", "job")
+        .annotate(live_step=Subquery(live_step))
+        .order_by("wave", "position")
+    )
 
 
 def rollout_counts(rollout: Rollout) -> dict[str, Any]:

@@ -81,6 +81,31 @@ def record_schema(tenant: Tenant, release: str, result: MigrateResult) -> Tenant
     return schema
 
 
+def release_artifact(release: Release) -> ReleaseArtifact:
+    """What Lambda needs of a release (in the console's home region)."""
+    common: dict[str, Any] = {
+        "version": release.version,
+        "architecture": release.architecture,
+        "memory_mb": release.memory_mb,
+        "timeout_s": release.timeout_s,
+    }
+    if release.artifact_type == ArtifactType.IMAGE:
+        repository = release.image_uri.split("@")[0].rsplit(":", 1)[0]
+        return ReleaseArtifact(
+            package_type="Image", image_uri=f"{repository}@{release.image_digest}", **common
+        )
+    return ReleaseArtifact(
+        package_type="Zip",
+        s3_bucket=release.zip_bucket,
+        s3_key=release.zip_key,
+        # Lambda reports CodeSha256 as the base64 of the zip's sha256 digest.
+        code_sha256=base64.b64encode(bytes.fromhex(release.zip_sha256)).decode(),
+        runtime=release.runtime,
+        handler=release.handler,
+        **common,
+    )
+
+
 class DeploymentsReleaseSource:
     def newest_version(self) -> str | None:
         """The release a new tenant starts on: the one a fleet-wide rollout is putting on
@@ -110,27 +135,7 @@ class DeploymentsReleaseSource:
         release = Release.objects.filter(version=version).first()
         if release is None:
             raise LookupError(f"Release {version} does not exist.")
-        common: dict[str, Any] = {
-            "version": release.version,
-            "architecture": release.architecture,
-            "memory_mb": release.memory_mb,
-            "timeout_s": release.timeout_s,
-        }
-        if release.artifact_type == ArtifactType.IMAGE:
-            repository = release.image_uri.split("@")[0].rsplit(":", 1)[0]
-            return ReleaseArtifact(
-                package_type="Image", image_uri=f"{repository}@{release.image_digest}", **common
-            )
-        return ReleaseArtifact(
-            package_type="Zip",
-            s3_bucket=release.zip_bucket,
-            s3_key=release.zip_key,
-            # Lambda reports CodeSha256 as the base64 of the zip's sha256 digest.
-            code_sha256=base64.b64encode(bytes.fromhex(release.zip_sha256)).decode(),
-            runtime=release.runtime,
-            handler=release.handler,
-            **common,
-        )
+        return release_artifact(release)
 
     def apply_schema(
         self, *, tenant: Tenant, version: str, on_status: Callable[[str], None]

@@ -109,11 +109,10 @@ def rollout_list(request: HttpRequest) -> HttpResponse:
 
 
 def _rollout_context(rollout: Rollout) -> dict:
-    deployments = rollout.deployments.select_related("tenant", "job").order_by("wave", "position")
     return {
         "rollout": rollout,
         "counts": rollouts.rollout_counts(rollout),
-        "deployments": deployments,
+        "deployments": rollouts.rollout_rows(rollout),
         "summary": rollouts.rollout_summary(rollout) if rollout.is_finished else None,
     }
 

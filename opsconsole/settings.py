@@ -363,6 +363,8 @@ ROLLOUT_DEFAULT_BAKE_S = env_int("ROLLOUT_DEFAULT_BAKE_S", 300)
 # The orchestrator also runs after every deployment; the beat entry catches bake times
 # ending and anything a lost message left behind.
 ROLLOUT_ADVANCE_SECONDS = env_int("ROLLOUT_ADVANCE_SECONDS", 10)
+# Deployments that end within this many seconds share one orchestrator pass (pipeline._kick).
+ROLLOUT_ADVANCE_DEBOUNCE_S = env_int("ROLLOUT_ADVANCE_DEBOUNCE_S", 1)
 RELEASE_UPLOAD_MAX_BYTES = env_int("RELEASE_UPLOAD_MAX_BYTES", 512 * 1024 * 1024)
 CELERY_BEAT_SCHEDULE["rollouts-advance"] = {
     "task": "deployments.tasks.rollouts_advance_all",

@@ -35,7 +35,7 @@ RESERVED_ENV = {
     "LAMBDA_RUNTIME_DIR",
 }
 # Set by the console on every function: the tenant may not override them either.
-CONSOLE_ENV = {"DB_SECRET_ARN", "ENV_SECRET_ARN", "TENANT_SLUG", "RELEASE_VERSION"}
+CONSOLE_ENV = {"DB_SECRET_ARN", "ENV_SECRET_ARN", "TENANT_SLUG"}
 LAMBDA_ENV_LIMIT_BYTES = 4096
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 ACM_ARN_RE = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")

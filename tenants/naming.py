@@ -82,6 +82,10 @@ def api_name(slug: str) -> str:
     return resource_prefix(slug)
 
 
+# Every alarm a tenant can have (api-5xx once its HTTP API exists).
+ALARM_KINDS = ("errors", "throttles", "api-5xx", "db-cpu", "db-connections")
+
+
 def alarm_name(slug: str, what: str) -> str:
     return f"{resource_prefix(slug)}-{what}"
 

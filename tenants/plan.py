@@ -109,7 +109,7 @@ def planned_resources(tenant: Tenant) -> list[PlannedResource]:
     ]
     if tenant.custom_domain:
         items.append(PlannedResource("domain", tenant.custom_domain, "API mapping to $default"))
-    for what in ("errors", "throttles", "api-5xx", "db-cpu", "db-connections"):
+    for what in naming.ALARM_KINDS:
         items.append(PlannedResource("alarm", naming.alarm_name(slug, what)))
     return items
 

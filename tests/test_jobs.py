@@ -1,8 +1,10 @@
 """Durable jobs: dispatch on commit, claim by conditional update, leases, waits, sweep."""
 
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -97,9 +99,49 @@ def test_two_jobs_on_one_subject_never_run_at_once(db):
     assert services.job_claim(first.pk, owner="w1")
     assert services.job_claim(second.pk, owner="w2") is False
     assert services.job_execute(second.pk, owner="w2") == "busy"
-    # Once the first lease has expired, the subject is free again.
+    # An expired lease holds the subject until the sweep has queued its job again; then
+    # the subject is free.
     Job.objects.filter(pk=first.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert services.job_claim(second.pk, owner="w2") is False
+    assert services.jobs_requeue_expired()["requeued"] == 1
     assert services.job_claim(second.pk, owner="w2")
+
+
+def test_the_database_refuses_a_second_running_job_on_a_subject(db):
+    first = _create(unique=False)
+    second = _create(unique=False)
+    assert services.job_claim(first.pk, owner="w1")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Job.objects.filter(pk=second.pk).update(status=JobStatus.RUNNING)
+
+
+def test_racing_claims_on_one_subject_let_exactly_one_job_run(transactional_db):
+    """Two workers claim two jobs of one subject at the same instant, 25 times over."""
+    pairs = [
+        (
+            _create(subject_id=f"race-{i}", unique=False),
+            _create(subject_id=f"race-{i}", unique=False),
+        )
+        for i in range(25)
+    ]
+    barrier = threading.Barrier(2)
+    wins: list[list[bool]] = [[], []]
+
+    def claim(side: int) -> None:
+        try:
+            for pair in pairs:
+                barrier.wait(timeout=10)
+                wins[side].append(services.job_claim(pair[side].pk, owner=f"w{side}"))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim, args=(side,)) for side in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert [a + b for a, b in zip(wins[0], wins[1], strict=True)] == [1] * len(pairs)
+    assert Job.objects.filter(status=JobStatus.RUNNING).count() == len(pairs)
 
 
 def test_execute_runs_steps_in_order_and_records_output(db):
@@ -216,3 +258,29 @@ def test_failed_job_page_offers_retry_to_operators_only(db, client_for, viewer_u
     viewer_page = client_for(viewer_user).get(url).content
     assert b"Rate exceeded" in viewer_page
     assert b"Retry from the failed step" not in viewer_page
+
+
+def test_a_run_costs_one_statement_per_step_boundary(transactional_db, django_assert_num_queries):
+    """As a worker runs it (autocommit): the claim, the steps, one write as each step
+    starts (ending the one before it), one to finish. A rollout runs thousands."""
+    job = _create()
+    with django_assert_num_queries(1 + 1 + 3 + 1):
+        assert services.job_execute(job.pk, owner="w1") == "succeeded"
+    steps = list(Job.objects.get(pk=job.pk).steps.all())
+    assert [s.status for s in steps] == [StepStatus.SUCCEEDED] * 3
+    assert all(s.started_at <= s.finished_at for s in steps)
+    assert [s.output for s in steps] == [{"seen": "one"}, {"seen": "two"}, {"seen": "three"}]
+
+
+def test_a_worker_that_lost_its_lease_writes_nothing(db):
+    job = _create()
+
+    def stolen(job):
+        # The sweep gave the job to another worker while this step ran.
+        Job.objects.filter(pk=job.pk).update(lease_owner="w2")
+
+    BEHAVIOUR["one"] = stolen
+    assert services.job_execute(job.pk, owner="w1") == "lease-lost"
+    assert CALLS == ["one"]
+    one = Job.objects.get(pk=job.pk).steps.get(name="one")
+    assert one.status == StepStatus.RUNNING and one.finished_at is None  # not marked done

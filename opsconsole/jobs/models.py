@@ -56,6 +56,16 @@ class Job(models.Model):
             models.Index(fields=["subject_type", "subject_id", "-created_at"]),
             models.Index(fields=["status", "lease_expires_at"]),
         ]
+        constraints = [
+            # The lease on a subject, kept by the database: two jobs on one tenant never
+            # run at once, whatever the workers believe. A dead worker's job stays
+            # "running" until the sweep re-queues it (its lease expired).
+            models.UniqueConstraint(
+                fields=["lock_key"],
+                condition=models.Q(status="running") & ~models.Q(lock_key=""),
+                name="job_one_running_per_lock_key",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.label} #{self.pk}"

@@ -1,22 +1,32 @@
 """Durable jobs: create and dispatch on commit, claim by conditional update, run steps
 under a lease, re-queue what a dead worker left behind.
+
+The runner's hot path is a handful of statements per job run (a rollout runs thousands):
+the claim is one UPDATE ... RETURNING, and every step boundary is one statement that
+renews the lease and records the step that ended and the step that starts, written only
+while this worker still holds the lease (``_write``). A partial unique index on the lock
+key (one running job per subject) makes the database itself refuse a second running job
+on a tenant, so the claim needs no lock of its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import time
 import zlib
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from opsconsole.core import rows
 from opsconsole.jobs.models import FINISHED, Job, JobStatus, JobStep, StepStatus
 from opsconsole.jobs.registry import StepWait, get_kind
 
@@ -47,7 +57,6 @@ def job_create(
     With ``unique`` an unfinished job of the same kind and subject is returned instead of a
     second one: a double submit makes one job.
     """
-    job_kind = get_kind(kind)
     with transaction.atomic():
         if unique and subject_id:
             _lock(f"job-create:{kind}:{subject_type}:{subject_id}")
@@ -56,35 +65,78 @@ def job_create(
             ).first()
             if existing:
                 return existing
-        job = Job.objects.create(
+        [job] = job_create_many(
             kind=kind,
-            subject_type=subject_type,
-            subject_id=subject_id,
-            lock_key=lock_key or (f"{subject_type}:{subject_id}" if subject_id else ""),
-            params=params or {},
-            created_by=created_by if created_by and created_by.is_authenticated else None,
-            max_attempts=settings.JOB_MAX_ATTEMPTS,
+            subjects=[(subject_type, subject_id, params or {})],
+            lock_key=lock_key,
+            created_by=created_by,
         )
-        JobStep.objects.bulk_create(
-            JobStep(job=job, position=i, name=s.name, label=s.label)
-            for i, s in enumerate(job_kind.steps, start=1)
-        )
-        job_dispatch(job)
     return job
 
 
+def job_create_many(
+    *,
+    kind: str,
+    subjects: list[tuple[str, str, dict[str, Any]]],
+    lock_key: str = "",
+    created_by=None,
+) -> list[Job]:
+    """Save one job per ``(subject_type, subject_id, params)`` in three statements, and
+    send their tasks once the transaction commits (a rollout starts dozens at a time).
+
+    ``dispatched_at`` is written with the row: the send follows the commit, and a send
+    that fails clears it again so the sweep re-sends at once.
+    """
+    job_kind = get_kind(kind)
+    now = timezone.now()
+    user = created_by if created_by and created_by.is_authenticated else None
+    # All or nothing; inside a caller's transaction (the orchestrator's) that one is enough.
+    with transaction.atomic(savepoint=False):
+        jobs = Job.objects.bulk_create(
+            Job(
+                kind=kind,
+                subject_type=subject_type,
+                subject_id=subject_id,
+                lock_key=lock_key or (f"{subject_type}:{subject_id}" if subject_id else ""),
+                params=params,
+                created_by=user,
+                max_attempts=settings.JOB_MAX_ATTEMPTS,
+                dispatched_at=now,
+            )
+            for subject_type, subject_id, params in subjects
+        )
+        JobStep.objects.bulk_create(
+            JobStep(job=job, position=i, name=s.name, label=s.label)
+            for job in jobs
+            for i, s in enumerate(job_kind.steps, start=1)
+        )
+        for job in jobs:
+            _send_on_commit(job.pk)
+    return jobs
+
+
 def job_dispatch(job: Job, *, countdown: int = 0) -> None:
-    """Send the job's task after the current transaction commits."""
+    """Mark the job sent and send its task after the current transaction commits."""
     job_id = job.pk
+
+    def mark() -> None:
+        Job.objects.filter(pk=job_id).update(dispatched_at=timezone.now())
+
+    transaction.on_commit(mark)
+    _send_on_commit(job_id, countdown=countdown)
+
+
+def _send_on_commit(job_id: int, *, countdown: int = 0) -> None:
+    """Send the task after the commit; a failed send clears ``dispatched_at``."""
 
     def send() -> None:
         from opsconsole.jobs.tasks import job_run
 
-        Job.objects.filter(pk=job_id).update(dispatched_at=timezone.now())
         try:
             job_run.apply_async(args=[job_id], countdown=countdown or None)
         except Exception:  # noqa: BLE001 - the broker is down: the sweep sends it again
             logger.exception("Could not send job %s to the broker; the sweep will retry", job_id)
+            Job.objects.filter(pk=job_id).update(dispatched_at=None)
 
     transaction.on_commit(send)
 
@@ -104,8 +156,9 @@ def job_retry(job: Job) -> bool:
         )
         if not changed:
             return False
+        # The step starts anew (a step may judge what happened "since it started").
         job.steps.filter(status__in=[StepStatus.FAILED, StepStatus.RUNNING]).update(
-            status=StepStatus.PENDING, error="", detail="", finished_at=None
+            status=StepStatus.PENDING, error="", detail="", started_at=None, finished_at=None
         )
         job.refresh_from_db()
         job_dispatch(job)
@@ -134,75 +187,111 @@ def _lock(key: str) -> None:
 
 
 def job_claim(job_id: int, *, owner: str) -> bool:
-    """Take the job if it is queued, due, and nothing else holds its subject's lease.
-
-    The UPDATE ... WHERE status = queued lets exactly one worker win; the advisory lock on
-    the lock key makes the "no other running job on this subject" check and the claim one
-    step for every worker.
-    """
+    """Take the job if it is queued, due, and no other job on its subject is running."""
     return _claim(job_id, owner=owner) is not None
 
 
+# One statement. NOT EXISTS keeps the common "subject busy" case an empty answer; the
+# partial unique index (one running job per lock key) settles a true race between two
+# jobs of one subject claimed in the same instant: the loser's UPDATE fails.
+_CLAIM_SQL = """
+UPDATE jobs_job SET status = 'running', lease_owner = %(owner)s,
+    lease_expires_at = %(lease)s, attempts = attempts + 1, started_at = %(now)s,
+    run_after = NULL
+WHERE id = %(id)s AND status = 'queued' AND (run_after IS NULL OR run_after <= %(now)s)
+  AND (lock_key = '' OR NOT EXISTS (
+      SELECT 1 FROM jobs_job other
+      WHERE other.lock_key = jobs_job.lock_key AND other.status = 'running'
+        AND other.id <> jobs_job.id))
+RETURNING {columns}
+"""
+
+
 def _claim(job_id: int, *, owner: str) -> Job | None:
-    """``job_claim``, returning the claimed job as the claim left it (else None).
-
-    The row is read FOR UPDATE, so nothing changes it between the read and the claim and
-    the copy in memory is the row: the worker does not read it again.
-    """
+    """``job_claim``, returning the claimed row as the claim left it (else None)."""
     now = timezone.now()
-    with transaction.atomic():
-        job = Job.objects.select_for_update().filter(pk=job_id).first()
-        if job is None:
-            return None
-        if job.lock_key:
-            _lock(f"job-lease:{job.lock_key}")
-            busy = (
-                Job.objects.filter(
-                    lock_key=job.lock_key, status=JobStatus.RUNNING, lease_expires_at__gt=now
-                )
-                .exclude(pk=job_id)
-                .exists()
-            )
-            if busy:
-                return None
-        lease_expires_at = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
-        claimed = (
-            Job.objects.filter(pk=job_id, status=JobStatus.QUEUED)
-            .filter(Q(run_after__isnull=True) | Q(run_after__lte=now))
-            .update(
-                status=JobStatus.RUNNING,
-                lease_owner=owner,
-                lease_expires_at=lease_expires_at,
-                attempts=F("attempts") + 1,
-                started_at=now,
-                run_after=None,
-            )
-        )
-    if claimed != 1:
-        return None
-    job.status, job.lease_owner, job.lease_expires_at = JobStatus.RUNNING, owner, lease_expires_at
-    job.attempts, job.started_at, job.run_after = job.attempts + 1, now, None
-    return job
+    params = {
+        "id": job_id,
+        "owner": owner,
+        "now": now,
+        "lease": now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
+    }
+    # Outside a transaction a failed statement undoes only itself; inside one (tests,
+    # callers' atomic blocks) a savepoint keeps the caller's transaction usable.
+    guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+    try:
+        with guard, connection.cursor() as cur:
+            cur.execute(_CLAIM_SQL.format(columns=rows.columns(Job)), params)
+            row = cur.fetchone()
+    except IntegrityError:
+        return None  # another job of the subject was claimed in the same instant
+    return None if row is None else rows.from_row(Job, row)
 
 
-def _renew_lease(job: Job, owner: str) -> bool:
-    """Extend the lease unless a cancel was requested: one UPDATE per step.
+def _db_value(field, value: Any) -> Any:
+    return field.get_db_prep_save(value, connection)
 
-    False when the lease is lost or the job is to be cancelled (``_holds_lease`` tells
-    which); the cancel is rare, so the common step costs one query, not two.
+
+def _write(
+    job: Job,
+    owner: str,
+    job_fields: dict[str, Any],
+    steps: Iterable[tuple[JobStep, dict[str, Any]] | None] = (),
+    *,
+    unless_cancelled: bool = False,
+) -> bool:
+    """Update the job row and these step rows in ONE statement, only while ``owner``
+    still holds the job's lease (and, with ``unless_cancelled``, nobody pressed Cancel).
+
+    Returns whether it wrote; the objects in memory get the new values either way only
+    when it did. A worker that lost its lease writes nothing, so a step another worker
+    already re-ran is never marked from a stale run.
     """
-    return bool(
-        Job.objects.filter(
-            pk=job.pk, status=JobStatus.RUNNING, lease_owner=owner, cancel_requested=False
-        ).update(lease_expires_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS))
-    )
+    params: list[Any] = []
+
+    def assignments(model, fields: dict[str, Any]) -> str:
+        parts = []
+        for name, value in fields.items():
+            field = model._meta.get_field(name)
+            parts.append(f'"{field.column}" = %s')
+            params.append(_db_value(field, value))
+        return ", ".join(parts)
+
+    sql = [f"WITH job AS (UPDATE jobs_job SET {assignments(Job, job_fields)}"]
+    sql.append(" WHERE id = %s AND status = 'running' AND lease_owner = %s")
+    params += [job.pk, owner]
+    if unless_cancelled:
+        sql.append(" AND NOT cancel_requested")
+    sql.append(" RETURNING id)")
+    writes = [w for w in steps if w]
+    for i, (step, fields) in enumerate(writes):
+        sql.append(f", step{i} AS (UPDATE jobs_jobstep SET {assignments(JobStep, fields)}")
+        sql.append(" WHERE id = %s AND EXISTS (SELECT 1 FROM job))")
+        params.append(step.pk)
+    sql.append(" SELECT count(*) FROM job")
+    with connection.cursor() as cur:
+        cur.execute("".join(sql), params)
+        wrote = cur.fetchone()[0] == 1
+    if wrote:
+        for name, value in job_fields.items():
+            setattr(job, name, value)
+        for step, fields in writes:
+            for name, value in fields.items():
+                setattr(step, name, value)
+    return wrote
 
 
 def _holds_lease(job: Job, owner: str) -> bool:
     return Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, lease_owner=owner).exists()
 
 
-def _finish(job: Job, owner: str, status: str, error: str = "") -> None:
+def _finish(
+    job: Job,
+    owner: str,
+    status: str,
+    error: str = "",
+    steps: Iterable[tuple[JobStep, dict[str, Any]] | None] = (),
+) -> None:
     fields = {
         "status": status,
         "finished_at": timezone.now(),
@@ -210,16 +299,20 @@ def _finish(job: Job, owner: str, status: str, error: str = "") -> None:
         "lease_owner": "",
         "lease_expires_at": None,
     }
-    if Job.objects.filter(pk=job.pk, lease_owner=owner).update(**fields):
-        # The row is what we wrote: no need to read it back.
-        for name, value in fields.items():
-            setattr(job, name, value)
-    else:
+    if not _write(job, owner, fields, steps):
         job.refresh_from_db()
     kind = get_kind(job.kind)
     hook = kind.on_success if status == JobStatus.SUCCEEDED else kind.on_failure
     if hook is not None and status != JobStatus.CANCELLED:
         hook(job)
+
+
+def _succeeded(step: JobStep, output: dict[str, Any] | None) -> tuple[JobStep, dict[str, Any]]:
+    fields: dict[str, Any] = {"status": StepStatus.SUCCEEDED, "finished_at": timezone.now()}
+    fields["detail"] = ""
+    if output:
+        fields["output"] = {**step.output, **output}
+    return step, fields
 
 
 def job_execute(job_id: int, *, owner: str | None = None) -> str:
@@ -243,20 +336,29 @@ def job_execute(job_id: int, *, owner: str | None = None) -> str:
 
     kind = get_kind(job.kind)
     fns = {s.name: s.fn for s in kind.steps}
-    for step in job.steps.exclude(status__in=[StepStatus.SUCCEEDED, StepStatus.SKIPPED]):
-        if not _renew_lease(job, owner):
-            if not _holds_lease(job, owner):
-                return "lease-lost"
-            job.cancel_requested = True
-        if job.cancel_requested:
-            _finish(job, owner, JobStatus.CANCELLED, "Cancelled by a user.")
-            return "cancelled"
+    steps = rows.fetch(JobStep, "job_id = %s", [job.pk], order_by="position")
+    # Later steps and the hooks read what earlier steps recorded without a query.
+    job.step_outputs = {s.name: s.output for s in steps}
+    done: tuple[JobStep, dict[str, Any]] | None = None  # written with the next boundary
+    for step in steps:
+        if step.status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
+            continue
         if settings.JOB_STEP_DELAY_SECONDS:
             time.sleep(settings.JOB_STEP_DELAY_SECONDS)
-        step.status = StepStatus.RUNNING
-        step.started_at = step.started_at or timezone.now()
-        step.error = ""
-        step.save(update_fields=["status", "started_at", "error"])
+        start = {
+            "status": StepStatus.RUNNING,
+            "started_at": step.started_at or timezone.now(),
+            "error": "",
+        }
+        lease = timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS)
+        if not _write(
+            job, owner, {"lease_expires_at": lease}, [done, (step, start)], unless_cancelled=True
+        ):
+            if not _holds_lease(job, owner):
+                return "lease-lost"
+            _finish(job, owner, JobStatus.CANCELLED, "Cancelled by a user.", [done])
+            return "cancelled"
+        done = None
         try:
             output = fns[step.name](job, step)
         except StepWait as wait:
@@ -264,42 +366,44 @@ def job_execute(job_id: int, *, owner: str | None = None) -> str:
             return "waiting"
         except Exception as exc:  # noqa: BLE001 - any failure is recorded on the step
             logger.warning("Job %s step %s failed: %s", job.pk, step.name, exc)
-            step.status = StepStatus.FAILED
-            step.error = str(exc) or type(exc).__name__
-            step.finished_at = timezone.now()
-            step.save(update_fields=["status", "error", "finished_at"])
-            _finish(job, owner, JobStatus.FAILED, f"{step.label}: {step.error}")
+            error = str(exc) or type(exc).__name__
+            failed = {"status": StepStatus.FAILED, "error": error, "finished_at": timezone.now()}
+            _finish(job, owner, JobStatus.FAILED, f"{step.label}: {error}", [(step, failed)])
             return "failed"
-        step.status = StepStatus.SUCCEEDED
-        step.finished_at = timezone.now()
-        step.detail = ""
-        if output:
-            step.output = {**step.output, **output}
-        step.save(update_fields=["status", "finished_at", "detail", "output"])
-    _finish(job, owner, JobStatus.SUCCEEDED)
+        done = _succeeded(step, output)
+        job.step_outputs[step.name] = done[1].get("output", step.output)
+    _finish(job, owner, JobStatus.SUCCEEDED, steps=[done])
     return "succeeded"
 
 
 def _wait(job: Job, step: JobStep, owner: str, wait: StepWait) -> None:
-    step.status = StepStatus.WAITING
-    step.detail = wait.detail[:255]
-    step.save(update_fields=["status", "detail"])
-    with transaction.atomic():
+    now = timezone.now()
+    requeue = {
+        "status": JobStatus.QUEUED,
+        "run_after": now + timedelta(seconds=wait.retry_in),
+        "lease_owner": "",
+        "lease_expires_at": None,
         # A planned wait is not a failed attempt: give the attempt back.
-        Job.objects.filter(pk=job.pk, lease_owner=owner).update(
-            status=JobStatus.QUEUED,
-            run_after=timezone.now() + timedelta(seconds=wait.retry_in),
-            lease_owner="",
-            lease_expires_at=None,
-            attempts=F("attempts") - 1,
-        )
-        job_dispatch(job, countdown=wait.retry_in)
+        "attempts": job.attempts - 1,
+        "dispatched_at": now,
+    }
+    waiting = {"status": StepStatus.WAITING, "detail": wait.detail[:255]}
+    if _write(job, owner, requeue, [(step, waiting)]):
+        _send_on_commit(job.pk, countdown=wait.retry_in)
 
 
 def _fail_unfinished_steps(job: Job, error: str) -> None:
     job.steps.filter(status__in=[StepStatus.RUNNING, StepStatus.WAITING]).update(
         status=StepStatus.FAILED, error=error, finished_at=timezone.now()
     )
+
+
+def step_output(job: Job, name: str) -> dict[str, Any]:
+    """What step ``name`` of ``job`` recorded: from the run in memory, else the row."""
+    outputs = getattr(job, "step_outputs", None)
+    if outputs is not None:
+        return outputs.get(name) or {}
+    return job.steps.filter(name=name).values_list("output", flat=True).first() or {}
 
 
 # --- the sweep -------------------------------------------------------------------------
@@ -342,8 +446,10 @@ __all__ = [
     "job_cancel",
     "job_claim",
     "job_create",
+    "job_create_many",
     "job_dispatch",
     "job_execute",
     "job_retry",
     "jobs_requeue_expired",
+    "step_output",
 ]

@@ -34,6 +34,11 @@ def _database_dimension(tenant: Tenant) -> dict[str, str]:
     return {"Name": "DBInstanceIdentifier", "Value": settings.BASELINE["shared_db_instance"]}
 
 
+def alarm_names(tenant: Tenant) -> list[str]:
+    """The tenant's alarm names, without a query: DescribeAlarms skips missing ones."""
+    return [naming.alarm_name(tenant.slug, what) for what in naming.ALARM_KINDS]
+
+
 def alarm_specs(tenant: Tenant) -> list[dict[str, Any]]:
     slug = tenant.slug
     function = naming.function_name(slug)

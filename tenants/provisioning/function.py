@@ -32,7 +32,14 @@ def resolve_release(tenant: Tenant) -> str:
     return newest
 
 
-def environment(tenant: Tenant, version: str) -> dict[str, str]:
+def environment(tenant: Tenant) -> dict[str, str]:
+    """The function's variables: the tenant's own and the console's pointers.
+
+    Nothing here names the release: a variable that changed with every release would make
+    every deployment a configuration update too (one more Lambda control-plane call and
+    update wait per tenant). The release is the published version's description and the
+    code itself.
+    """
     env = {str(k): str(v) for k, v in tenant.env_vars.items()}
     db_secret = resources.find(tenant, kind="db_secret")
     if db_secret is None or not db_secret.arn:
@@ -42,7 +49,6 @@ def environment(tenant: Tenant, version: str) -> dict[str, str]:
     if env_secret and env_secret.arn and env_secret.status == "present":
         env["ENV_SECRET_ARN"] = env_secret.arn
     env["TENANT_SLUG"] = tenant.slug
-    env["RELEASE_VERSION"] = version
     return env
 
 
@@ -56,7 +62,7 @@ def desired_configuration(tenant: Tenant, artifact: ReleaseArtifact) -> dict[str
         "Role": role.arn,
         "MemorySize": tenant.lambda_memory_mb,
         "Timeout": tenant.lambda_timeout_s,
-        "Environment": {"Variables": environment(tenant, artifact.version)},
+        "Environment": {"Variables": environment(tenant)},
         "VpcConfig": {
             "SubnetIds": sorted(network.subnet_ids),
             "SecurityGroupIds": [network.function_sg_id],

@@ -7,9 +7,11 @@ Tenants are onboarded for real (the provisioning job, inline); deployments run t
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from deployments import pipeline
 from deployments.models import Deployment, DeploymentStatus, Rollout, RolloutStatus
@@ -96,13 +98,13 @@ def fleet(seeded, t5_dbs):
     return make
 
 
-def register_new(version: str = NEW, migrations=MIGRATIONS):
+def register_new(version: str = NEW, migrations=MIGRATIONS, runtime: str = "python3.12"):
     return release_register(
         ReleaseInput(
             version=version,
             artifact="zip",
             zip_bytes=build_zip(app_files(version)),
-            runtime="python3.12",
+            runtime=runtime,
             handler="app.handler",
             migration_files=migrations,
         )
@@ -114,6 +116,13 @@ def alias_version(tenant: Tenant) -> str:
         function=naming.function_name(tenant.slug), alias=naming.ALIAS, region=tenant.region
     )
     return alias["FunctionVersion"]
+
+
+def live_code(tenant: Tenant) -> str:
+    function = lambda_.get_function_at(
+        name=naming.function_name(tenant.slug), qualifier=naming.ALIAS, region=tenant.region
+    )
+    return function["Configuration"]["CodeSha256"]
 
 
 def run_deployments(rollout: Rollout, *, limit: int | None = None) -> int:
@@ -156,6 +165,27 @@ def test_waves_canary_then_ten_percent_then_the_rest(db):
     assert [len(w) for w in waves] == [1, 2, 17]
     no_ring0 = [Tenant(slug=f"y{i}", ring=1) for i in range(5)]
     assert [len(w) for w in plan_waves(no_ring0)] == [1, 1, 3]
+
+
+def test_the_estimate_counts_a_configuration_update_only_where_the_release_changes_it(db):
+    from deployments.models import Release
+
+    Release.objects.create(version="r1", artifact_type="zip", runtime="python3.12", handler="h")
+    same = Release.objects.create(
+        version="r2", artifact_type="zip", runtime="python3.12", handler="h"
+    )
+    other = Release.objects.create(
+        version="r3", artifact_type="zip", runtime="python3.13", handler="h"
+    )
+    for i in range(10):
+        make_tenant(f"t5-e{i}", ring=1, status="active", current_release="r1")
+    strategy = quick(max_parallel=10)
+    plain = rollout_preview(same, Target(), strategy)
+    changed = rollout_preview(other, Target(), strategy)
+    # 3 control-plane calls a tenant (code, publish, alias), 4 where the runtime changes.
+    assert plain.rate_bound_s == int(10 * 3 / settings.LAMBDA_CONTROL_RATE)
+    assert changed.rate_bound_s == int(10 * 4 / settings.LAMBDA_CONTROL_RATE)
+    assert changed.chain_s > plain.chain_s
 
 
 def test_twenty_tenants_halt_on_a_second_wave_failure(fleet, monkeypatch):
@@ -261,10 +291,12 @@ def test_cancel_lets_in_flight_finish_and_starts_nothing(fleet):
 def test_roll_back_puts_the_previous_release_back(fleet):
     tenants = fleet(3)
     old_versions = {t.slug: alias_version(t) for t in tenants}
+    old_code = {t.slug: live_code(t) for t in tenants}
     release = register_new()
     rollout = drive(rollout_start(release=release, target=Target(), strategy=quick()))
     assert rollout.status == RolloutStatus.SUCCEEDED
     assert all(alias_version(t) != old_versions[t.slug] for t in tenants)
+    assert all(live_code(t) != old_code[t.slug] for t in tenants)
 
     [back] = rollout_rollback(rollout)
     assert back.release.version == DEMO_VERSION and back.rollback_of == rollout
@@ -276,8 +308,9 @@ def test_roll_back_puts_the_previous_release_back(fleet):
         function = lambda_.get_function_at(
             name=naming.function_name(tenant.slug), qualifier=naming.ALIAS, region=tenant.region
         )
-        env = function["Configuration"]["Environment"]["Variables"]
-        assert env["RELEASE_VERSION"] == DEMO_VERSION
+        # The alias serves the demo release's code again (a new version of it: the latest
+        # published one held the new release's code).
+        assert function["Configuration"]["CodeSha256"] == old_code[tenant.slug]
 
 
 def test_downgrade_needs_confirmation_and_busy_tenants_wait(fleet):
@@ -357,8 +390,18 @@ def test_canary_on_the_alias_aborts_on_an_alarm(fleet):
     assert rollout.status == RolloutStatus.HALTED
 
 
-def test_each_tenant_takes_four_tokens_from_the_budget(fleet, monkeypatch):
-    fleet(2)
+@pytest.mark.parametrize(
+    ("runtime", "per_tenant"),
+    [
+        # Code, publish, alias: a release that keeps the function's settings changes no
+        # configuration.
+        ("python3.12", 3),
+        # A release on another runtime changes the configuration too: one more call.
+        ("python3.13", 4),
+    ],
+)
+def test_each_tenant_takes_a_token_per_control_plane_call(fleet, monkeypatch, runtime, per_tenant):
+    tenants = fleet(2)
     taken = []
 
     class Recorder:
@@ -366,6 +409,116 @@ def test_each_tenant_takes_four_tokens_from_the_budget(fleet, monkeypatch):
             taken.append(timeout_s)
 
     monkeypatch.setattr(pipeline, "budget_for", lambda region: Recorder())
-    rollout = drive(rollout_start(release=register_new(), target=Target(), strategy=quick()))
+    rollout = drive(
+        rollout_start(release=register_new(runtime=runtime), target=Target(), strategy=quick())
+    )
     assert rollout.status == RolloutStatus.SUCCEEDED
-    assert len(taken) == 2 * 4
+    assert len(taken) == 2 * per_tenant
+    for tenant in tenants:
+        function = lambda_.get_function(name=naming.function_name(tenant.slug))
+        assert function["Configuration"]["Runtime"] == runtime
+
+
+def _code_step(tenant: Tenant, release):
+    """The started deployment's job (run up to the code step) and that step."""
+    rollout = rollout_start(release=release, target=Target(), strategy=quick())
+    rollout_advance(rollout.pk)
+    dep = rollout.deployments.get(tenant=tenant)
+    job = Job.objects.get(pk=dep.job_id)
+    step = job.steps.get(name="code")
+    step.started_at = timezone.now()
+    return job, step
+
+
+def _stubbed_function(tenant: Tenant, release, **configuration) -> dict:
+    """GetFunction's answer: the function already as the release wants it, but its code."""
+    from deployments.tenant_release import release_artifact
+    from tenants.provisioning import function as fn
+
+    wanted = fn.desired_configuration(tenant, release_artifact(release))
+    wanted["VpcConfig"]["VpcId"] = "vpc-1"
+    return {
+        "Configuration": {
+            "FunctionName": naming.function_name(tenant.slug),
+            "CodeSha256": "b2xkLWNvZGU=",
+            "State": "Active",
+            "LastUpdateStatus": "Successful",
+            **wanted,
+            **configuration,
+        },
+        "Code": {},
+    }
+
+
+def test_a_code_update_in_progress_gives_the_worker_back_without_another_call(fleet):
+    """UpdateFunctionCode answers InProgress: the step waits on that answer alone."""
+    from botocore.stub import ANY, Stubber
+
+    from opsconsole.aws.clients import client
+    from opsconsole.jobs.registry import StepWait
+
+    [tenant] = fleet(1)
+    release = register_new()
+    job, step = _code_step(tenant, release)
+    name = naming.function_name(tenant.slug)
+    with Stubber(client("lambda")) as stub:
+        stub.add_response(
+            "get_function", _stubbed_function(tenant, release), {"FunctionName": name}
+        )
+        stub.add_response(
+            "update_function_code",
+            {"FunctionName": name, "LastUpdateStatus": "InProgress", "State": "Active"},
+            {"FunctionName": name, "S3Bucket": ANY, "S3Key": ANY},
+        )
+        with pytest.raises(StepWait, match="waiting for Lambda to finish the update"):
+            pipeline.step_code(job, step)
+        stub.assert_no_pending_responses()
+
+
+def test_a_code_update_that_failed_fails_the_step_with_lambdas_reason(fleet):
+    from botocore.stub import Stubber
+
+    from opsconsole.aws.clients import client
+
+    [tenant] = fleet(1)
+    release = register_new()
+    job, step = _code_step(tenant, release)
+    name = naming.function_name(tenant.slug)
+    after_start = (step.started_at + timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    failed = _stubbed_function(
+        tenant,
+        release,
+        LastUpdateStatus="Failed",
+        LastUpdateStatusReason="Code storage limit exceeded.",
+        LastModified=after_start,
+    )
+    with Stubber(client("lambda")) as stub:
+        stub.add_response("get_function", failed, {"FunctionName": name})
+        with pytest.raises(RuntimeError, match="Code storage limit exceeded"):
+            pipeline.step_code(job, step)
+
+
+def test_an_older_failed_update_is_overwritten_not_blamed_on_this_deployment(fleet):
+    from botocore.stub import ANY, Stubber
+
+    from opsconsole.aws.clients import client
+    from opsconsole.jobs.registry import StepWait
+
+    [tenant] = fleet(1)
+    release = register_new()
+    job, step = _code_step(tenant, release)
+    name = naming.function_name(tenant.slug)
+    before_start = (step.started_at - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    old_failure = _stubbed_function(
+        tenant, release, LastUpdateStatus="Failed", LastModified=before_start
+    )
+    with Stubber(client("lambda")) as stub:
+        stub.add_response("get_function", old_failure, {"FunctionName": name})
+        stub.add_response(
+            "update_function_code",
+            {"FunctionName": name, "LastUpdateStatus": "InProgress"},
+            {"FunctionName": name, "S3Bucket": ANY, "S3Key": ANY},
+        )
+        with pytest.raises(StepWait):
+            pipeline.step_code(job, step)
+        stub.assert_no_pending_responses()

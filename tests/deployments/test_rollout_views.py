@@ -126,3 +126,74 @@ def test_rollback_warns_when_migrations_break_expand_contract(db, release):
     warnings = rollback_warnings(rollout, previous)
     assert warnings[0] == "0002_add.sql stays applied (schema is not rolled back)."
     assert "0003_drop.sql" in warnings[1] and "expand/contract" in warnings[1]
+
+
+def test_rollout_page_shows_each_running_step_in_a_flat_number_of_queries(
+    client_for, viewer_user, release, monkeypatch
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from deployments import rollouts
+    from opsconsole.jobs.models import JobStep, StepStatus
+
+    monkeypatch.setattr(rollouts, "_send_advance", lambda rollout_id: None)
+    c = client_for(viewer_user)
+
+    def page_queries(n: int) -> tuple[int, bytes]:
+        for i in range(n):
+            Tenant.objects.create(
+                name=f"P{n}-{i}",
+                slug=f"t5-p{n}-{i}",
+                status=TenantStatus.ACTIVE,
+                current_release="2026.11.0",
+            )
+        rollout = rollouts.rollout_start(
+            release=release,
+            target=rollouts.Target(kind="tenants", values=[f"t5-p{n}-{i}" for i in range(n)]),
+            strategy=rollouts.Strategy(max_parallel=100, bake_s=0),
+        )
+        Rollout.objects.filter(pk=rollout.pk).update(current_wave=2)
+        rollouts.rollout_advance(rollout.pk)
+        first = rollout.deployments.order_by("wave", "position").first()
+        JobStep.objects.filter(job_id=first.job_id, name="artifact").update(
+            status=StepStatus.SUCCEEDED
+        )
+        JobStep.objects.filter(job_id=first.job_id, name="code").update(status=StepStatus.WAITING)
+        with CaptureQueriesContext(connection) as queries:
+            response = c.get(f"/rollouts/{rollout.pk}/")
+        assert response.status_code == 200
+        return len(queries), response.content
+
+    few, content = page_queries(3)
+    assert b"Function code and configuration" in content  # the waiting step, from its job
+    assert b"Artifact present in the tenant&#x27;s region" in content  # the others' next
+    many, _ = page_queries(40)
+    assert many == few
+
+
+def test_starting_a_wave_costs_the_same_queries_for_5_or_50_tenants(db, release, monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from deployments import rollouts
+    from deployments.models import Deployment
+
+    monkeypatch.setattr(rollouts, "_send_advance", lambda rollout_id: None)
+
+    def advance_queries(n: int) -> int:
+        slugs = [f"t5-w{n}-{i}" for i in range(n)]
+        for slug in slugs:
+            Tenant.objects.create(name=slug, slug=slug, status=TenantStatus.ACTIVE)
+        rollout = rollouts.rollout_start(
+            release=release,
+            target=rollouts.Target(kind="tenants", values=slugs),
+            strategy=rollouts.Strategy(max_parallel=100, bake_s=0),
+        )
+        Rollout.objects.filter(pk=rollout.pk).update(current_wave=2)
+        with CaptureQueriesContext(connection) as queries:
+            assert rollouts.rollout_advance(rollout.pk)["started"] == n
+        assert Deployment.objects.filter(rollout=rollout, job__isnull=False).count() == n
+        return len(queries)
+
+    assert advance_queries(5) == advance_queries(50)
