@@ -113,8 +113,10 @@ def ensure_artifact_in_region(release: Release, *, region: str) -> dict:
     """Make the release's artifact present where the tenant's function lives.
 
     Same region as the console: check it is there. Another region: copy the zip into the
-    region's artifacts bucket, or push the image into the region's repository (from the
-    archive kept at registration); skipped when already there.
+    region's artifacts bucket, or put the image into the region's repository, pushed from
+    the archive kept at registration or, for an image registered by tag or digest (no
+    archive), copied blob by blob from the console's region's repository under the same
+    digest; skipped when already there.
     """
     home = region == settings.AWS_REGION
     if release.artifact_type == ArtifactType.ZIP:
@@ -146,10 +148,15 @@ def ensure_artifact_in_region(release: Release, *, region: str) -> dict:
     if not s3.head_object(bucket=settings.BASELINE["artifact_bucket"], key=key):
         if home:
             raise RuntimeError(f"Image {repository}@{release.image_digest} is missing from ECR.")
-        raise RuntimeError(
-            f"Image {release.image_digest} is not in {region} and no archive of it is kept: "
-            "set up ECR cross-region replication for images registered by tag or digest."
+        # Registered by tag or digest: the console's own repository is the only copy.
+        ecr.copy_image(
+            repository=repository,
+            digest=release.image_digest,
+            source_region=settings.AWS_REGION,
+            target_region=region,
+            tag=release.version,
         )
+        return {"image": f"{repository}@{release.image_digest}", "pushed": True}
     archive = read_image_archive(
         s3.get_object_bytes(bucket=settings.BASELINE["artifact_bucket"], key=key)
     )
