@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from typing import Any
 
 from django.conf import settings
@@ -74,6 +75,22 @@ def control(region: str) -> None:
         raise StepWait("waiting for Lambda's rate budget", retry_in=5) from exc
 
 
+def control_call(region: str, fn, **kwargs: Any) -> Any:
+    """A Lambda control-plane call with its token taken first.
+
+    A throttle that gets through anyway (another client of the account, botocore's
+    retries spent) re-queues the step instead of failing the deployment, and so does an
+    update Lambda still has in progress: every step here can simply run again.
+    """
+    control(region)
+    try:
+        return fn(region=region, **kwargs)
+    except AwsError as exc:
+        if exc.throttled or exc.code == "ResourceConflictException":
+            raise StepWait(f"Lambda answered {exc.code}: trying again", retry_in=2) from exc
+        raise
+
+
 # --- helpers ---------------------------------------------------------------------------
 
 
@@ -86,19 +103,18 @@ def deployment_of(job: Job) -> Deployment:
     ``job_execute`` loads a fresh Job for every run, so the rows are read once per run
     rather than once per step; the steps change the deployment only through ``_update``,
     which keeps the loaded copy in step with the row. Deployment and tenant are read fresh
-    (two plain SELECTs: the tenant's settings may have been edited since the last run);
+    (one plain SELECT: the tenant's settings may have been edited since the last run);
     the rollout and its release never change once the rollout starts, so a worker keeps
     them (``_rollout``).
     """
     cached = job.__dict__.get(_CACHE_ATTR)
     if cached is not None and cached.pk == job.params["deployment_id"]:
         return cached
-    found = rows.fetch(Deployment, "id = %s", [job.params["deployment_id"]])
+    found = rows.fetch_with(Deployment, "tenant", "a.id = %s", [job.params["deployment_id"]])
     if not found:
         raise Deployment.DoesNotExist(f"Deployment {job.params['deployment_id']} is gone.")
     deployment = found[0]
     deployment.rollout = _rollout(deployment.rollout_id)
-    deployment.tenant = rows.fetch(Tenant, "id = %s", [deployment.tenant_id])[0]
     job.__dict__[_CACHE_ATTR] = deployment
     return deployment
 
@@ -215,13 +231,13 @@ def step_code(job: Job, step) -> dict:
     # changes only when the release or the tenant's settings changed it.
     changes = fn._config_changes(configuration, fn.desired_configuration(tenant, artifact))
     if changes:
-        control(region)
-        configuration = lambda_.update_configuration(name=name, changes=changes, region=region)
+        configuration = control_call(
+            region, lambda_.update_configuration, name=name, changes=changes
+        )
         _busy(configuration, retry_in=poll, since=step.started_at)
     if not fn.code_matches(configuration, existing.get("Code", {}), artifact):
-        control(region)
-        configuration = lambda_.update_code(
-            name=name, code=fn.code_argument(artifact), region=region
+        configuration = control_call(
+            region, lambda_.update_code, name=name, code=fn.code_argument(artifact)
         )
         _busy(configuration, retry_in=poll, since=step.started_at)
     # The alias still serves what it served before this deployment: it moves only in the
@@ -260,14 +276,14 @@ def step_publish(job: Job, step) -> dict:
             f"{configuration.get('CodeSha256')}, expected "
             f"{artifact.code_sha256 or artifact.image_uri})."
         )
-    control(region)
     # PublishVersion with CodeSha256 fails if the code changed since we looked; when
     # nothing changed since the last publish AWS hands back that version (idempotent).
-    published = lambda_.publish_version(
+    published = control_call(
+        region,
+        lambda_.publish_version,
         name=name,
         code_sha256=configuration["CodeSha256"],
         description=f"release {deployment.rollout.release.version}",
-        region=region,
     )
     return {"function_version": published["Version"]}
 
@@ -293,13 +309,13 @@ def step_traffic(job: Job, step) -> dict:
     new, old = _versions(job)
     if rollout.traffic == Traffic.CANARY and old and old != new:
         if deployment.canary_started_at is None:
-            control(region)
-            lambda_.update_alias(
+            control_call(
+                region,
+                lambda_.update_alias,
                 function=name,
                 alias=naming.ALIAS,
                 version=old,
                 weights={new: rollout.canary_percent / 100},
-                region=region,
             )
             # The row shows both versions while the canary bakes (same write as its start).
             _update(
@@ -322,8 +338,9 @@ def step_traffic(job: Job, step) -> dict:
                 f"canary: {rollout.canary_percent}% on version {new}, {remaining:.0f} s left",
                 retry_in=int(min(30, max(1, remaining))),
             )
-    control(region)
-    alias = lambda_.update_alias(function=name, alias=naming.ALIAS, version=new, region=region)
+    alias = control_call(
+        region, lambda_.update_alias, function=name, alias=naming.ALIAS, version=new
+    )
     return {"alias": alias.get("AliasArn", ""), "version": new}
 
 
@@ -370,16 +387,20 @@ def _kick(rollout_id: int) -> None:
     transaction.on_commit(send)
 
 
-# The deployment and its tenant in one statement: both are written or neither is.
+# The deployment and its tenant in one statement: both are written or neither is. The
+# tenant's UPDATE reads the deployment's RETURNING, so the deployment row is always locked
+# first, the same order as every other writer of both (no deadlock with the catch-up).
 _SUCCEEDED_SQL = """
-WITH tenant AS (
-    UPDATE tenants_tenant SET current_release = %(version)s, desired_release = %(version)s,
-        updated_at = %(now)s
-    WHERE id = %(tenant)s
+WITH deployment AS (
+    UPDATE deployments_deployment SET status = %(status)s, step = 'done',
+        finished_at = %(now)s, reason = '', from_version = %(from_version)s,
+        to_version = %(to_version)s
+    WHERE id = %(deployment)s
+    RETURNING tenant_id
 )
-UPDATE deployments_deployment SET status = %(status)s, step = 'done', finished_at = %(now)s,
-    reason = '', from_version = %(from_version)s, to_version = %(to_version)s
-WHERE id = %(deployment)s
+UPDATE tenants_tenant SET current_release = %(version)s, desired_release = %(version)s,
+    updated_at = %(now)s
+FROM deployment WHERE tenants_tenant.id = deployment.tenant_id
 """
 
 
@@ -392,7 +413,6 @@ def deployment_succeeded(job: Job) -> None:
             {
                 "version": deployment.rollout.release.version,
                 "now": timezone.now(),
-                "tenant": deployment.tenant_id,
                 "status": DeploymentStatus.SUCCEEDED,
                 "from_version": from_version,
                 "to_version": to_version,
@@ -403,23 +423,43 @@ def deployment_succeeded(job: Job) -> None:
 
 
 def revert_alias(deployment: Deployment, from_version: str) -> str:
-    """Point ``live`` back at the version it served before this deployment."""
+    """Point ``live`` back at the version it served before this deployment.
+
+    Putting a failed tenant back comes before the budget: without a token soon it calls
+    anyway, and a throttle is tried again twice (after 1 s, then 2 s) before it counts as
+    a failed revert.
+    """
     tenant = deployment.tenant
     name, region = naming.function_name(tenant.slug), tenant.region
     if not from_version:
         return "nothing to revert (the alias had not moved)"
+    for attempt in range(3):
+        try:
+            return _revert(name, region, from_version)
+        except AwsError as exc:
+            if not exc.throttled or attempt == 2:
+                raise
+            time.sleep(1 + attempt)
+    raise AssertionError("unreachable")
+
+
+def _revert(name: str, region: str, from_version: str) -> str:
+    # GetAlias and UpdateAlias are both control-plane calls.
+    _token_or_go(region, name)
     alias = lambda_.get_alias(function=name, alias=naming.ALIAS, region=region)
     weights = (alias or {}).get("RoutingConfig", {}).get("AdditionalVersionWeights")
     if alias and alias.get("FunctionVersion") == from_version and not weights:
         return f"alias already on version {from_version}"
+    _token_or_go(region, name)
+    lambda_.update_alias(function=name, alias=naming.ALIAS, version=from_version, region=region)
+    return f"alias reverted to version {from_version}"
+
+
+def _token_or_go(region: str, name: str) -> None:
     try:
         control(region)
     except StepWait:
-        # Putting a failed tenant back comes before the budget; botocore's retries cover a
-        # throttle here.
         logger.warning("No Lambda budget for the revert of %s: calling anyway", name)
-    lambda_.update_alias(function=name, alias=naming.ALIAS, version=from_version, region=region)
-    return f"alias reverted to version {from_version}"
 
 
 def deployment_failed(job: Job) -> None:

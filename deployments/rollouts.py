@@ -269,25 +269,35 @@ def _send_advance(rollout_id: int) -> None:
 
 
 def _sync(rollout: Rollout) -> None:
-    """Running deployments whose job ended without its hook (cancelled, lost) catch up."""
-    ended = rollout.deployments.filter(
-        status=DeploymentStatus.RUNNING, job__status__in=JOB_FINISHED
-    ).select_related("job")
+    """Running deployments whose job ended without its hook (cancelled, lost) catch up.
+
+    A job that succeeded or failed moments ago has its hook running right now (a failed
+    one's revert may take seconds): writing its deployment and tenant here too would race
+    the hook (and deadlock with it), so those wait ROLLOUT_SYNC_GRACE_S. A cancelled job has
+    no hook and catches up at once.
+    """
+    grace = timezone.now() - timedelta(seconds=settings.ROLLOUT_SYNC_GRACE_S)
+    ended = (
+        rollout.deployments.filter(status=DeploymentStatus.RUNNING, job__status__in=JOB_FINISHED)
+        .filter(Q(job__status=JobStatus.CANCELLED) | Q(job__finished_at__lt=grace))
+        .select_related("job")
+    )
     for dep in ended:
         job = dep.job
         status = {
             JobStatus.SUCCEEDED: DeploymentStatus.SUCCEEDED,
             JobStatus.CANCELLED: DeploymentStatus.CANCELLED,
         }.get(job.status, DeploymentStatus.FAILED)
-        if status == DeploymentStatus.SUCCEEDED:
+        # The deployment first (as the hooks do), and the tenant only if this caught it up.
+        caught_up = Deployment.objects.filter(pk=dep.pk, status=DeploymentStatus.RUNNING).update(
+            status=status, finished_at=job.finished_at or timezone.now(), reason=job.error[:2000]
+        )
+        if caught_up and status == DeploymentStatus.SUCCEEDED:
             # The hook died before its writes: the tenant does run the release.
             version = rollout.release.version
             Tenant.objects.filter(pk=dep.tenant_id).update(
                 current_release=version, desired_release=version, updated_at=timezone.now()
             )
-        Deployment.objects.filter(pk=dep.pk, status=DeploymentStatus.RUNNING).update(
-            status=status, finished_at=job.finished_at or timezone.now(), reason=job.error[:2000]
-        )
 
 
 def _wave_counts(rollout: Rollout, wave: int) -> dict[str, int]:

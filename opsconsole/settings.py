@@ -358,6 +358,8 @@ LAMBDA_CONTROL_RATE = float(env_str("LAMBDA_CONTROL_RATE", "10"))
 LAMBDA_CONTROL_BURST = float(env_str("LAMBDA_CONTROL_BURST", "5"))
 # A deployment step that cannot get budget this long gives its worker back (StepWait).
 LAMBDA_BUDGET_WAIT_S = env_int("LAMBDA_BUDGET_WAIT_S", 30)
+# A token used later than this after its time is let go and booked again (rate_budget.take).
+LAMBDA_BUDGET_MAX_LATE_S = float(env_str("LAMBDA_BUDGET_MAX_LATE_S", "0.05"))
 ROLLOUT_DEFAULT_MAX_PARALLEL = env_int("ROLLOUT_DEFAULT_MAX_PARALLEL", 10)
 ROLLOUT_DEFAULT_BAKE_S = env_int("ROLLOUT_DEFAULT_BAKE_S", 300)
 # The orchestrator also runs after every deployment; the beat entry catches bake times
@@ -365,6 +367,8 @@ ROLLOUT_DEFAULT_BAKE_S = env_int("ROLLOUT_DEFAULT_BAKE_S", 300)
 ROLLOUT_ADVANCE_SECONDS = env_int("ROLLOUT_ADVANCE_SECONDS", 10)
 # Deployments that end within this many seconds share one orchestrator pass (pipeline._kick).
 ROLLOUT_ADVANCE_DEBOUNCE_S = env_int("ROLLOUT_ADVANCE_DEBOUNCE_S", 1)
+# A deployment whose job ended this long ago without its hook's writes is caught up.
+ROLLOUT_SYNC_GRACE_S = env_int("ROLLOUT_SYNC_GRACE_S", 60)
 RELEASE_UPLOAD_MAX_BYTES = env_int("RELEASE_UPLOAD_MAX_BYTES", 512 * 1024 * 1024)
 CELERY_BEAT_SCHEDULE["rollouts-advance"] = {
     "task": "deployments.tasks.rollouts_advance_all",

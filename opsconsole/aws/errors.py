@@ -10,13 +10,15 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+# AWS refusing a call for its rate, not for what it asked.
+THROTTLE_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
+)
+
 # Error codes where trying again later can help. Anything else (validation, access denied,
 # quota) needs a person to change something first.
 _TRANSIENT_CODES = {
-    "Throttling",
-    "ThrottlingException",
-    "TooManyRequestsException",
-    "RequestLimitExceeded",
+    *THROTTLE_CODES,
     "ServiceUnavailable",
     "ServiceUnavailableException",
     "InternalFailure",
@@ -41,6 +43,10 @@ class AwsError(Exception):
         self.code = code
         self.operation = operation
         self.permanent = permanent
+
+    @property
+    def throttled(self) -> bool:
+        return self.code in THROTTLE_CODES
 
     def __str__(self) -> str:
         prefix = f"{self.operation}: " if self.operation else ""

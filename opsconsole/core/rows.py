@@ -58,6 +58,41 @@ def fetch(model: type[M], where: str, params: list[Any], *, order_by: str = "") 
     return [from_row(model, row) for row in rows]
 
 
-def columns(model: type[Model]) -> str:
-    """The quoted concrete columns of ``model`` in field order (for SELECT and RETURNING)."""
-    return _shape(model)[0]
+def columns(model: type[Model], *, alias: str = "") -> str:
+    """The quoted concrete columns of ``model`` in field order (for SELECT and RETURNING),
+    each prefixed with ``alias.`` when given."""
+    if not alias:
+        return _shape(model)[0]
+    return ", ".join(
+        f"{alias}.{connection.ops.quote_name(f.column)}" for f in model._meta.concrete_fields
+    )
+
+
+def width(model: type[Model]) -> int:
+    """How many columns ``columns(model)`` lists: where the next model's begin in a row."""
+    return len(_shape(model)[1])
+
+
+def fetch_with(model: type[M], fk: str, where: str, params: list[Any]) -> list[M]:
+    """``fetch`` with the row that foreign key ``fk`` points at, in the same SELECT (like
+    ``select_related(fk)``). In ``where`` the model's table is ``a``, the related one ``b``."""
+    field = model._meta.get_field(fk)
+    related = field.related_model
+    sql = (
+        f"SELECT {columns(model, alias='a')}, {columns(related, alias='b')}"
+        f" FROM {connection.ops.quote_name(model._meta.db_table)} a"
+        f" JOIN {connection.ops.quote_name(related._meta.db_table)} b"
+        f" ON b.{connection.ops.quote_name(related._meta.pk.column)}"
+        f" = a.{connection.ops.quote_name(field.column)}"
+        f" WHERE {where}"
+    )
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        found = cur.fetchall()
+    n = width(model)
+    instances = []
+    for row in found:
+        instance = from_row(model, row[:n])
+        setattr(instance, fk, from_row(related, row[n:]))
+        instances.append(instance)
+    return instances

@@ -191,24 +191,31 @@ def job_claim(job_id: int, *, owner: str) -> bool:
     return _claim(job_id, owner=owner) is not None
 
 
-# One statement. NOT EXISTS keeps the common "subject busy" case an empty answer; the
-# partial unique index (one running job per lock key) settles a true race between two
-# jobs of one subject claimed in the same instant: the loser's UPDATE fails.
+# One statement: the claim, and the job's steps with it. NOT EXISTS keeps the common
+# "subject busy" case an empty answer; the partial unique index (one running job per lock
+# key) settles a true race between two jobs of one subject claimed in the same instant:
+# the loser's UPDATE fails.
 _CLAIM_SQL = """
-UPDATE jobs_job SET status = 'running', lease_owner = %(owner)s,
-    lease_expires_at = %(lease)s, attempts = attempts + 1, started_at = %(now)s,
-    run_after = NULL
-WHERE id = %(id)s AND status = 'queued' AND (run_after IS NULL OR run_after <= %(now)s)
-  AND (lock_key = '' OR NOT EXISTS (
-      SELECT 1 FROM jobs_job other
-      WHERE other.lock_key = jobs_job.lock_key AND other.status = 'running'
-        AND other.id <> jobs_job.id))
-RETURNING {columns}
+WITH claimed AS (
+    UPDATE jobs_job SET status = 'running', lease_owner = %(owner)s,
+        lease_expires_at = %(lease)s, attempts = attempts + 1, started_at = %(now)s,
+        run_after = NULL
+    WHERE id = %(id)s AND status = 'queued' AND (run_after IS NULL OR run_after <= %(now)s)
+      AND (lock_key = '' OR NOT EXISTS (
+          SELECT 1 FROM jobs_job other
+          WHERE other.lock_key = jobs_job.lock_key AND other.status = 'running'
+            AND other.id <> jobs_job.id))
+    RETURNING *
+)
+SELECT {job_columns}, {step_columns}
+FROM claimed j LEFT JOIN jobs_jobstep s ON s.job_id = j.id
+ORDER BY s.position
 """
 
 
 def _claim(job_id: int, *, owner: str) -> Job | None:
-    """``job_claim``, returning the claimed row as the claim left it (else None)."""
+    """``job_claim``, returning the claimed row as the claim left it (else None), with its
+    steps in ``job.claimed_steps``."""
     now = timezone.now()
     params = {
         "id": job_id,
@@ -216,16 +223,25 @@ def _claim(job_id: int, *, owner: str) -> Job | None:
         "now": now,
         "lease": now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
     }
+    sql = _CLAIM_SQL.format(
+        job_columns=rows.columns(Job, alias="j"), step_columns=rows.columns(JobStep, alias="s")
+    )
     # Outside a transaction a failed statement undoes only itself; inside one (tests,
     # callers' atomic blocks) a savepoint keeps the caller's transaction usable.
     guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
     try:
         with guard, connection.cursor() as cur:
-            cur.execute(_CLAIM_SQL.format(columns=rows.columns(Job)), params)
-            row = cur.fetchone()
+            cur.execute(sql, params)
+            found = cur.fetchall()
     except IntegrityError:
         return None  # another job of the subject was claimed in the same instant
-    return None if row is None else rows.from_row(Job, row)
+    if not found:
+        return None
+    n = rows.width(Job)
+    job = rows.from_row(Job, found[0][:n])
+    # A kind without steps still claims: the LEFT JOIN gives one row of NULL step columns.
+    job.claimed_steps = [rows.from_row(JobStep, row[n:]) for row in found if row[n] is not None]
+    return job
 
 
 def _db_value(field, value: Any) -> Any:
@@ -336,7 +352,7 @@ def job_execute(job_id: int, *, owner: str | None = None) -> str:
 
     kind = get_kind(job.kind)
     fns = {s.name: s.fn for s in kind.steps}
-    steps = rows.fetch(JobStep, "job_id = %s", [job.pk], order_by="position")
+    steps = job.claimed_steps
     # Later steps and the hooks read what earlier steps recorded without a query.
     job.step_outputs = {s.name: s.output for s in steps}
     done: tuple[JobStep, dict[str, Any]] | None = None  # written with the next boundary

@@ -29,12 +29,6 @@ T = TypeVar("T")
 clock: Callable[[], float] = time.time
 
 _LOCK_SECONDS = 30
-_THROTTLE_CODES = {
-    "Throttling",
-    "ThrottlingException",
-    "TooManyRequestsException",
-    "RequestLimitExceeded",
-}
 
 
 @dataclass(frozen=True)
@@ -60,7 +54,7 @@ class Cached(Generic[T]):
 def describe_error(exc: BaseException) -> str:
     """A short sentence for a page note."""
     if isinstance(exc, AwsError):
-        if exc.code in _THROTTLE_CODES:
+        if exc.throttled:
             return f"AWS is throttling {exc.operation or 'the request'} ({exc.code})"
         if "<html" in exc.message.lower():
             # An HTML error page as the message (a 500 from a proxy or the moto server).

@@ -522,3 +522,49 @@ def test_an_older_failed_update_is_overwritten_not_blamed_on_this_deployment(fle
         with pytest.raises(StepWait):
             pipeline.step_code(job, step)
         stub.assert_no_pending_responses()
+
+
+def _throttled_once(monkeypatch, name: str, operation: str) -> dict:
+    """Make ``lambda_.<name>`` answer TooManyRequestsException the first time."""
+    from opsconsole.aws.errors import AwsError
+
+    real = getattr(lambda_, name)
+    calls = {"n": 0}
+
+    def call(**kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise AwsError(
+                "Rate exceeded",
+                code="TooManyRequestsException",
+                operation=operation,
+                permanent=False,
+            )
+        return real(**kwargs)
+
+    monkeypatch.setattr(lambda_, name, call)
+    return calls
+
+
+def test_a_throttle_that_gets_through_requeues_the_step_not_the_deployment(fleet, monkeypatch):
+    [tenant] = fleet(1)
+    calls = _throttled_once(monkeypatch, "publish_version", "PublishVersion")
+    rollout = drive(rollout_start(release=register_new(), target=Target(), strategy=quick()))
+    assert rollout.status == RolloutStatus.SUCCEEDED
+    assert rollout.deployments.get().status == DeploymentStatus.SUCCEEDED
+    assert calls["n"] == 2  # the step ran again after the throttle
+    tenant.refresh_from_db()
+    assert tenant.current_release == NEW
+
+
+def test_the_revert_tries_a_throttled_alias_call_again(fleet, monkeypatch):
+    [tenant] = fleet(1)
+    before = alias_version(tenant)
+    monkeypatch.setattr(pipeline, "health_check", lambda t: (False, "injected failure"))
+    monkeypatch.setattr(pipeline.time, "sleep", lambda s: None)
+    calls = _throttled_once(monkeypatch, "get_alias", "GetAlias")
+    rollout = drive(rollout_start(release=register_new(), target=Target(), strategy=quick()))
+    dep = rollout.deployments.get()
+    assert dep.status == DeploymentStatus.FAILED
+    assert "alias reverted to version" in dep.reason and calls["n"] == 2
+    assert alias_version(tenant) == before

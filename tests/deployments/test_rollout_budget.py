@@ -107,3 +107,26 @@ def test_a_waiting_worker_books_its_token_in_one_call(key):
     waits = [b.take() for _ in range(5)]
     assert len(calls) == 6
     assert waits == pytest.approx([0.1] * 5, abs=0.002)
+
+
+def test_a_worker_that_wakes_late_lets_its_token_go_and_books_again(key):
+    """Calls must go out close to their tokens' times, or they bunch into one second."""
+    clock = FakeClock()
+    late_once = {"done": False}
+
+    def oversleep(seconds: float) -> None:
+        # The first sleep overruns by 0.3 s (a busy machine); later ones are exact.
+        clock.sleep(seconds + (0.3 if not late_once["done"] else 0.0))
+        late_once["done"] = True
+
+    b = RateBudget(key=key, rate=10.0, burst=1.0, conn=redis_client(), clock=clock, sleep=oversleep)
+    b.try_take()  # the bucket is empty: the next token is due in 0.1 s
+    waited = b.take(timeout_s=10)
+    assert b.late == 1  # the overslept token was let go
+    # 0.1 s booked + 0.3 s late, then a fresh booking used on time.
+    assert waited == pytest.approx(0.4 + 0.0, abs=0.11)
+    on_time = RateBudget(
+        key=key, rate=10.0, burst=1.0, conn=redis_client(), clock=clock, sleep=clock.sleep
+    )
+    on_time.take(timeout_s=10)
+    assert on_time.late == 0

@@ -197,3 +197,36 @@ def test_starting_a_wave_costs_the_same_queries_for_5_or_50_tenants(db, release,
         return len(queries)
 
     assert advance_queries(5) == advance_queries(50)
+
+
+def test_a_deployment_whose_hook_died_is_caught_up_after_the_grace(db, release, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from deployments import rollouts
+    from deployments.models import DeploymentStatus
+    from opsconsole.jobs.models import Job, JobStatus
+
+    monkeypatch.setattr(rollouts, "_send_advance", lambda rollout_id: None)
+    tenant = Tenant.objects.create(name="H", slug="t5-hook", status=TenantStatus.ACTIVE)
+    rollout = rollouts.rollout_start(
+        release=release,
+        target=rollouts.Target(kind="tenants", values=[tenant.slug]),
+        strategy=rollouts.Strategy(bake_s=0),
+    )
+    rollouts.rollout_advance(rollout.pk)
+    dep = rollout.deployments.get()
+    # The job ended, its worker died before the hook's writes.
+    Job.objects.filter(pk=dep.job_id).update(status=JobStatus.SUCCEEDED, finished_at=timezone.now())
+    rollouts.rollout_advance(rollout.pk)
+    dep.refresh_from_db()
+    assert dep.status == DeploymentStatus.RUNNING  # its hook may still be running: wait
+    Job.objects.filter(pk=dep.job_id).update(finished_at=timezone.now() - timedelta(minutes=5))
+    rollouts.rollout_advance(rollout.pk)
+    dep.refresh_from_db()
+    tenant.refresh_from_db()
+    assert dep.status == DeploymentStatus.SUCCEEDED
+    assert tenant.current_release == release.version
+    rollout.refresh_from_db()
+    assert rollout.status == "succeeded"
