@@ -433,7 +433,7 @@ def rollout_advance(rollout_id: int, *, now=None) -> dict[str, Any]:
     with transaction.atomic():
         rollout = (
             Rollout.objects.select_for_update(of=("self",))
-            .select_related("release")
+            .select_related("release", "created_by")
             .filter(pk=rollout_id)
             .first()
         )
