@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -37,7 +38,7 @@ from opsconsole.core import rows
 from opsconsole.jobs.models import Job
 from opsconsole.jobs.registry import StepWait, register_job_kind
 from opsconsole.jobs.services import step_output
-from tenants import naming
+from tenants import naming, release_source
 from tenants.models import Tenant
 from tenants.provisioning import function as fn
 from tenants.provisioning.alarms import alarm_names
@@ -185,8 +186,6 @@ def _busy(configuration: dict[str, Any], *, retry_in: int, since=None) -> None:
 
 def _modified_since(configuration: dict[str, Any], since) -> bool:
     """Whether Lambda's LastModified is after ``since`` (unknown counts as after)."""
-    from datetime import datetime
-
     text = configuration.get("LastModified")
     if since is None or not text:
         return True
@@ -255,8 +254,6 @@ def step_schema(job: Job, step) -> dict:
     def on_status(text: str) -> None:
         step.detail = text[:255]
         step.save(update_fields=["detail"])
-
-    from tenants import release_source
 
     return release_source.get().apply_schema(
         tenant=deployment.tenant, version=deployment.rollout.release.version, on_status=on_status
@@ -387,15 +384,16 @@ def _kick(rollout_id: int) -> None:
     transaction.on_commit(send)
 
 
-# The deployment and its tenant in one statement: both are written or neither is. The
-# tenant's UPDATE reads the deployment's RETURNING, so the deployment row is always locked
-# first, the same order as every other writer of both (no deadlock with the catch-up).
+# The deployment and its tenant in one statement: both are written or neither is (the
+# catch-up writes only a deployment still running). The tenant's UPDATE reads the
+# deployment's RETURNING, so the deployment row is always locked first, the same order as
+# every other writer of both (no deadlock between the hook and the orchestrator's catch-up).
 _SUCCEEDED_SQL = """
 WITH deployment AS (
     UPDATE deployments_deployment SET status = %(status)s, step = 'done',
-        finished_at = %(now)s, reason = '', from_version = %(from_version)s,
+        finished_at = %(finished_at)s, reason = '', from_version = %(from_version)s,
         to_version = %(to_version)s
-    WHERE id = %(deployment)s
+    WHERE id = %(deployment)s AND (status = %(running)s OR NOT %(only_running)s)
     RETURNING tenant_id
 )
 UPDATE tenants_tenant SET current_release = %(version)s, desired_release = %(version)s,
@@ -404,21 +402,45 @@ FROM deployment WHERE tenants_tenant.id = deployment.tenant_id
 """
 
 
-def deployment_succeeded(job: Job) -> None:
-    deployment = deployment_of(job)
-    to_version, from_version = _versions(job)
+def mark_succeeded(
+    deployment_id: int,
+    *,
+    version: str,
+    finished_at=None,
+    from_version: str = "",
+    to_version: str = "",
+    only_running: bool = False,
+) -> None:
+    """The deployment succeeded: it and its tenant now run ``version``. Used by the job's
+    hook (also after a job-level Retry of a failed deployment) and, with ``only_running``,
+    by the orchestrator's catch-up when the hook never ran."""
+    now = timezone.now()
     with connection.cursor() as cur:
         cur.execute(
             _SUCCEEDED_SQL,
             {
-                "version": deployment.rollout.release.version,
-                "now": timezone.now(),
                 "status": DeploymentStatus.SUCCEEDED,
+                "running": DeploymentStatus.RUNNING,
+                "only_running": only_running,
+                "finished_at": finished_at or now,
+                "now": now,
+                "version": version,
                 "from_version": from_version,
                 "to_version": to_version,
-                "deployment": deployment.pk,
+                "deployment": deployment_id,
             },
         )
+
+
+def deployment_succeeded(job: Job) -> None:
+    deployment = deployment_of(job)
+    to_version, from_version = _versions(job)
+    mark_succeeded(
+        deployment.pk,
+        version=deployment.rollout.release.version,
+        from_version=from_version,
+        to_version=to_version,
+    )
     _kick(deployment.rollout_id)
 
 

@@ -31,7 +31,7 @@ from deployments.models import (
     RolloutStatus,
     Traffic,
 )
-from deployments.pipeline import JOB_KIND
+from deployments.pipeline import JOB_KIND, mark_succeeded
 from opsconsole.jobs.models import FINISHED as JOB_FINISHED
 from opsconsole.jobs.models import JobStatus, JobStep, StepStatus
 from opsconsole.jobs.services import job_cancel, job_create_many
@@ -288,16 +288,18 @@ def _sync(rollout: Rollout) -> None:
             JobStatus.SUCCEEDED: DeploymentStatus.SUCCEEDED,
             JobStatus.CANCELLED: DeploymentStatus.CANCELLED,
         }.get(job.status, DeploymentStatus.FAILED)
-        # The deployment first (as the hooks do), and the tenant only if this caught it up.
-        caught_up = Deployment.objects.filter(pk=dep.pk, status=DeploymentStatus.RUNNING).update(
+        if status == DeploymentStatus.SUCCEEDED:
+            # The hook died before its writes: the tenant does run the release.
+            mark_succeeded(
+                dep.pk,
+                version=rollout.release.version,
+                finished_at=job.finished_at,
+                only_running=True,
+            )
+            continue
+        Deployment.objects.filter(pk=dep.pk, status=DeploymentStatus.RUNNING).update(
             status=status, finished_at=job.finished_at or timezone.now(), reason=job.error[:2000]
         )
-        if caught_up and status == DeploymentStatus.SUCCEEDED:
-            # The hook died before its writes: the tenant does run the release.
-            version = rollout.release.version
-            Tenant.objects.filter(pk=dep.tenant_id).update(
-                current_release=version, desired_release=version, updated_at=timezone.now()
-            )
 
 
 def _wave_counts(rollout: Rollout, wave: int) -> dict[str, int]:
@@ -340,26 +342,23 @@ def _start(rollout: Rollout, due: list[Deployment]) -> int:
         .values_list("tenant_id", "rollout_id")
     )
     ready, held = [], []
+
+    def hold(dep: Deployment, reason: str, *, skip: bool) -> None:
+        if skip:
+            dep.status, dep.finished_at = DeploymentStatus.SKIPPED, now
+        elif dep.reason == reason:
+            return  # already says so
+        dep.reason = reason
+        held.append(dep)
+
     for dep in due:
-        tenant, other = dep.tenant, others.get(dep.tenant_id)
-        if tenant.status != TenantStatus.ACTIVE:
-            dep.status, dep.reason, dep.finished_at = (
-                DeploymentStatus.SKIPPED,
-                f"tenant is {tenant.status}",
-                now,
-            )
-            held.append(dep)
+        other = others.get(dep.tenant_id)
+        if dep.tenant.status != TenantStatus.ACTIVE:
+            hold(dep, f"tenant is {dep.tenant.status}", skip=True)
         elif other and rollout.target.get("on_conflict") == "skip":
-            dep.status, dep.reason, dep.finished_at = (
-                DeploymentStatus.SKIPPED,
-                f"in rollout #{other}",
-                now,
-            )
-            held.append(dep)
+            hold(dep, f"in rollout #{other}", skip=True)
         elif other:
-            if dep.reason != f"waiting for rollout #{other}":
-                dep.reason = f"waiting for rollout #{other}"
-                held.append(dep)
+            hold(dep, f"waiting for rollout #{other}", skip=False)
         else:
             ready.append(dep)
     if held:
@@ -391,14 +390,8 @@ def _start(rollout: Rollout, due: list[Deployment]) -> int:
             [DeploymentStatus.RUNNING, now]
             + [value for dep, job in zip(ready, jobs, strict=True) for value in (dep.pk, job.pk)],
         )
-    for dep, job in zip(ready, jobs, strict=True):
-        dep.status, dep.job, dep.started_at, dep.reason, dep.step = (
-            DeploymentStatus.RUNNING,
-            job,
-            now,
-            "",
-            "queued",
-        )
+    for dep in ready:
+        dep.status = DeploymentStatus.RUNNING  # what _fill looks at
     Tenant.objects.filter(pk__in=[d.tenant_id for d in ready]).update(desired_release=version)
     return len(ready)
 

@@ -2,7 +2,8 @@
 under a lease, re-queue what a dead worker left behind.
 
 The runner's hot path is a handful of statements per job run (a rollout runs thousands):
-the claim is one UPDATE ... RETURNING, and every step boundary is one statement that
+the claim is one UPDATE ... RETURNING that also reads the steps, and every step boundary
+is one statement that
 renews the lease and records the step that ended and the step that starts, written only
 while this worker still holds the lease (``_write``). A partial unique index on the lock
 key (one running job per subject) makes the database itself refuse a second running job
@@ -244,10 +245,6 @@ def _claim(job_id: int, *, owner: str) -> Job | None:
     return job
 
 
-def _db_value(field, value: Any) -> Any:
-    return field.get_db_prep_save(value, connection)
-
-
 def _write(
     job: Job,
     owner: str,
@@ -259,9 +256,9 @@ def _write(
     """Update the job row and these step rows in ONE statement, only while ``owner``
     still holds the job's lease (and, with ``unless_cancelled``, nobody pressed Cancel).
 
-    Returns whether it wrote; the objects in memory get the new values either way only
-    when it did. A worker that lost its lease writes nothing, so a step another worker
-    already re-ran is never marked from a stale run.
+    Returns whether it wrote; only then do the objects in memory take the new values. A
+    worker that lost its lease writes nothing, so a step another worker already re-ran is
+    never marked from a stale run.
     """
     params: list[Any] = []
 
@@ -270,7 +267,7 @@ def _write(
         for name, value in fields.items():
             field = model._meta.get_field(name)
             parts.append(f'"{field.column}" = %s')
-            params.append(_db_value(field, value))
+            params.append(field.get_db_prep_save(value, connection))
         return ", ".join(parts)
 
     sql = [f"WITH job AS (UPDATE jobs_job SET {assignments(Job, job_fields)}"]
@@ -324,8 +321,11 @@ def _finish(
 
 
 def _succeeded(step: JobStep, output: dict[str, Any] | None) -> tuple[JobStep, dict[str, Any]]:
-    fields: dict[str, Any] = {"status": StepStatus.SUCCEEDED, "finished_at": timezone.now()}
-    fields["detail"] = ""
+    fields: dict[str, Any] = {
+        "status": StepStatus.SUCCEEDED,
+        "finished_at": timezone.now(),
+        "detail": "",
+    }
     if output:
         fields["output"] = {**step.output, **output}
     return step, fields
