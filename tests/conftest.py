@@ -74,25 +74,28 @@ def aws(settings):
     reset_clients()
 
 
-# --- real processes: the sandbox AWS (moto server) and Celery workers ----------------
+# --- real processes: the sandbox's local AWS and Celery workers ------------------------
 
 
 @pytest.fixture(scope="session")
-def moto_server(tmp_path_factory):
+def local_aws_server(tmp_path_factory):
+    """The sandbox's local AWS (moto plus what moto lacks) in its own process, as
+    `make run` starts it; its log is printed when it fails to start."""
     port = services.free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    proc = services.start_moto_server(port=port, log_path=log)
+    log = tmp_path_factory.mktemp("localaws") / "localaws.log"
+    proc = services.start_local_aws(port=port, log_path=log)
+    proc.log_path = log
     yield f"http://127.0.0.1:{port}"
     services.stop_process(proc)
 
 
 @pytest.fixture
-def live_aws(settings, moto_server):
+def live_aws(settings, local_aws_server):
     from opsconsole.aws.clients import reset_clients
 
-    settings.AWS_ENDPOINT_URL = moto_server
+    settings.AWS_ENDPOINT_URL = local_aws_server
     reset_clients()
-    yield moto_server
+    yield local_aws_server
     reset_clients()
 
 

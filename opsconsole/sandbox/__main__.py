@@ -102,9 +102,9 @@ def run() -> None:
             env["OPSCONSOLE_SANDBOX"] = "1"
             env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{aws_port}"
             env["SANDBOX_AWS_PORT"] = str(aws_port)
-            _say(f"starting the sandbox AWS (moto server) on 127.0.0.1:{aws_port}")
-            moto = services.start_moto_server(port=aws_port, log_path=logs / "aws.log")
-            children.append(("sandbox AWS", moto))
+            _say(f"starting the sandbox AWS (local AWS on moto) on 127.0.0.1:{aws_port}")
+            local_aws = services.start_local_aws(port=aws_port, log_path=logs / "aws.log")
+            children.append(("sandbox AWS", local_aws))
         _manage("migrate", "--noinput", env=env)
         if sandbox:
             _say("seeding the sandbox AWS account (VPC, shared database, ECR, S3, demo release)")

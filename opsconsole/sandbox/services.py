@@ -1,4 +1,4 @@
-"""Find or start what the console needs locally: PostgreSQL, a broker, the moto server.
+"""Find or start what the console needs locally: PostgreSQL, a broker, the local AWS.
 
 Used by `make run` and `make test` before Django is set up, so nothing here imports Django
 settings. Every choice is printed, so a person can see which server is in use.
@@ -6,13 +6,11 @@ settings. Every choice is printed, so a person can see which server is in use.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -132,42 +130,32 @@ def resolve_broker(*, redis_db: int = 0) -> tuple[str, str]:
 # --- the sandbox AWS -------------------------------------------------------------------
 
 
-def start_moto_server(*, port: int, log_path: Path | None = None) -> subprocess.Popen:
-    """Start a moto server on 127.0.0.1:port configured for Lambda without Docker and with
-    AWS managed IAM policies loaded, and wait until it answers."""
+def start_local_aws(*, port: int, log_path: Path | None = None) -> subprocess.Popen:
+    """Start the sandbox's local AWS (``opsconsole.sandbox.localaws``: moto's server plus
+    what moto lacks) on 127.0.0.1:port and wait until it answers.
+
+    Its Lambda execution environments are its children in the same process group, so
+    ``stop_process`` stops them with it.
+    """
     env = dict(os.environ)
-    env["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "opsconsole.sandbox.localaws", "-H", "127.0.0.1", "-p", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
+        cwd=BASE_DIR,
         start_new_session=True,
     )
     deadline = time.monotonic() + 30
     while not port_open("127.0.0.1", port):
         if proc.poll() is not None:
-            raise RuntimeError(f"The moto server exited at start (code {proc.returncode}).")
+            raise RuntimeError(f"The local AWS exited at start (code {proc.returncode}).")
         if time.monotonic() > deadline:
             proc.kill()
-            raise RuntimeError("The moto server did not answer within 30 s.")
+            raise RuntimeError("The local AWS did not answer within 30 s.")
         time.sleep(0.1)
-    configure_moto_server(port=port)
     return proc
-
-
-def configure_moto_server(*, port: int) -> None:
-    # Must happen before any function exists: moto reads it when a function is created.
-    body = json.dumps({"lambda": {"use_docker": False}}).encode()
-    request = urllib.request.Request(  # noqa: S310 - a loopback URL we built
-        f"http://127.0.0.1:{port}/moto-api/config",
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310
-        resp.read()
 
 
 def stop_process(proc: subprocess.Popen, *, timeout: float = 10) -> None:

@@ -1,0 +1,35 @@
+"""``python -m opsconsole.sandbox.localaws [-H HOST] [-p PORT]``: serve the local AWS."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+
+from werkzeug.serving import run_simple
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="opsconsole.sandbox.localaws")
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=4566)
+    args = parser.parse_args(argv)
+    # moto builds ARNs and callbacks from these; set before its modules are imported.
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    os.environ.setdefault("MOTO_HOST", args.host)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    from moto.moto_server.threaded_moto_server import MotoRequestHandler
+
+    from opsconsole.sandbox.localaws.app import LocalAws
+    from opsconsole.sandbox.localaws.config import from_environment
+
+    app = LocalAws(from_environment(host=args.host, port=args.port))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,62 @@
+"""The WSGI application: the extensions' routes first, then moto's dispatcher.
+
+Each extension module offers ``install(config)`` (patch moto's backends, start its
+background threads) and ``route(request) -> Response | None`` (answer a request moto
+would get wrong, or leave it to moto). Order matters only for routes that could overlap.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from types import ModuleType
+from typing import Any
+
+from moto.core.config import default_user_config
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.wrappers import Request, Response
+
+from opsconsole.sandbox.localaws import apigw_proxy, cloudwatch_ext, lambda_invoke, rds_ext
+from opsconsole.sandbox.localaws.config import LocalAwsConfig
+
+logger = logging.getLogger(__name__)
+
+EXTENSIONS: list[ModuleType] = [lambda_invoke, apigw_proxy, cloudwatch_ext, rds_ext]
+
+
+class LocalAws:
+    def __init__(self, config: LocalAwsConfig) -> None:
+        self.config = config
+        # What the moto server's POST /moto-api/config would set, before any function
+        # exists: Lambda never looks for Docker, IAM knows AWS's managed policies.
+        default_user_config["lambda"]["use_docker"] = False
+        default_user_config["iam"]["load_aws_managed_policies"] = True
+        self.moto = DomainDispatcherApplication(create_backend_app)
+        self.routes: list[Callable[[Request], Response | None]] = []
+        for extension in EXTENSIONS:
+            extension.install(config)
+            self.routes.append(extension.route)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        request = Request(environ, shallow=False)
+        for route in self.routes:
+            try:
+                response = route(request)
+            except Exception:  # noqa: BLE001 - an extension's bug answers 500, as AWS would
+                logger.exception("local AWS extension failed: %s %s", request.method, request.path)
+                response = Response(
+                    '{"message": "Internal error in the sandbox\'s local AWS"}',
+                    status=500,
+                    content_type="application/json",
+                )
+            if response is not None:
+                return response(environ, start_response)
+        # Request(shallow=False) may have read the body: hand moto a fresh stream.
+        environ["wsgi.input"] = _rewound(request)
+        return self.moto(environ, start_response)
+
+
+def _rewound(request: Request):
+    import io
+
+    return io.BytesIO(request.get_data(cache=True))

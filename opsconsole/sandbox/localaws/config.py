@@ -1,0 +1,46 @@
+"""The local AWS's settings, read once from the environment at start-up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class LocalAwsConfig:
+    host: str
+    port: int
+    # The real PostgreSQL that RDS instances, clusters and proxies stand for.
+    pg_host: str
+    pg_port: int
+    pg_user: str
+    pg_password: str
+    # Where unpacked function code and per-environment scratch space live.
+    state_dir: Path
+    # Lambda execution environments: how many may be warm at once (all functions), how
+    # long an idle one is kept, and how many may run one function version at once.
+    max_warm: int
+    idle_s: float
+    max_per_version: int
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def from_environment(*, host: str, port: int) -> LocalAwsConfig:
+    env = os.environ
+    base = Path(env.get("LOCALAWS_STATE_DIR") or Path.cwd() / ".sandbox" / "localaws")
+    return LocalAwsConfig(
+        host=host,
+        port=port,
+        pg_host=env.get("SANDBOX_PG_HOST", "127.0.0.1"),
+        pg_port=int(env.get("SANDBOX_PG_PORT", "5432")),
+        pg_user=env.get("SANDBOX_PG_USER", "postgres"),
+        pg_password=env.get("SANDBOX_PG_PASSWORD", ""),
+        state_dir=base / str(port),
+        max_warm=int(env.get("LOCALAWS_MAX_WARM", "64")),
+        idle_s=float(env.get("LOCALAWS_IDLE_S", "300")),
+        max_per_version=int(env.get("LOCALAWS_MAX_PER_VERSION", "8")),
+    )
