@@ -16,12 +16,18 @@ from moto.core.config import default_user_config
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.wrappers import Request, Response
 
-from opsconsole.sandbox.localaws import apigw_proxy, cloudwatch_ext, lambda_invoke, rds_ext
+from opsconsole.sandbox.localaws import (
+    apigw_endpoint,
+    apigw_proxy,
+    cloudwatch_ext,
+    lambda_invoke,
+    rds_ext,
+)
 from opsconsole.sandbox.localaws.config import LocalAwsConfig
 
 logger = logging.getLogger(__name__)
 
-EXTENSIONS: list[ModuleType] = [lambda_invoke, apigw_proxy, cloudwatch_ext, rds_ext]
+EXTENSIONS: list[ModuleType] = [lambda_invoke, apigw_proxy, apigw_endpoint, cloudwatch_ext, rds_ext]
 
 
 class LocalAws:
