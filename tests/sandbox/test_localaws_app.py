@@ -32,3 +32,13 @@ def test_http_api_endpoint_is_the_local_address(local_aws_server):
     expected = f"{local_aws_server}/_aws/execute-api/{created['ApiId']}"
     assert created["ApiEndpoint"] == expected
     assert apigw.get_api(ApiId=created["ApiId"])["ApiEndpoint"] == expected
+
+
+@pytest.mark.integration
+def test_health_route_answers_for_start_up_checks(local_aws_server):
+    import json
+    import urllib.request
+
+    url = f"{local_aws_server}/_localaws/health"
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback http
+        assert json.loads(resp.read()) == {"status": "running"}

@@ -20,7 +20,7 @@ _original_init = models.Api.__init__
 
 
 def install(config: LocalAwsConfig) -> None:
-    base = config.endpoint
+    base = config.public_endpoint
 
     def init(self: models.Api, *args: Any, **kwargs: Any) -> None:
         _original_init(self, *args, **kwargs)

@@ -27,6 +27,8 @@ from opsconsole.sandbox.localaws.config import LocalAwsConfig
 
 logger = logging.getLogger(__name__)
 
+HEALTH_PATH = "/_localaws/health"
+
 EXTENSIONS: list[ModuleType] = [lambda_invoke, apigw_proxy, apigw_endpoint, cloudwatch_ext, rds_ext]
 
 
@@ -45,6 +47,11 @@ class LocalAws:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         request = Request(environ, shallow=False)
+        if request.path == HEALTH_PATH:
+            # For health checks (docker compose, start-up): the server answers requests.
+            return Response('{"status": "running"}', content_type="application/json")(
+                environ, start_response
+            )
         for route in self.routes:
             try:
                 response = route(request)

@@ -24,9 +24,19 @@ class LocalAwsConfig:
     idle_s: float
     max_per_version: int
 
+    # The address people and the console use (``LOCALAWS_PUBLIC_URL``): what ApiEndpoint
+    # reports. Differs from ``endpoint`` when the server binds 0.0.0.0 in a container.
+    public_url: str = ""
+
     @property
     def endpoint(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        """Where code running beside the server (functions) reaches it."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    @property
+    def public_endpoint(self) -> str:
+        return (self.public_url or self.endpoint).rstrip("/")
 
 
 def from_environment(*, host: str, port: int) -> LocalAwsConfig:
@@ -43,4 +53,5 @@ def from_environment(*, host: str, port: int) -> LocalAwsConfig:
         max_warm=int(env.get("LOCALAWS_MAX_WARM", "64")),
         idle_s=float(env.get("LOCALAWS_IDLE_S", "300")),
         max_per_version=int(env.get("LOCALAWS_MAX_PER_VERSION", "8")),
+        public_url=env.get("LOCALAWS_PUBLIC_URL", ""),
     )
