@@ -180,18 +180,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
     # Above the longest task's hard limit, or Redis re-delivers a task still running.
     "visibility_timeout": 3600,
 }
-if BROKER_URL.startswith("filesystem://"):
-    _fs_queue = Path(env_str("OPSCONSOLE_FS_BROKER_DIR", str(SANDBOX_DIR / "broker")))
-    CELERY_BROKER_TRANSPORT_OPTIONS.update(
-        {
-            "data_folder_in": str(_fs_queue / "queue"),
-            "data_folder_out": str(_fs_queue / "queue"),
-            "processed_folder": str(_fs_queue / "processed"),
-            # Else kombu writes its control exchange files into the working directory.
-            "control_folder": str(_fs_queue / "control"),
-            "store_processed": False,
-        }
-    )
 CELERY_TASK_DEFAULT_QUEUE = env_str("OPSCONSOLE_QUEUE", "opsconsole")
 # A web request that sends a task must not hang on a dead broker: the job row is saved
 # already and the sweep sends it again.

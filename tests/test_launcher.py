@@ -45,3 +45,17 @@ def test_run_stops_what_it_started_when_a_start_up_step_fails(tmp_path):
     assert "manage.py migrate" in result.stderr
     assert "stopping sandbox AWS" in result.stdout
     assert services.port_free("127.0.0.1", aws_port)
+
+
+def test_a_machine_without_redis_gets_a_real_embedded_one():
+    import redis
+
+    from opsconsole.sandbox import services
+
+    broker = services._embedded_redis(redis_db=3)
+    client = redis.Redis.from_url(broker.url)
+    # A real server: Lua scripts (the rate budget's) run.
+    assert client.eval("return redis.call('INCRBY', KEYS[1], 2)", 1, "launcher-test") == 2
+    port = client.connection_pool.connection_kwargs["port"]
+    broker.stop()
+    assert services.port_free("127.0.0.1", port)

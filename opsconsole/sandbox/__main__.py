@@ -2,7 +2,7 @@
 `make bench` call.
 
 run   starts the console with everything it needs, in the foreground, until Ctrl-C:
-      PostgreSQL and a broker (found or embedded), the sandbox AWS (moto server, seeded),
+      PostgreSQL and Redis (found or embedded), the sandbox's local AWS (seeded),
       migrations, the admin user, a Celery worker, Celery beat and the web server.
 test  finds or starts PostgreSQL and Redis the same way, then runs ruff,
       makemigrations --check and pytest (extra arguments go to pytest).
@@ -78,9 +78,9 @@ def run() -> None:
     logs.mkdir(exist_ok=True)
     database = services.resolve_database()
     _say(f"database: {database.how}")
-    broker_url, broker_how = services.resolve_broker()
-    _say(f"broker: {broker_how}")
-    env = _base_env(database=database, broker_url=broker_url)
+    broker = services.resolve_broker()
+    _say(f"broker: {broker.how}")
+    env = _base_env(database=database, broker_url=broker.url)
     env.setdefault("AWS_DEFAULT_REGION", region)
 
     children: list[tuple[str, subprocess.Popen]] = []
@@ -92,6 +92,10 @@ def run() -> None:
                 _say(f"stopping {name}")
             services.stop_process(proc)
         children.clear()
+        if broker.stop is not None:
+            _say("stopping the embedded Redis")
+            broker.stop()
+            broker.stop = None
         if database.stop is not None:
             _say("stopping the embedded PostgreSQL (its data stays in .sandbox/pgdata)")
             database.stop()
@@ -229,14 +233,9 @@ def _print_welcome(*, port: int, aws_port: int | None, logs: Path, region: str) 
 def test(pytest_args: list[str]) -> None:
     database = services.resolve_database(create=False)
     _say(f"test database server: {database.how}")
-    broker_url, broker_how = services.resolve_broker(redis_db=1)
-    if not broker_url.startswith("redis"):
-        _fail(
-            "the tests need a real Redis: set REDIS_URL or start one on 127.0.0.1:6379 "
-            "(apt-get install redis-server)."
-        )
-    _say(f"test broker: {broker_how}")
-    env = _base_env(database=database, broker_url=broker_url)
+    broker = services.resolve_broker(redis_db=1)
+    _say(f"test broker: {broker.how}")
+    env = _base_env(database=database, broker_url=broker.url)
     env.update(OPSCONSOLE_SANDBOX="1", AWS_DEFAULT_REGION="us-east-1")
     env.pop("AWS_ENDPOINT_URL", None)
     steps = [
@@ -266,8 +265,8 @@ def test(pytest_args: list[str]) -> None:
 
 def bench(names: list[str]) -> None:
     database = services.resolve_database()
-    broker_url, _ = services.resolve_broker(redis_db=2)
-    env = _base_env(database=database, broker_url=broker_url)
+    broker = services.resolve_broker(redis_db=2)
+    env = _base_env(database=database, broker_url=broker.url)
     env.setdefault("OPSCONSOLE_SANDBOX", "1")
     scripts = sorted((BASE_DIR / "bench").glob("*.py"))
     scripts = [s for s in scripts if not s.name.startswith("_")]

