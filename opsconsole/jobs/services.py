@@ -312,12 +312,19 @@ def _finish(
         "lease_owner": "",
         "lease_expires_at": None,
     }
-    if not _write(job, owner, fields, steps):
-        job.refresh_from_db()
     kind = get_kind(job.kind)
     hook = kind.on_success if status == JobStatus.SUCCEEDED else kind.on_failure
-    if hook is not None and status != JobStatus.CANCELLED:
-        hook(job)
+    # The job's end and its effect (the tenant active, the deployment succeeded) commit
+    # together: no reader ever sees a finished job whose subject still says otherwise,
+    # and a crash or a failing hook leaves the job running under its lease, so the sweep
+    # runs it (and the hook) again rather than losing the effect.
+    # Without a hook the one statement is atomic by itself (a rollout runs thousands).
+    run_hook = hook is not None and status != JobStatus.CANCELLED
+    with transaction.atomic() if run_hook else contextlib.nullcontext():
+        if not _write(job, owner, fields, steps):
+            job.refresh_from_db()
+        if run_hook:
+            hook(job)
 
 
 def _succeeded(step: JobStep, output: dict[str, Any] | None) -> tuple[JobStep, dict[str, Any]]:
