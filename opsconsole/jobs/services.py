@@ -28,6 +28,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from opsconsole.core import rows
+from opsconsole.jobs.lease import Heartbeat
 from opsconsole.jobs.models import FINISHED, Job, JobStatus, JobStep, StepStatus
 from opsconsole.jobs.registry import StepWait, get_kind
 
@@ -382,12 +383,20 @@ def job_execute(job_id: int, *, owner: str | None = None) -> str:
             _finish(job, owner, JobStatus.CANCELLED, "Cancelled by a user.", [done])
             return "cancelled"
         done = None
+        heartbeat = Heartbeat(job_id=job.pk, owner=owner, lease_seconds=settings.JOB_LEASE_SECONDS)
+        job.lease = heartbeat
         try:
-            output = fns[step.name](job, step)
+            with heartbeat:
+                output = fns[step.name](job, step)
+            if heartbeat.lost.is_set():
+                return "lease-lost"
         except StepWait as wait:
             _wait(job, step, owner, wait)
             return "waiting"
         except Exception as exc:  # noqa: BLE001 - any failure is recorded on the step
+            if heartbeat.lost.is_set():
+                # Stopped because another worker owns the job now: not this run's to record.
+                return "lease-lost"
             logger.warning("Job %s step %s failed: %s", job.pk, step.name, exc)
             error = str(exc) or type(exc).__name__
             failed = {"status": StepStatus.FAILED, "error": error, "finished_at": timezone.now()}
