@@ -28,6 +28,13 @@ class LocalAwsConfig:
     # reports. Differs from ``endpoint`` when the server binds 0.0.0.0 in a container.
     public_url: str = ""
 
+    # CloudWatch: how often metric alarms are evaluated (CloudWatch: every minute), how
+    # long datapoints are kept, and the most values kept in all (under heavy traffic the
+    # kept window shrinks below the retention so memory stays bounded).
+    alarm_interval_s: float = 60.0
+    metric_retention_s: float = 3 * 3600.0
+    metric_max_points: int = 2_000_000
+
     @property
     def endpoint(self) -> str:
         """Where code running beside the server (functions) reaches it."""
@@ -54,4 +61,7 @@ def from_environment(*, host: str, port: int) -> LocalAwsConfig:
         idle_s=float(env.get("LOCALAWS_IDLE_S", "300")),
         max_per_version=int(env.get("LOCALAWS_MAX_PER_VERSION", "8")),
         public_url=env.get("LOCALAWS_PUBLIC_URL", ""),
+        alarm_interval_s=float(env.get("LOCALAWS_ALARM_INTERVAL_S", "60")),
+        metric_retention_s=float(env.get("LOCALAWS_METRIC_RETENTION_S", str(3 * 3600))),
+        metric_max_points=int(env.get("LOCALAWS_METRIC_MAX_POINTS", "2000000")),
     )
