@@ -37,10 +37,13 @@ def _vpcs_named(name: str) -> list[dict]:
     return client("ec2").describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [name]}])["Vpcs"]
 
 
+ALL = demo_release.DEMO_VERSIONS
+
+
 def test_seed_twice_is_one_baseline(aws, settings):
     names = settings.BASELINE
-    first = sandbox_seed()
-    second = sandbox_seed()
+    first = sandbox_seed(releases=ALL)
+    second = sandbox_seed(releases=ALL)
 
     assert first["created"]
     assert second["created"] == []
@@ -90,43 +93,69 @@ def test_seed_twice_is_one_baseline(aws, settings):
     assert secret["username"] == settings.SANDBOX_PG_USER
     assert secret["dbname"] == "postgres"
 
-    # ECR: one image, tagged with the demo version, digest = sha256 of its manifest bytes.
+    # ECR: an image per demo release, tagged with its version, digest = sha256 of its
+    # manifest bytes.
     repo = names["release_repository"]
-    [image] = client("ecr").describe_images(repositoryName=repo)["imageDetails"]
-    assert image["imageTags"] == [demo_release.DEMO_VERSION]
-    manifest = ecr.get_image_manifest(repository=repo, digest=image["imageDigest"])
-    assert image["imageDigest"] == "sha256:" + hashlib.sha256(manifest.encode()).hexdigest()
-    assert first["image_digest"] == image["imageDigest"]
-
-    # S3: one object, keyed by the zip's own sha256.
-    bucket = names["artifact_bucket"]
-    [obj] = client("s3").list_objects_v2(Bucket=bucket)["Contents"]
-    body = s3.get_object_bytes(bucket=bucket, key=obj["Key"])
-    assert obj["Key"] == f"releases/sha256/{hashlib.sha256(body).hexdigest()}.zip"
-    assert zipfile.ZipFile(io.BytesIO(body)).namelist() == ["app.py"]
-
-    # The console DB: one demo release with its migration.
-    release = Release.objects.get()
-    assert release.pk == first["release_id"]
-    assert release.version == demo_release.DEMO_VERSION
-    assert (release.artifact_type, release.zip_bucket, release.zip_key) == (
-        "zip",
-        bucket,
-        obj["Key"],
+    images = client("ecr").describe_images(repositoryName=repo)["imageDetails"]
+    assert sorted(tag for i in images for tag in i["imageTags"]) == sorted(
+        demo_release.DEMO_VERSIONS
     )
-    assert release.zip_sha256 == hashlib.sha256(body).hexdigest()
-    assert (release.runtime, release.handler) == ("python3.12", "app.handler")
-    [migration] = release.migrations.all()
-    assert (migration.version, migration.name) == (1, "0001_init.sql")
-    assert migration.sha256 == ReleaseMigration.checksum(migration.sql)
+    for image in images:
+        manifest = ecr.get_image_manifest(repository=repo, digest=image["imageDigest"])
+        assert image["imageDigest"] == "sha256:" + hashlib.sha256(manifest.encode()).hexdigest()
+    [first_image] = [i for i in images if i["imageTags"] == [demo_release.DEMO_VERSION]]
+    assert first["image_digest"] == first_image["imageDigest"]
+
+    # S3: one object per release, keyed by the zip's own sha256.
+    bucket = names["artifact_bucket"]
+    objects = client("s3").list_objects_v2(Bucket=bucket)["Contents"]
+    assert len(objects) == 3
+    bodies = {}
+    for obj in objects:
+        body = s3.get_object_bytes(bucket=bucket, key=obj["Key"])
+        assert obj["Key"] == f"releases/sha256/{hashlib.sha256(body).hexdigest()}.zip"
+        bodies[obj["Key"]] = body
+
+    # The console DB: the three demo releases in version order, with their migrations.
+    releases = list(Release.objects.order_by("created_at", "id"))
+    assert [r.version for r in releases] == list(demo_release.DEMO_VERSIONS)
+    assert first["releases"] == list(demo_release.DEMO_VERSIONS)
+    assert releases[0].pk == first["release_id"]
+    for release in releases:
+        assert (release.artifact_type, release.zip_bucket) == ("zip", bucket)
+        body = bodies[release.zip_key]
+        assert release.zip_sha256 == hashlib.sha256(body).hexdigest()
+        assert (release.runtime, release.handler) == ("python3.12", "app.handler")
+        names_in_zip = zipfile.ZipFile(io.BytesIO(body)).namelist()
+        assert {"app.py", "db.py", "web.py", "RELEASE", "pg8000/native.py"} <= set(names_in_zip)
+        for migration in release.migrations.all():
+            assert migration.sha256 == ReleaseMigration.checksum(migration.sql)
+    assert [[m.name for m in r.migrations.order_by("version")] for r in releases] == [
+        ["0001_notes.sql"],
+        ["0001_notes.sql", "0002_notes_author.sql"],
+        ["0001_notes.sql", "0002_notes_author.sql"],
+    ]
+
+
+def test_seed_registers_the_first_demo_release_unless_asked_for_more(aws):
+    """A new tenant starts on the newest release: by default that is the first demo."""
+    assert sandbox_seed()["releases"] == [demo_release.DEMO_VERSION]
+    assert list(Release.objects.values_list("version", flat=True)) == [demo_release.DEMO_VERSION]
+
+    later = sandbox_seed(releases=ALL)
+
+    assert later["releases"] == list(ALL)
+    assert later["created"][-2:] == ["release 2026.12.0-demo", "release 2026.12.1-demo-broken"]
+    with pytest.raises(ValueError, match="No demo release"):
+        sandbox_seed(releases=["1.0"])
 
 
 def test_seed_after_a_moto_restart_rebuilds_the_same_artifacts(aws):
-    first = sandbox_seed()
+    first = sandbox_seed(releases=ALL)
     _restart_moto()
     assert _vpcs_named("opsconsole") == []
 
-    again = sandbox_seed()
+    again = sandbox_seed(releases=ALL)
 
     assert f"release {demo_release.DEMO_VERSION}" not in again["created"]
     assert any(c.startswith("vpc ") for c in again["created"])
@@ -134,11 +163,24 @@ def test_seed_after_a_moto_restart_rebuilds_the_same_artifacts(aws):
     assert again["image_digest"] == first["image_digest"]
     assert again["zip_key"] == first["zip_key"]
     assert again["warnings"] == []
-    assert Release.objects.count() == 1
-    assert ReleaseMigration.objects.count() == 1
-    # The registered release's zip is there again, byte for byte.
-    release = Release.objects.get()
-    assert s3.head_object(bucket=release.zip_bucket, key=release.zip_key) is not None
+    assert again["releases"] == first["releases"]
+    assert Release.objects.count() == 3
+    assert ReleaseMigration.objects.count() == 5
+    # The registered releases' zips are there again, byte for byte.
+    for release in Release.objects.all():
+        assert s3.head_object(bucket=release.zip_bucket, key=release.zip_key) is not None
+
+
+def test_seed_warns_about_a_demo_release_registered_by_another_build(aws):
+    sandbox_seed(releases=ALL)
+    Release.objects.filter(version="2026.12.0-demo").update(zip_key="releases/sha256/old.zip")
+
+    again = sandbox_seed(releases=ALL)
+
+    [warning] = again["warnings"]
+    assert "2026.12.0-demo points at" in warning and "make clean" in warning
+    # Immutable: the seed did not rewrite it.
+    assert Release.objects.get(version="2026.12.0-demo").zip_key == "releases/sha256/old.zip"
 
 
 def test_account_check_passes_after_seed(aws):
@@ -179,36 +221,38 @@ def test_command_prints_the_summary(aws):
 
     text = out.getvalue()
     assert "nothing new" in text
-    assert f"release    {demo_release.DEMO_VERSION} (zip" in text
+    assert f"releases   {', '.join(ALL)} (zip)" in text
+    assert Release.objects.count() == 3
     assert "password" not in text
     assert err.getvalue() == ""
 
 
-def test_demo_artifacts_are_deterministic_and_answer_health():
-    version = "9.9.9-test"
-    files = demo_release.app_files(version)
+def test_demo_artifacts_are_deterministic():
+    """The app is in the zip as source, with pg8000 and what it imports; the image's one
+    layer holds the same files under /var/task, named in the config."""
+    built = demo_release.build_demo_release.__wrapped__(demo_release.DEMO_VERSION)
+    assert built == demo_release.build_demo_release.__wrapped__(demo_release.DEMO_VERSION)
+    files = built.files
     assert demo_release.build_zip(files) == demo_release.build_zip(dict(reversed(files.items())))
-    layer_tar = demo_release.build_layer_tar(files)
-    assert layer_tar == demo_release.build_layer_tar(files)
-    built = demo_release.build_demo_release.__wrapped__(version)
-    assert built == demo_release.build_demo_release.__wrapped__(version)
+    assert demo_release.build_layer_tar(files) == demo_release.build_layer_tar(files)
 
-    # The zip's handler does what the console's health probe expects.
-    namespace: dict = {}
-    source = zipfile.ZipFile(io.BytesIO(built.zip_bytes)).read("app.py")
-    exec(compile(source, "app.py", "exec"), namespace)  # noqa: S102 - our own demo source
-    handler = namespace["handler"]
-    assert handler({"health": True}, None) == {"ok": True, "release": version}
-    response = handler({"rawPath": "/items", "requestContext": {"http": {"method": "GET"}}}, None)
-    assert response["statusCode"] == 200
-    assert json.loads(response["body"]) == {"release": version, "method": "GET", "path": "/items"}
+    with zipfile.ZipFile(io.BytesIO(built.zip_bytes)) as zf:
+        names = zf.namelist()
+        assert names == sorted(names)
+        assert zf.read("RELEASE") == b"2026.11.0-demo\n"
+        assert zf.read("app.py") == (demo_release.APP_DIR / "app_notes.py").read_bytes()
+        assert all(i.date_time == (1980, 1, 1, 0, 0, 0) for i in zf.infolist())
+    tops = {name.split("/")[0] for name in names}
+    assert {"pg8000", "scramp", "asn1crypto", "dateutil", "six.py"} <= tops
+    assert "pg8000-1.31.6.dist-info" in tops  # pg8000 reads its version from there
+    assert not any("__pycache__" in n or n.endswith((".pyc", "/RECORD")) for n in names)
 
-    # The image: one gzip layer holding the same file under /var/task, named in the config.
     [layer] = built.image_layers
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(layer))) as tar:
         member = tar.getmember("var/task/app.py")
         assert member.mtime == 0
-        assert tar.extractfile(member).read() == source
+        assert tar.extractfile(member).read() == files["app.py"]
+        assert tar.getmember("var/task/pg8000").isdir()
     config = json.loads(built.image_config)
     assert (config["architecture"], config["os"]) == ("amd64", "linux")
     assert config["config"]["Cmd"] == ["app.handler"]
@@ -216,20 +260,27 @@ def test_demo_artifacts_are_deterministic_and_answer_health():
         "sha256:" + hashlib.sha256(gzip.decompress(layer)).hexdigest()
     ]
 
+    # Each release is its own code: the broken one ships the module its handler imports.
+    broken = demo_release.build_demo_release("2026.12.1-demo-broken").files
+    assert broken["app.py"] == (demo_release.APP_DIR / "app_broken_health.py").read_bytes()
+    assert "app_notes_author.py" in broken
 
-def test_demo_migration_applies_on_postgresql():
+
+def test_demo_migrations_apply_on_postgresql():
     from deployments.migration_files import parse_migration_files
 
-    [migration] = demo_release.build_demo_release().migrations
-    # It passes the checks every registered release's migrations pass.
-    [spec] = parse_migration_files([(migration.name, migration.sql)])
-    assert (spec.version, spec.checksum) == (migration.version, migration.sha256)
+    migrations = demo_release.build_demo_release("2026.12.0-demo").migrations
+    # They pass the checks every registered release's migrations pass.
+    specs = parse_migration_files([(m.name, m.sql) for m in migrations])
+    assert [(s.version, s.checksum) for s in specs] == [(m.version, m.sha256) for m in migrations]
     with connection.cursor() as cur:
         cur.execute(
             "CREATE SCHEMA demo_migration_check; SET LOCAL search_path = demo_migration_check"
         )
-        cur.execute(migration.sql)
-        cur.execute("INSERT INTO items (sku, name, quantity) VALUES ('A-1', 'Anvil', 3)")
-        cur.execute("SELECT sku, quantity FROM items")
-        assert cur.fetchall() == [("A-1", 3)]
+        cur.execute(migrations[0].sql)
+        cur.execute("INSERT INTO notes (text) VALUES ('before 0002')")
+        cur.execute(migrations[1].sql)
+        cur.execute("INSERT INTO notes (text, author) VALUES ('after', 'ada')")
+        cur.execute("SELECT text, author FROM notes ORDER BY id")
+        assert cur.fetchall() == [("before 0002", None), ("after", "ada")]
     # The test's transaction rolls all of it back.

@@ -1,8 +1,23 @@
-"""The demo release the sandbox starts with: a tiny Python Lambda app and its first migration.
+"""The demo releases the sandbox starts with: a small Python app for Lambda, three versions.
+
+- ``2026.11.0-demo``: notes in the tenant's database (``GET /healthz``, ``GET /notes``,
+  ``POST /notes``), migration 0001 creates the table;
+- ``2026.12.0-demo``: an optional author per note, through migration 0002 (a nullable
+  column: expand/contract);
+- ``2026.12.1-demo-broken``: the same, but its ``/healthz`` answers 500: deploying it
+  stops at the canary.
+
+The app's source is real Python in ``demo_app/`` beside this module; a release's zip holds
+its handler as ``app.py`` (``app.handler``), the shared ``db.py`` and ``web.py``, a
+``RELEASE`` file naming the version, and its one dependency, the pure-Python PostgreSQL
+driver pg8000 with its own dependencies, copied from this environment's site-packages as
+``pip install --target`` would lay them out (Lambda's runtime offers only the standard
+library and boto3).
 
 Everything is built in memory and byte for byte the same on every run (fixed timestamps,
 owners and modes, sorted entries, gzip mtime 0, stored zip entries), so re-seeding a fresh
-moto server yields the same digests the console database already recorded.
+local AWS yields the same digests the console database already recorded. The vendored
+packages are pinned in pyproject.toml for the same reason.
 """
 
 from __future__ import annotations
@@ -15,6 +30,8 @@ import json
 import tarfile
 import zipfile
 from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
 
 DEMO_VERSION = "2026.11.0-demo"
 DEMO_RUNTIME = "python3.12"
@@ -22,50 +39,50 @@ DEMO_HANDLER = "app.handler"
 # Where the Lambda Python base images keep function code.
 IMAGE_TASK_ROOT = "var/task"
 
-_APP_SOURCE = '''\
-"""Demo tenant app {version}: a health answer for the console, JSON for HTTP API calls."""
+APP_DIR = Path(__file__).with_name("demo_app")
+# pg8000 and what it imports, as distributions: the app's only third-party code.
+VENDORED = ("pg8000", "scramp", "asn1crypto", "python-dateutil", "six")
+# Files pip writes about an installation rather than the package's own.
+_INSTALL_RECORDS = {"INSTALLER", "RECORD", "REQUESTED", "direct_url.json"}
 
-import json
 
-RELEASE = "{version}"
+@dataclass(frozen=True)
+class DemoSpec:
+    version: str
+    # The handler module, packaged as app.py, and other app modules it imports.
+    app: str
+    modules: tuple[str, ...]
+    migrations: tuple[str, ...]
+    notes: str
 
 
-def handler(event, context):
-    event = event if isinstance(event, dict) else {{}}
-    if event.get("health") is True:
-        return {{"ok": True, "release": RELEASE}}
-    http = event.get("requestContext", {{}}).get("http", {{}})
-    body = {{
-        "release": RELEASE,
-        "method": http.get("method", "GET"),
-        "path": event.get("rawPath") or http.get("path") or "/",
-    }}
-    return {{
-        "statusCode": 200,
-        "headers": {{"content-type": "application/json"}},
-        "body": json.dumps(body),
-    }}
-'''
-
-_MIGRATIONS = [
-    (
-        1,
-        "0001_init.sql",
-        """\
-CREATE TABLE items (
-    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    sku         text        NOT NULL UNIQUE,
-    name        text        NOT NULL,
-    quantity    integer     NOT NULL DEFAULT 0 CHECK (quantity >= 0),
-    price_cents integer     NOT NULL DEFAULT 0 CHECK (price_cents >= 0),
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    updated_at  timestamptz NOT NULL DEFAULT now()
-);
-
-CREATE INDEX items_created_at_idx ON items (created_at);
-""",
+DEMO_RELEASES: tuple[DemoSpec, ...] = (
+    DemoSpec(
+        version=DEMO_VERSION,
+        app="app_notes.py",
+        modules=(),
+        migrations=("0001_notes.sql",),
+        notes="Demo app (sandbox seed): notes in the tenant database; GET /healthz, "
+        "GET /notes, POST /notes.",
     ),
-]
+    DemoSpec(
+        version="2026.12.0-demo",
+        app="app_notes_author.py",
+        modules=(),
+        migrations=("0001_notes.sql", "0002_notes_author.sql"),
+        notes="Demo app (sandbox seed): notes get an optional author (migration 0002 adds a "
+        "nullable column).",
+    ),
+    DemoSpec(
+        version="2026.12.1-demo-broken",
+        app="app_broken_health.py",
+        modules=("app_notes_author.py",),
+        migrations=("0001_notes.sql", "0002_notes_author.sql"),
+        notes="Demo app (sandbox seed), broken on purpose: its /healthz answers 500. "
+        "Deploy it to see a rollout stop at its canary.",
+    ),
+)
+DEMO_VERSIONS = tuple(spec.version for spec in DEMO_RELEASES)
 
 # 1980-01-01 is the earliest time a zip entry can carry.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -87,6 +104,7 @@ class DemoRelease:
     version: str
     runtime: str
     handler: str
+    notes: str
     files: dict[str, bytes]
     zip_bytes: bytes
     image_config: bytes
@@ -103,8 +121,71 @@ class DemoRelease:
         return f"releases/sha256/{self.zip_sha256}.zip"
 
 
-def app_files(version: str) -> dict[str, bytes]:
-    return {"app.py": _APP_SOURCE.format(version=version).encode("utf-8")}
+def spec_for(version: str) -> DemoSpec:
+    for spec in DEMO_RELEASES:
+        if spec.version == version:
+            return spec
+    raise KeyError(f"{version} is not a demo release ({', '.join(DEMO_VERSIONS)})")
+
+
+@functools.cache
+def vendored_files() -> dict[str, bytes]:
+    """pg8000 and its dependencies as a ``pip install --target`` directory holds them:
+    packages, modules and ``*.dist-info`` (pg8000 reads its own version from there), no
+    bytecode and no notes about who installed them."""
+    files: dict[str, bytes] = {}
+    for name in VENDORED:
+        distribution = metadata.distribution(name)
+        for path in distribution.files or ():
+            text = str(path)
+            if (
+                "__pycache__" in path.parts
+                or text.endswith(".pyc")
+                or text.startswith("..")
+                or (path.parts[0].endswith(".dist-info") and path.name in _INSTALL_RECORDS)
+            ):
+                continue
+            files[path.as_posix()] = Path(str(distribution.locate_file(path))).read_bytes()
+    return files
+
+
+def app_source(name: str) -> bytes:
+    return (APP_DIR / name).read_bytes()
+
+
+def app_files(
+    version: str,
+    *,
+    app: str = "app_notes.py",
+    modules: tuple[str, ...] = (),
+    source: str | bytes | None = None,
+) -> dict[str, bytes]:
+    """Every file of a demo app's deployment package that runs as ``version``.
+
+    ``app`` names the handler module in ``demo_app/`` (packaged as ``app.py``); ``source``
+    replaces it with other code (tests build variants this way), which may import
+    ``db``, ``web`` and ``modules``.
+    """
+    handler = source if source is not None else app_source(app)
+    return {
+        **vendored_files(),
+        "RELEASE": f"{version}\n".encode(),
+        "app.py": handler.encode("utf-8") if isinstance(handler, str) else handler,
+        "db.py": app_source("db.py"),
+        "web.py": app_source("web.py"),
+        **{module: app_source(module) for module in modules},
+    }
+
+
+def migrations_for(names: tuple[str, ...]) -> tuple[DemoMigration, ...]:
+    return tuple(
+        DemoMigration(
+            version=int(name.split("_", 1)[0]),
+            name=name,
+            sql=(APP_DIR / "migrations" / name).read_text(encoding="utf-8"),
+        )
+        for name in names
+    )
 
 
 def build_zip(files: dict[str, bytes]) -> bytes:
@@ -123,10 +204,13 @@ def build_zip(files: dict[str, bytes]) -> bytes:
 def build_layer_tar(files: dict[str, bytes], *, root: str = IMAGE_TASK_ROOT) -> bytes:
     """An uncompressed image layer holding ``files`` under ``root``, owned by root:root."""
     out = io.BytesIO()
+    directories = set()
+    for name in files:
+        parts = f"{root.strip('/')}/{name}".split("/")[:-1]
+        directories.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
     with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        parts = root.strip("/").split("/")
-        for depth in range(1, len(parts) + 1):
-            info = tarfile.TarInfo("/".join(parts[:depth]) + "/")
+        for directory in sorted(directories):
+            info = tarfile.TarInfo(directory + "/")
             info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
             tar.addfile(info)
         for name in sorted(files):
@@ -141,7 +225,7 @@ def build_image_config(*, version: str, diff_ids: list[str]) -> bytes:
     """The image config, shaped like the Lambda Python base image's (entrypoint + handler).
 
     This demo image has only the app layer, no runtime underneath: it is there for the
-    image code paths (push, pin by digest, deploy under moto), not to run on AWS.
+    image code paths (push, pin by digest), not to run on AWS.
     """
     config = {
         "architecture": "amd64",
@@ -166,9 +250,9 @@ def build_image_config(*, version: str, diff_ids: list[str]) -> bytes:
     return json.dumps(config, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-@functools.cache
-def build_demo_release(version: str = DEMO_VERSION) -> DemoRelease:
-    files = app_files(version)
+def build_release(
+    version: str, files: dict[str, bytes], migrations: tuple[DemoMigration, ...], notes: str = ""
+) -> DemoRelease:
     layer_tar = build_layer_tar(files)
     layer = gzip.compress(layer_tar, mtime=0)
     diff_id = "sha256:" + hashlib.sha256(layer_tar).hexdigest()  # of the uncompressed tar
@@ -176,9 +260,21 @@ def build_demo_release(version: str = DEMO_VERSION) -> DemoRelease:
         version=version,
         runtime=DEMO_RUNTIME,
         handler=DEMO_HANDLER,
+        notes=notes,
         files=files,
         zip_bytes=build_zip(files),
         image_config=build_image_config(version=version, diff_ids=[diff_id]),
         image_layers=(layer,),
-        migrations=tuple(DemoMigration(v, name, sql) for v, name, sql in _MIGRATIONS),
+        migrations=migrations,
+    )
+
+
+@functools.cache
+def build_demo_release(version: str = DEMO_VERSION) -> DemoRelease:
+    spec = spec_for(version)
+    return build_release(
+        version,
+        app_files(version, app=spec.app, modules=spec.modules),
+        migrations_for(spec.migrations),
+        spec.notes,
     )

@@ -1,10 +1,10 @@
-"""The sandbox seed: the account baseline and a demo release, in the sandbox's moto account.
+"""The sandbox seed: the account baseline and the demo releases, in the local AWS's account.
 
-moto keeps no state across restarts, so ``make run`` calls this at every start. Each part
-looks up what exists by its deterministic name, creates what is missing and leaves the
-rest alone: a second call changes nothing. The console database does keep state, so the
-demo release is registered once and its artifacts are rebuilt byte for byte (same
-digests) into every fresh moto.
+The local AWS keeps no state across restarts, so ``make run`` calls this at every start.
+Each part looks up what exists by its deterministic name, creates what is missing and
+leaves the rest alone: a second call changes nothing. The console database does keep
+state, so the demo releases are registered once and their artifacts are rebuilt byte for
+byte (same digests) into every fresh local AWS.
 
 Production never runs this: there the platform team's own infrastructure code builds the
 baseline that the ``account_check`` job verifies.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import secrets as pysecrets
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -21,7 +22,12 @@ from django.db import transaction
 
 from deployments.models import ArtifactType, Release, ReleaseMigration
 from opsconsole.aws import ec2, ecr, rds, s3, secrets
-from opsconsole.sandbox.demo_release import DemoRelease, build_demo_release
+from opsconsole.sandbox.demo_release import (
+    DEMO_VERSION,
+    DEMO_VERSIONS,
+    DemoRelease,
+    build_demo_release,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +45,17 @@ def _tags(component: str) -> dict[str, str]:
     return {**MANAGED_TAGS, "Component": component}
 
 
-def sandbox_seed(*, region: str | None = None) -> dict:
-    """Make sure the sandbox account has the baseline and the demo release; say what it has.
+def sandbox_seed(*, region: str | None = None, releases: Sequence[str] = (DEMO_VERSION,)) -> dict:
+    """Make sure the sandbox account has the baseline and the demo ``releases``; say what
+    it has.
 
-    Returns a flat summary (ids, names, the demo release) plus ``created``: what this call
-    created or changed, empty when everything was already there.
+    ``make run`` seeds all three demo releases (``manage.py sandbox_seed``). The default
+    is the first alone: a new tenant starts on the newest registered release, and tests
+    that onboard tenants want that to be a working one.
+
+    Returns a flat summary (ids, names, the first demo release; ``releases``, the demo
+    versions registered) plus ``created``: what this call created or changed, empty when
+    everything was already there.
     """
     if not settings.SANDBOX:
         raise ImproperlyConfigured(
@@ -52,13 +64,20 @@ def sandbox_seed(*, region: str | None = None) -> dict:
         )
     region = region or settings.AWS_REGION
     created: list[str] = []
-    demo = build_demo_release()
+    warnings: list[str] = []
+    # In version order: the newest registered is the newest version.
+    demos = [build_demo_release(v) for v in DEMO_VERSIONS if v in releases]
+    if not demos:
+        raise ValueError(f"No demo release among {releases}; they are {DEMO_VERSIONS}.")
 
     network = _ensure_network(region=region, created=created)
     database = _ensure_shared_database(region=region, network=network, created=created)
-    image = _ensure_release_image(region=region, demo=demo, created=created)
-    artifact = _ensure_artifact_zip(region=region, demo=demo, created=created)
-    release, warnings = _ensure_demo_release(demo=demo, artifact=artifact, created=created)
+    image = _ensure_release_images(region=region, demos=demos, created=created)
+    artifact = _ensure_artifact_zips(region=region, demos=demos, created=created)
+    registered = [
+        _ensure_demo_release(demo=d, bucket=artifact["bucket"], created=created, warnings=warnings)
+        for d in demos
+    ]
 
     summary = {
         "region": region,
@@ -66,9 +85,10 @@ def sandbox_seed(*, region: str | None = None) -> dict:
         **database,
         **image,
         **artifact,
-        "release_id": release.pk,
-        "release_version": release.version,
-        "release_artifact_type": release.artifact_type,
+        "release_id": registered[0].pk,
+        "release_version": registered[0].version,
+        "release_artifact_type": registered[0].artifact_type,
+        "releases": [release.version for release in registered],
         "created": created,
         "warnings": warnings,
     }
@@ -255,74 +275,76 @@ def _ensure_shared_database(*, region: str, network: dict, created: list[str]) -
 # --- artifacts --------------------------------------------------------------------------
 
 
-def _ensure_release_image(*, region: str, demo: DemoRelease, created: list[str]) -> dict:
+def _ensure_release_images(*, region: str, demos: list[DemoRelease], created: list[str]) -> dict:
+    """Each demo release's image form in the release repository, tagged with its version
+    (for the image code paths: register by tag, pin by digest, copy to other regions)."""
     repository = settings.BASELINE["release_repository"]
     repo = ecr.describe_repository(name=repository, region=region)
     if repo is None:
         repo = ecr.create_repository(name=repository, tags=_tags("releases"), region=region)
         created.append(f"ecr repository {repository}")
-    pushed = ecr.push_image(
-        repository=repository,
-        tag=demo.version,
-        config_blob=demo.image_config,
-        layers=list(demo.image_layers),
-        region=region,
-    )
-    if pushed["manifest_put"]:
-        created.append(f"image {pushed['uri']}")
+    pushed = [
+        ecr.push_image(
+            repository=repository,
+            tag=demo.version,
+            config_blob=demo.image_config,
+            layers=list(demo.image_layers),
+            region=region,
+        )
+        for demo in demos
+    ]
+    created.extend(f"image {p['uri']}" for p in pushed if p["manifest_put"])
     return {
         "repository_uri": repo["repositoryUri"],
-        "image_uri": pushed["uri"],
-        "image_digest": pushed["digest"],
+        "image_uri": pushed[0]["uri"],
+        "image_digest": pushed[0]["digest"],
     }
 
 
-def _ensure_artifact_zip(*, region: str, demo: DemoRelease, created: list[str]) -> dict:
+def _ensure_artifact_zips(*, region: str, demos: list[DemoRelease], created: list[str]) -> dict:
     bucket = settings.BASELINE["artifact_bucket"]
     if not s3.bucket_exists(bucket=bucket, region=region):
         s3.create_bucket(bucket=bucket, tags=_tags("releases"), region=region)
         created.append(f"bucket {bucket}")
-    # The key is the content's sha256: an object that exists is the right one.
-    if s3.head_object(bucket=bucket, key=demo.zip_key, region=region) is None:
-        s3.put_object(
-            bucket=bucket,
-            key=demo.zip_key,
-            body=demo.zip_bytes,
-            content_type="application/zip",
-            metadata={"release": demo.version},
-            region=region,
-        )
-        created.append(f"s3://{bucket}/{demo.zip_key}")
-    return {"bucket": bucket, "zip_key": demo.zip_key, "zip_sha256": demo.zip_sha256}
+    for demo in demos:
+        # The key is the content's sha256: an object that exists is the right one.
+        if s3.head_object(bucket=bucket, key=demo.zip_key, region=region) is None:
+            s3.put_object(
+                bucket=bucket,
+                key=demo.zip_key,
+                body=demo.zip_bytes,
+                content_type="application/zip",
+                metadata={"release": demo.version},
+                region=region,
+            )
+            created.append(f"s3://{bucket}/{demo.zip_key}")
+    return {"bucket": bucket, "zip_key": demos[0].zip_key, "zip_sha256": demos[0].zip_sha256}
 
 
-# --- the demo release -------------------------------------------------------------------
+# --- the demo releases ------------------------------------------------------------------
 
 
 def _ensure_demo_release(
-    *, demo: DemoRelease, artifact: dict, created: list[str]
-) -> tuple[Release, list[str]]:
-    """Register the demo release once; a registered release is never changed.
+    *, demo: DemoRelease, bucket: str, created: list[str], warnings: list[str]
+) -> Release:
+    """Register a demo release once; a registered release is never changed.
 
     It is registered as the zip, not the image, though both are pushed:
-    - the zip is a real deployment package (python3.12, ``app.handler``) that would run on
-      AWS Lambda too; the image is only the app layer over no runtime, fit for exercising
-      the image code paths (push, pin by digest) but not for running anywhere;
-    - moto emulates zip functions faithfully (CodeSha256 = base64 sha256 of the zip, read
-      from S3), while for images it stubs CodeSha256 as the sha256 of the URI string, so a
-      deploy that verifies the function runs the pinned digest would fail under moto.
+    - the zip is a real deployment package (python3.12, ``app.handler``, pg8000 inside)
+      that runs on AWS Lambda and on the local AWS alike; the image is only the app layer
+      over no runtime, fit for exercising the image code paths (push, pin by digest);
+    - a zip function's CodeSha256 is the sha256 of the zip, which the deploy checks.
     The image stays in ECR as the same release's image form, for the image paths.
     """
-    warnings: list[str] = []
     with transaction.atomic():
         release, was_created = Release.objects.get_or_create(
             version=demo.version,
             defaults={
-                "notes": "Demo release created by the sandbox seed.",
+                "notes": demo.notes,
                 "artifact_type": ArtifactType.ZIP,
-                "zip_bucket": artifact["bucket"],
-                "zip_key": artifact["zip_key"],
-                "zip_sha256": artifact["zip_sha256"],
+                "zip_bucket": bucket,
+                "zip_key": demo.zip_key,
+                "zip_sha256": demo.zip_sha256,
                 "runtime": demo.runtime,
                 "handler": demo.handler,
                 "architecture": "x86_64",
@@ -342,14 +364,21 @@ def _ensure_demo_release(
                 for m in demo.migrations
             )
             created.append(f"release {release.version}")
-    if not was_created and (
-        release.zip_key != artifact["zip_key"] or release.zip_bucket != artifact["bucket"]
-    ):
+            return release
+    if release.zip_key != demo.zip_key or release.zip_bucket != bucket:
         # Registered by an older build whose demo bytes differed: its zip is not in this
-        # fresh moto. Releases are immutable, so say so instead of rewriting it.
+        # fresh local AWS. Releases are immutable, so say so instead of rewriting it.
         warnings.append(
             f"Release {release.version} points at s3://{release.zip_bucket}/{release.zip_key}, "
-            f"which this build does not produce; deploying it will fail in the sandbox."
+            "which this build does not produce; deploying it will fail in the sandbox "
+            "(`make clean` starts the sandbox afresh)."
         )
         logger.warning(warnings[-1])
-    return release, warnings
+    recorded = sorted(release.migrations.values_list("name", "sha256"))
+    if recorded != sorted((m.name, m.sha256) for m in demo.migrations):
+        warnings.append(
+            f"Release {release.version} was registered with other migrations than this "
+            f"build's ({', '.join(m.name for m in demo.migrations)})."
+        )
+        logger.warning(warnings[-1])
+    return release

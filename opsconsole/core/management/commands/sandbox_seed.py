@@ -1,6 +1,7 @@
-"""Seed the sandbox AWS account: baseline (VPC, shared database, ECR, S3) and demo release.
+"""Seed the sandbox AWS account: baseline (VPC, shared database, ECR, S3) and the demo
+releases (2026.11.0-demo, 2026.12.0-demo, 2026.12.1-demo-broken).
 
-Run by the sandbox launcher at every start, since the moto server forgets everything.
+Run by the sandbox launcher at every start, since the local AWS forgets everything.
 """
 
 import json
@@ -10,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from opsconsole.aws.errors import AwsError
+from opsconsole.sandbox.demo_release import DEMO_VERSIONS
 from opsconsole.sandbox.seed import sandbox_seed
 
 
@@ -21,8 +23,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--json", action="store_true", dest="as_json", help="print the summary as JSON"
         )
+        parser.add_argument(
+            "--release",
+            action="append",
+            dest="releases",
+            choices=DEMO_VERSIONS,
+            help="a demo release to register (repeatable); default: all of them",
+        )
 
-    def handle(self, *args, region: str | None, as_json: bool, **options):
+    def handle(
+        self, *args, region: str | None, as_json: bool, releases: list[str] | None, **options
+    ):
         if not settings.SANDBOX:
             raise CommandError(
                 "sandbox_seed creates a fake account baseline and only runs in the sandbox "
@@ -31,7 +42,7 @@ class Command(BaseCommand):
             )
         started = time.monotonic()
         try:
-            summary = sandbox_seed(region=region)
+            summary = sandbox_seed(region=region, releases=releases or DEMO_VERSIONS)
         except (AwsError, RuntimeError) as exc:
             raise CommandError(f"Seeding the sandbox AWS account failed: {exc}") from exc
         elapsed = time.monotonic() - started
@@ -57,8 +68,7 @@ class Command(BaseCommand):
             f"master secret {summary['master_secret_name']}",
             f"  image      {summary['image_uri']}@{summary['image_digest']}",
             f"  zip        s3://{summary['bucket']}/{summary['zip_key']}",
-            f"  release    {summary['release_version']} ({summary['release_artifact_type']}, "
-            f"id {summary['release_id']})",
+            f"  releases   {', '.join(summary['releases'])} ({summary['release_artifact_type']})",
         ]
         for line in lines:
             self.stdout.write(line)
