@@ -23,6 +23,8 @@ class LocalAwsConfig:
     max_warm: int
     idle_s: float
     max_per_version: int
+    # How long an invoke waits for a busy version's environment before it is throttled.
+    queue_s: float = 1.0
 
     # The address people and the console use (``LOCALAWS_PUBLIC_URL``): what ApiEndpoint
     # reports. Differs from ``endpoint`` when the server binds 0.0.0.0 in a container.
@@ -60,6 +62,7 @@ def from_environment(*, host: str, port: int) -> LocalAwsConfig:
         max_warm=int(env.get("LOCALAWS_MAX_WARM", "64")),
         idle_s=float(env.get("LOCALAWS_IDLE_S", "300")),
         max_per_version=int(env.get("LOCALAWS_MAX_PER_VERSION", "8")),
+        queue_s=float(env.get("LOCALAWS_QUEUE_S", "1.0")),
         public_url=env.get("LOCALAWS_PUBLIC_URL", ""),
         alarm_interval_s=float(env.get("LOCALAWS_ALARM_INTERVAL_S", "60")),
         metric_retention_s=float(env.get("LOCALAWS_METRIC_RETENTION_S", str(3 * 3600))),
