@@ -209,6 +209,19 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Sandbox only: every SANDBOX_DEMO_TRAFFIC_SECONDS (0: never) a few real HTTP requests to
+# each active tenant's HTTP API, labelled User-Agent: opsconsole-demo-traffic, so health
+# pages chart real invocations, errors and log lines (opsconsole/sandbox/traffic.py).
+SANDBOX_DEMO_TRAFFIC_SECONDS = env_int("SANDBOX_DEMO_TRAFFIC_SECONDS", 60)
+if SANDBOX and SANDBOX_DEMO_TRAFFIC_SECONDS > 0:
+    CELERY_IMPORTS = ["opsconsole.sandbox.tasks"]
+    CELERY_BEAT_SCHEDULE["sandbox-demo-traffic"] = {
+        "task": "opsconsole.sandbox.tasks.sandbox_demo_traffic",
+        "schedule": SANDBOX_DEMO_TRAFFIC_SECONDS,
+        # A round not started by the next one's time is dropped, never piled up.
+        "options": {"expires": SANDBOX_DEMO_TRAFFIC_SECONDS},
+    }
+
 # --- Jobs ------------------------------------------------------------------------------
 JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 120)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 5)
