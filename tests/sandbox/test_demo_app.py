@@ -342,3 +342,70 @@ def test_a_zip_without_its_driver_fails_as_it_would_on_lambda(tenant_db, secret_
     answer, output = run_zip(demo_release.build_zip(files), http_event("GET", "/healthz"), "x")
     assert answer is None
     assert "No module named 'pg8000'" in output
+
+
+# --- the same zips as Lambda functions on the local AWS -------------------------------
+
+
+@pytest.fixture
+def lambda_aws(local_aws_server):
+    from tests.sandbox.test_lambda_common import Aws
+
+    return Aws(local_aws_server)
+
+
+def _function(aws, zip_bytes: bytes, secret_arn: str) -> str:
+    name = f"demo-app-{uuid.uuid4().hex[:8]}"
+    aws.lam.create_function(
+        FunctionName=name,
+        Runtime=demo_release.DEMO_RUNTIME,
+        Role=aws.role,
+        Handler=demo_release.DEMO_HANDLER,
+        Code={"ZipFile": zip_bytes},
+        Timeout=30,
+        Environment={"Variables": {"DB_SECRET_ARN": secret_arn}},
+    )
+    return name
+
+
+def test_as_a_lambda_function_it_reads_its_secret_and_serves_its_database(
+    tenant_db, secret_for, lambda_aws
+):
+    from tests.sandbox.test_lambda_common import wait_for
+
+    migrate(tenant_db, demo_release.DEMO_VERSION)
+    name = _function(lambda_aws, demo_release.build_demo_release().zip_bytes, secret_for(tenant_db))
+
+    response, health = lambda_aws.invoke(name, http_event("GET", "/healthz"))
+    assert "FunctionError" not in response, health
+    assert health["statusCode"] == 200
+    assert _body(health) == {"ok": True, "release": "2026.11.0-demo", "database": "answered"}
+    _, added = lambda_aws.invoke(name, http_event("POST", "/notes", {"text": "via lambda"}))
+    assert added["statusCode"] == 201
+    _, listed = lambda_aws.invoke(name, http_event("GET", "/notes"))
+    assert [n["text"] for n in _body(listed)["notes"]] == ["via lambda"]
+
+    # An overlong note: the database refuses, the app does not catch it, Lambda says so.
+    response, raised = lambda_aws.invoke(name, http_event("POST", "/notes", {"text": "x" * 1001}))
+    assert response["FunctionError"] == "Unhandled"
+    assert "notes_text_check" in raised["errorMessage"]
+
+    def logged() -> list[str]:
+        messages = lambda_aws.log_messages(name)
+        return messages if any("ERROR POST /notes unhandled error" in m for m in messages) else []
+
+    messages = wait_for(logged)
+    assert any("INFO GET /healthz 200" in m and "ua=test-demo-app" in m for m in messages)
+    assert any(m.startswith("REPORT RequestId:") for m in messages)
+
+
+def test_as_a_lambda_function_the_broken_release_answers_500(tenant_db, secret_for, lambda_aws):
+    migrate(tenant_db, "2026.12.1-demo-broken")
+    zip_bytes = demo_release.build_demo_release("2026.12.1-demo-broken").zip_bytes
+    name = _function(lambda_aws, zip_bytes, secret_for(tenant_db))
+
+    response, health = lambda_aws.invoke(name, http_event("GET", "/healthz"))
+
+    assert "FunctionError" not in response
+    assert health["statusCode"] == 500
+    assert "refusing traffic" in _body(health)["error"]
