@@ -92,9 +92,9 @@ def main() -> None:
     with mock_aws(config={"lambda": {"use_docker": False}}):
         clients.reset_clients()
         meter = AwsMeter()
-        from opsconsole.sandbox.seed import sandbox_seed
+        from tests.local_postgres import seed_in_process
 
-        sandbox_seed()
+        seed_in_process()
         per_tenant_ms, aws_ms, calls = [], [], []
         try:
             for n in range(args.tenants):

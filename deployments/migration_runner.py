@@ -39,7 +39,6 @@ from deployments.migration_files import (
 )
 from opsconsole.aws.errors import AwsError
 from opsconsole.aws.secrets import get_secret_json
-from opsconsole.sandbox.endpoints import database_address
 
 logger = logging.getLogger(__name__)
 
@@ -398,7 +397,6 @@ def _credentials(target: DatabaseTarget) -> _Credentials:
     else:
         host = target.proxy_host or target.host
         port, dbname, user, password = target.port, target.dbname, target.user, target.password
-    host, port = database_address(host, port)
     return _Credentials(host=host, port=port, dbname=dbname, user=user, password=password)
 
 

@@ -1,9 +1,7 @@
-"""Where a database endpoint really is.
+"""The sandbox's local PostgreSQL server itself, for tests and benchmarks.
 
-moto hands out RDS instance, cluster and proxy endpoints that are made-up host names
-(``tenant-x.abc123.us-east-1.rds.amazonaws.com``); nothing answers there. The sandbox runs
-one real PostgreSQL server instead, so every endpoint points at it. In production the
-endpoint is used as AWS gave it. Code that connects to a tenant database asks here first.
+The console never comes here: it reaches every database at the endpoint AWS reports (the
+local AWS reports this server's host and port for every RDS instance, cluster and proxy).
 """
 
 from __future__ import annotations
@@ -11,17 +9,10 @@ from __future__ import annotations
 from django.conf import settings
 
 
-def database_address(host: str, port: int) -> tuple[str, int]:
-    """(host, port) to connect to for an RDS or RDS Proxy endpoint."""
-    if settings.SANDBOX:
-        return settings.SANDBOX_PG_HOST, settings.SANDBOX_PG_PORT
-    return host, port
-
-
 def sandbox_server_connection(*, application_name: str = "opsconsole-sandbox"):
     """An autocommit connection to the sandbox's PostgreSQL server itself (database
-    ``postgres``, as SANDBOX_PG_USER): what RDS emulation, tests and benchmarks use to
-    create and drop tenant databases. Never for a production endpoint."""
+    ``postgres``, as SANDBOX_PG_USER): what tests and benchmarks use to create and drop
+    databases. Never for a production endpoint."""
     import psycopg
 
     kwargs: dict = {}

@@ -16,7 +16,6 @@ import psycopg
 from django.conf import settings
 
 from opsconsole.aws import secrets
-from opsconsole.sandbox.endpoints import database_address
 from tenants import naming
 from tenants.health.cache import Cached, cached_fetch
 from tenants.models import Tenant, TenantResource
@@ -40,10 +39,9 @@ def _sample(region: str) -> dict:
     master = secrets.get_secret_json(
         secret_id=settings.BASELINE["shared_db_master_secret"], region=region
     )
-    host, port = database_address(master["host"], int(master.get("port") or 5432))
     with psycopg.connect(
-        host=host,
-        port=port,
+        host=master["host"],
+        port=int(master.get("port") or 5432),
         user=master["username"],
         password=master.get("password"),
         dbname=master.get("dbname") or "postgres",

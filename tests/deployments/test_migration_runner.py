@@ -21,7 +21,6 @@ from deployments.migration_runner import (
     migrate_database,
     plan_database,
 )
-from opsconsole.sandbox.endpoints import database_address
 
 from .conftest import query, spec
 
@@ -381,17 +380,14 @@ def test_plan_lists_pending_without_touching_the_database(tenant_db):
     assert plan.current_version == 2
 
 
-def test_credentials_come_from_the_tenant_secret_and_stay_out_of_logs(
-    aws, tenant_db, caplog, settings
-):
-    settings.SANDBOX = True
+def test_credentials_come_from_the_tenant_secret_and_stay_out_of_logs(aws, tenant_db, caplog):
     password = "s3cr3t-Pa55word-never-logged"
     secret = boto3.client("secretsmanager", region_name="us-east-1").create_secret(
         Name="tenant/acme/db",
         SecretString=json.dumps(
             {
-                "host": "acme.abc123.us-east-1.rds.amazonaws.com",  # mapped to the local server
-                "port": 5432,
+                "host": tenant_db.host,
+                "port": tenant_db.port,
                 "dbname": tenant_db.dbname,
                 "username": tenant_db.user,
                 "password": password,
@@ -413,17 +409,3 @@ def test_missing_secret_is_a_clear_error(aws, server_key):
     assert result.error is not None
     assert result.error.kind == FailureKind.SECRET
     assert "tenant/nobody/db" in result.error.message
-
-
-def test_sandbox_maps_every_database_endpoint_to_the_local_server(settings):
-    settings.SANDBOX = True
-    settings.SANDBOX_PG_HOST, settings.SANDBOX_PG_PORT = "127.0.0.9", 6543
-    assert database_address("x.proxy-abc.us-east-1.rds.amazonaws.com", 5432) == (
-        "127.0.0.9",
-        6543,
-    )
-    settings.SANDBOX = False
-    assert database_address("x.abc.us-east-1.rds.amazonaws.com", 5432) == (
-        "x.abc.us-east-1.rds.amazonaws.com",
-        5432,
-    )

@@ -36,30 +36,16 @@ from opsconsole.jobs.services import job_execute
 from opsconsole.sandbox.demo_release import DEMO_VERSION, app_files, build_zip
 from tenants import naming
 from tenants.models import Tenant
+from tests.local_postgres import seed_in_process
 from tests.tenants.conftest import drop_tenant_databases, make_tenant, run_job
 
 NEW = "2026.12.0"
-MIGRATIONS = [
-    (
-        "0001_init.sql",
-        "CREATE TABLE items (\n    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
-        "    sku         text        NOT NULL UNIQUE,\n    name        text        NOT NULL,\n"
-        "    quantity    integer     NOT NULL DEFAULT 0 CHECK (quantity >= 0),\n"
-        "    price_cents integer     NOT NULL DEFAULT 0 CHECK (price_cents >= 0),\n"
-        "    created_at  timestamptz NOT NULL DEFAULT now(),\n"
-        "    updated_at  timestamptz NOT NULL DEFAULT now()\n);\n\n"
-        "CREATE INDEX items_created_at_idx ON items (created_at);\n",
-    ),
-    ("0002_items_note.sql", "ALTER TABLE items ADD COLUMN note text;\n"),
-]
 
 
 @pytest.fixture
 def seeded(aws, db):
     """The sandbox baseline and demo release in in-process moto."""
-    from opsconsole.sandbox.seed import sandbox_seed
-
-    return sandbox_seed()
+    return seed_in_process()
 
 
 @pytest.fixture(autouse=True)
@@ -87,7 +73,9 @@ def fleet(seeded, t5_dbs):
     def make(n: int, prefix: str = "t5-") -> list[Tenant]:
         tenants = []
         for i in range(n):
-            tenant = make_tenant(f"{prefix}{i:02d}", ring=0 if i == 0 else 1)
+            tenant = make_tenant(
+                f"{prefix}{i:02d}", ring=0 if i == 0 else 1, desired_release=DEMO_VERSION
+            )
             job = run_job("tenant_provision", tenant)
             assert job.status == "succeeded", job.error
             tenant.refresh_from_db()
@@ -98,7 +86,13 @@ def fleet(seeded, t5_dbs):
     return make
 
 
-def register_new(version: str = NEW, migrations=MIGRATIONS, runtime: str = "python3.12"):
+def register_new(version: str = NEW, migrations=None, runtime: str = "python3.12"):
+    if migrations is None:
+        # The demo release's own migrations: a release never edits an applied one.
+        from deployments.models import Release
+
+        demo = Release.objects.get(version=DEMO_VERSION)
+        migrations = [(m.name, m.sql) for m in demo.migrations.all()]
     return release_register(
         ReleaseInput(
             version=version,
@@ -188,7 +182,7 @@ def test_the_estimate_counts_a_configuration_update_only_where_the_release_chang
     assert changed.chain_s > plain.chain_s
 
 
-def test_twenty_tenants_halt_on_a_second_wave_failure(fleet, monkeypatch):
+def test_twenty_tenants_halt_on_a_second_wave_failure(fleet, health_apps):
     tenants = fleet(20)
     old_versions = {t.slug: alias_version(t) for t in tenants}
     release = register_new()
@@ -197,14 +191,8 @@ def test_twenty_tenants_halt_on_a_second_wave_failure(fleet, monkeypatch):
     assert preview.estimate_s >= preview.chain_s > 0
 
     doomed = preview.waves[1][1]
-    real_health = pipeline.health_check
-
-    def health(tenant):
-        if tenant.slug == doomed:
-            return False, "injected failure"
-        return real_health(tenant)
-
-    monkeypatch.setattr(pipeline, "health_check", health)
+    # The doomed tenant's app answers its health route with a 500.
+    health_apps.break_app(naming.function_name(doomed), 500, '{"error": "injected failure"}')
     rollout = drive(rollout_start(release=release, target=Target(), strategy=quick()))
 
     assert rollout.status == RolloutStatus.HALTED
@@ -212,7 +200,8 @@ def test_twenty_tenants_halt_on_a_second_wave_failure(fleet, monkeypatch):
     by_slug = {d.tenant.slug: d for d in rollout.deployments.select_related("tenant")}
     failed = by_slug[doomed]
     assert failed.status == DeploymentStatus.FAILED
-    assert "injected failure" in failed.reason and "reverted" in failed.reason
+    assert 'answered 500: {"error": "injected failure"}' in failed.reason
+    assert "the alias never moved" in failed.reason
     # The failed tenant's alias is back on its old version, and it still runs the old release.
     doomed_tenant = Tenant.objects.get(slug=doomed)
     assert alias_version(doomed_tenant) == old_versions[doomed]
@@ -230,7 +219,7 @@ def test_twenty_tenants_halt_on_a_second_wave_failure(fleet, monkeypatch):
         assert Tenant.objects.get(slug=slug).current_release == DEMO_VERSION
 
     # Retry failed (the fault is gone): the rollout goes on and finishes.
-    monkeypatch.setattr(pipeline, "health_check", real_health)
+    health_apps.broken.clear()
     assert rollout_retry_failed(rollout) == 1
     rollout = drive(rollout)
     assert rollout.status == RolloutStatus.SUCCEEDED
@@ -239,10 +228,11 @@ def test_twenty_tenants_halt_on_a_second_wave_failure(fleet, monkeypatch):
     ) == {NEW}
 
 
-def test_canary_failure_halts_at_once(fleet, monkeypatch):
+def test_canary_failure_halts_at_once(fleet, health_apps):
     tenants = fleet(3)
     release = register_new()
-    monkeypatch.setattr(pipeline, "health_check", lambda tenant: (False, "canary broken"))
+    for tenant in tenants:
+        health_apps.break_app(naming.function_name(tenant.slug), 503, "canary broken")
     rollout = drive(rollout_start(release=release, target=Target(), strategy=quick()))
     assert rollout.status == RolloutStatus.HALTED
     assert "canary wave" in rollout.status_reason
@@ -558,9 +548,14 @@ def test_a_throttle_that_gets_through_requeues_the_step_not_the_deployment(fleet
 
 
 def test_the_revert_tries_a_throttled_alias_call_again(fleet, monkeypatch):
+    from opsconsole.aws import cloudwatch
+
     [tenant] = fleet(1)
     before = alias_version(tenant)
-    monkeypatch.setattr(pipeline, "health_check", lambda t: (False, "injected failure"))
+    # The alarm fires: the verify step fails once the alias has moved, so it goes back.
+    cloudwatch.set_alarm_state(
+        name=naming.alarm_name(tenant.slug, "errors"), state="ALARM", reason="test"
+    )
     monkeypatch.setattr(pipeline.time, "sleep", lambda s: None)
     calls = _throttled_once(monkeypatch, "get_alias", "GetAlias")
     rollout = drive(rollout_start(release=register_new(), target=Target(), strategy=quick()))

@@ -1,4 +1,5 @@
-"""A seeded sandbox account (in-process moto) and helpers to run tenant jobs inline."""
+"""A seeded sandbox account (in-process moto, its shared instance on the local PostgreSQL)
+and helpers to run tenant jobs inline."""
 
 from __future__ import annotations
 
@@ -8,13 +9,12 @@ from opsconsole.jobs.models import Job
 from opsconsole.jobs.services import job_create, job_execute
 from opsconsole.sandbox.endpoints import sandbox_server_connection
 from tenants.models import Tenant
+from tests.local_postgres import seed_in_process
 
 
 @pytest.fixture
 def seeded(aws, db):
-    from opsconsole.sandbox.seed import sandbox_seed
-
-    return sandbox_seed()
+    return seed_in_process()
 
 
 def _admin_conn():

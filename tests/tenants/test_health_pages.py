@@ -456,8 +456,9 @@ def shared_master_secret(aws):
         name=settings.BASELINE["shared_db_master_secret"],
         value={
             "engine": "postgres",
-            "host": "shared.example.rds.amazonaws.com",
-            "port": 5432,
+            # The shared instance of this account is the local server.
+            "host": settings.SANDBOX_PG_HOST,
+            "port": settings.SANDBOX_PG_PORT,
             "username": settings.SANDBOX_PG_USER,
             "password": _local_password(),
             "dbname": "postgres",

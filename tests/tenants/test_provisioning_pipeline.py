@@ -9,8 +9,8 @@ import pytest
 
 from opsconsole.aws.clients import client
 from opsconsole.jobs.models import JobStatus, StepStatus
-from opsconsole.sandbox.endpoints import database_address
 from tenants.models import Tenant, TenantResource
+from tests.local_postgres import seed_in_process
 from tests.tenants.conftest import make_tenant, run_job
 
 pytestmark = pytest.mark.usefixtures("seeded", "tenant_dbs")
@@ -67,10 +67,9 @@ def _tenant_db_tables(tenant: Tenant) -> set[str]:
     from opsconsole.aws import secrets
 
     secret = secrets.get_secret_json(secret_id=f"opsconsole/tenants/{tenant.slug}/db")
-    host, port = database_address(secret["host"], int(secret["port"]))
     with psycopg.connect(
-        host=host,
-        port=port,
+        host=secret["host"],
+        port=int(secret["port"]),
         dbname=secret["dbname"],
         user=secret["username"],
         password=secret["password"],
@@ -217,13 +216,12 @@ def test_sandbox_restart_is_repaired_by_reconcile(seeded):
     from moto.core.base_backend import BackendDict
 
     from opsconsole.aws.clients import reset_clients
-    from opsconsole.sandbox.seed import sandbox_seed
 
     tenant = make_tenant("t9-phoenix")
     assert run_job("tenant_provision", tenant).status == JobStatus.SUCCEEDED
     BackendDict.reset()  # what a moto server restart does
     reset_clients()
-    sandbox_seed()
+    seed_in_process()
     job = run_job("tenant_reconcile", tenant)
     assert job.status == JobStatus.SUCCEEDED, job.error
     state = _aws_state("t9-phoenix")
