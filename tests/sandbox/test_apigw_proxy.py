@@ -601,6 +601,7 @@ def test_requests_write_api_gateway_metrics(aws):
             query("lat", "Latency", "p95"),
             query("integ", "IntegrationLatency", "Average"),
             query("byapi", "Count", "Sum", dims[:1]),
+            query("bytes", "DataProcessed", "Sum"),
         ],
         StartTime=started,
         EndTime=datetime.now(UTC) + timedelta(minutes=1),
@@ -608,3 +609,4 @@ def test_requests_write_api_gateway_metrics(aws):
     got = {r["Id"]: sum(r["Values"]) for r in resp["MetricDataResults"]}
     assert (got["count"], got["c4"], got["c5"], got["byapi"]) == (11, 3, 2, 11)
     assert 0 < got["integ"] <= got["lat"]
+    assert got["bytes"] == sum(len(str(code)) for code in codes)

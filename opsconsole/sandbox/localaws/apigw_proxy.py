@@ -7,8 +7,9 @@ mappings (moto's apigatewayv2 backend, any region). Then, as API Gateway does:
 1. Stage: a custom domain's mapping names it (longest matching mapping key); else the
    first path segment when it names a stage, else ``$default``; no such stage: 404
    ``{"message":"Not Found"}``.
-2. Route: an exact ``METHOD /path`` (path variables ``{id}`` match one segment), then a
-   greedy ``{proxy+}``, ``ANY`` after a method of its own, then ``$default``; none: 404.
+2. Route (``apigw_routes``): an exact ``METHOD /path`` (path variables ``{id}`` match one
+   segment), then a greedy ``{proxy+}``, ``ANY`` after a method of its own, then
+   ``$default``; none: 404.
 3. The route's AWS_PROXY integration to a Lambda function or alias (its ARN, or the
    ``arn:aws:apigateway:<region>:lambda:path/2015-03-31/functions/<arn>/invocations``
    form): the function's resource policy must let ``apigateway.amazonaws.com`` invoke it
@@ -21,8 +22,9 @@ mappings (moto's apigatewayv2 backend, any region). Then, as API Gateway does:
    ``{"message":"Internal Server Error"}``; no answer within the integration's timeout
    (30 s by default) is 503 ``{"message":"Service Unavailable"}``, as HTTP APIs answer.
 
-Each request carries ``apigw-requestid`` and writes AWS/ApiGateway Count, 4xx, 5xx, Latency
-and IntegrationLatency (ms) by ApiId and by ApiId + Stage, as HTTP APIs publish them.
+Each request carries ``apigw-requestid`` and writes AWS/ApiGateway Count, 4xx, 5xx, Latency,
+IntegrationLatency (ms) and DataProcessed (bytes) by ApiId and by ApiId + Stage, as HTTP
+APIs publish them (route-level "detailed metrics" are not written).
 
 Lookups are cached per API (and per domain) and dropped whenever any apigatewayv2 call
 changes something (a generation counter bumped by every create/update/delete/import), so
@@ -41,17 +43,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import unquote
 
 from moto.apigatewayv2 import models as apigw_models
-from moto.awslambda.utils import get_backend as lambda_backend
 from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
-from opsconsole.sandbox.localaws import apigw_events, lambda_invoke, telemetry
-from opsconsole.sandbox.localaws.apigw_events import ApiRequest, Malformed, Match
+from opsconsole.sandbox.localaws import apigw_events, apigw_routes, lambda_invoke, telemetry
+from opsconsole.sandbox.localaws.apigw_events import ApiRequest, Malformed
 from opsconsole.sandbox.localaws.config import LocalAwsConfig
 from opsconsole.sandbox.localaws.moto_state import ACCOUNT_ID, backend, regions_with
 
@@ -60,10 +60,6 @@ logger = logging.getLogger(__name__)
 PREFIX = "/_aws/execute-api/"
 HEADER_LIST = "localaws.header_list"
 _EXECUTE_API_HOST = re.compile(r"^([a-z0-9]+)\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$")
-_INVOCATIONS_URI = re.compile(
-    r"^arn:[^:]+:apigateway:[^:]+:lambda:path/[^/]+/functions/(.+)/invocations$"
-)
-_LAMBDA_ARN = re.compile(r"^arn:[^:]+:lambda:([a-z0-9-]+):\d{12}:function:([^:]+)(?::([^:]+))?$")
 DEFAULT_TIMEOUT_MS = 30_000
 
 NOT_FOUND = (404, b'{"message":"Not Found"}')
@@ -73,7 +69,6 @@ UNAVAILABLE = (503, b'{"message":"Service Unavailable"}')
 _generation = 0
 _cache_lock = threading.Lock()
 _apis: dict[str, tuple[int, str, Any, Any]] = {}  # api id -> (generation, region, backend, api)
-_routes: dict[str, tuple[int, list, Any]] = {}
 _domains: dict[str, tuple[int, str | None, list]] = {}
 # Invokes run here so the integration timeout answers on time while the function runs on.
 _pool = ThreadPoolExecutor(
@@ -242,120 +237,6 @@ def _domain_target(host: str, raw_path: str) -> Target | None | tuple[int, bytes
     return NOT_FOUND
 
 
-# --- routes -------------------------------------------------------------------------------
-
-
-def _compiled_routes(api: Any) -> list[tuple[tuple, str, str, list[str], Any]]:
-    """(rank, method, route key, path segments, route), best first."""
-    cached = _routes.get(api.api_id)
-    if cached and cached[0] == _generation and cached[2] is api:
-        return cached[1]
-    generation = _generation
-    table = []
-    for route in list(api.routes.values()):
-        key = route.route_key or ""
-        if key == "$default":
-            table.append(((2,), "ANY", key, [], route))
-            continue
-        method, _, path = key.partition(" ")
-        segments = [s for s in path.split("/") if s]
-        greedy = bool(segments) and segments[-1].endswith("+}")
-        # A route without a greedy variable beats one with it (of those, the longer),
-        # literal segments beat variables, a method of its own beats ANY.
-        kinds = tuple(1 if s.startswith("{") and s.endswith("}") else 0 for s in segments)
-        rank = (1 if greedy else 0, -len(segments) if greedy else 0, kinds, method == "ANY")
-        table.append((rank, method, key, segments, route))
-    table.sort(key=lambda row: row[0])
-    with _cache_lock:
-        _routes[api.api_id] = (generation, table, api)
-    return table
-
-
-def select_route(api: Any, method: str, path: str) -> tuple[Any, Match] | None:
-    parts = [s for s in path.split("/") if s]
-    for _, route_method, key, segments, route in _compiled_routes(api):
-        if route_method not in ("ANY", method):
-            continue
-        if key == "$default":
-            return route, Match(key, {})
-        params = _match(segments, parts)
-        if params is not None:
-            return route, Match(key, params)
-    return None
-
-
-def _match(segments: list[str], parts: list[str]) -> dict[str, str] | None:
-    params: dict[str, str] = {}
-    for i, segment in enumerate(segments):
-        variable = segment.startswith("{") and segment.endswith("}")
-        if variable and segment.endswith("+}"):
-            if i != len(segments) - 1 or len(parts) <= i:
-                return None
-            params[segment[1:-2]] = "/".join(parts[i:])
-            return params
-        if i >= len(parts):
-            return None
-        if variable:
-            params[segment[1:-1]] = parts[i]
-        elif segment != parts[i]:
-            return None
-    return params if len(parts) == len(segments) else None
-
-
-# --- permission ---------------------------------------------------------------------------
-
-
-def _function_target(uri: str) -> tuple[str | None, str, str | None] | None:
-    """(region, function name, qualifier) of a Lambda integration URI."""
-    match = _INVOCATIONS_URI.match(uri or "")
-    arn = match.group(1) if match else uri
-    found = _LAMBDA_ARN.match(arn or "")
-    if found:
-        return found.group(1), found.group(2), found.group(3)
-    return None
-
-
-def permitted(region: str, name: str, qualifier: str | None, source_arn: str) -> bool:
-    """Does the function's resource policy let API Gateway invoke it from ``source_arn``?"""
-    try:
-        functions = lambda_backend(ACCOUNT_ID, region)._lambdas._functions[name]
-    except (KeyError, AttributeError):
-        return True  # no such function: Invoke answers 404 and that becomes the 500
-    policies = {id(f.policy): f.policy for f in [functions["latest"], *functions["versions"]]}
-    wanted = qualifier if qualifier and qualifier != "$LATEST" else None
-    for policy in policies.values():
-        for statement in list(policy.statements):
-            if _allows(statement, name, wanted, source_arn):
-                return True
-    return False
-
-
-def _allows(statement: dict, name: str, qualifier: str | None, source_arn: str) -> bool:
-    if statement.get("Effect", "Allow") != "Allow":
-        return False
-    if statement.get("Action") not in ("lambda:InvokeFunction", "lambda:*", "*"):
-        return False
-    principal = statement.get("Principal")
-    service = principal.get("Service") if isinstance(principal, dict) else principal
-    if service not in ("apigateway.amazonaws.com", "*"):
-        return False
-    resource = str(statement.get("Resource", ""))
-    if resource != "*":
-        tail = resource.split(f":function:{name}", 1)
-        if len(tail) != 2 or (tail[1].lstrip(":") or None) != qualifier:
-            return False
-    condition = statement.get("Condition") or {}
-    for operator in ("ArnLike", "ArnEquals", "StringLike", "StringEquals"):
-        for key, pattern in (condition.get(operator) or {}).items():
-            if key.lower() == "aws:sourcearn":
-                patterns = pattern if isinstance(pattern, list) else [pattern]
-                if not any(fnmatchcase(source_arn, p) for p in patterns):
-                    return False
-            if key.lower() == "aws:sourceaccount" and str(pattern) != ACCOUNT_ID:
-                return False
-    return True
-
-
 # --- serving ------------------------------------------------------------------------------
 
 
@@ -374,7 +255,8 @@ def route(request: Request) -> Response | None:
         # No such API or stage: nothing to count it for (HTTP APIs write nothing either).
         return _respond(*_error(target), request_id)
     status, headers, body, integration_ms = _serve(request, target, request_id)
-    _metrics(target, status, (time.perf_counter() - started) * 1000, integration_ms)
+    size = len(request.get_data(cache=True)) + len(body)
+    _metrics(target, status, (time.perf_counter() - started) * 1000, integration_ms, size)
     return _respond(status, headers, body, request_id)
 
 
@@ -397,7 +279,7 @@ def _error(status_body: tuple[int, bytes]) -> Answer:
 def _serve(request: Request, target: Target, request_id: str) -> tuple[int, list, bytes, Any]:
     """(status, headers, body, integration latency in ms or None)."""
     method = request.method.upper()
-    selected = select_route(target.api, method, target.route_path)
+    selected = apigw_routes.select_route(target.api, method, target.route_path, _generation)
     if selected is None:
         return (*_error(NOT_FOUND), None)
     route_model, match = selected
@@ -405,7 +287,7 @@ def _serve(request: Request, target: Target, request_id: str) -> tuple[int, list
     integration = target.api.integrations.get(integration_id) if integration_id else None
     if integration is None:
         return (*_error(NOT_FOUND), None)
-    function = _function_target(integration.integration_uri or "")
+    function = apigw_routes.function_target(integration.integration_uri or "")
     if (integration.integration_type or "").upper() != "AWS_PROXY" or function is None:
         logger.warning(
             "API %s route %s: integration %s (%s %s) is not a Lambda proxy; the sandbox "
@@ -424,7 +306,7 @@ def _serve(request: Request, target: Target, request_id: str) -> tuple[int, list
         f"arn:aws:execute-api:{target.region}:{ACCOUNT_ID}:{target.api.api_id}/{target.stage}/"
         + (f"{method}{resource}" if resource else "$default")
     )
-    if not permitted(fn_region, fn_name, qualifier, source_arn):
+    if not apigw_routes.permitted(fn_region, fn_name, qualifier, source_arn):
         logger.warning(
             "API %s: the resource policy of %s%s does not let apigateway.amazonaws.com invoke "
             "it from %s (lambda add-permission is missing)",
@@ -505,41 +387,24 @@ def _headers(request: Request) -> list[tuple[str, str]]:
     return out
 
 
-def _metrics(target: Target, status: int, latency_ms: float, integration_ms: float | None) -> None:
+def _metrics(
+    target: Target, status: int, latency_ms: float, integration_ms: float | None, size: int
+) -> None:
+    values = [
+        ("Count", 1.0, "Count"),
+        ("4xx", float(400 <= status < 500), "Count"),
+        ("5xx", float(status >= 500), "Count"),
+        ("Latency", latency_ms, "Milliseconds"),
+        ("DataProcessed", float(size), "Bytes"),
+    ]
+    if integration_ms is not None:
+        values.append(("IntegrationLatency", integration_ms, "Milliseconds"))
     api_dims = [{"Name": "ApiId", "Value": target.api.api_id}]
-    dim_sets = [api_dims, [*api_dims, {"Name": "Stage", "Value": target.stage}]]
-    data = []
-    for dims in dim_sets:
-        data += [
-            {"MetricName": "Count", "Dimensions": dims, "Value": 1.0, "Unit": "Count"},
-            {
-                "MetricName": "4xx",
-                "Dimensions": dims,
-                "Value": float(400 <= status < 500),
-                "Unit": "Count",
-            },
-            {
-                "MetricName": "5xx",
-                "Dimensions": dims,
-                "Value": float(status >= 500),
-                "Unit": "Count",
-            },
-            {
-                "MetricName": "Latency",
-                "Dimensions": dims,
-                "Value": latency_ms,
-                "Unit": "Milliseconds",
-            },
-        ]
-        if integration_ms is not None:
-            data.append(
-                {
-                    "MetricName": "IntegrationLatency",
-                    "Dimensions": dims,
-                    "Value": integration_ms,
-                    "Unit": "Milliseconds",
-                }
-            )
+    data = [
+        {"MetricName": name, "Dimensions": dims, "Value": value, "Unit": unit}
+        for dims in (api_dims, [*api_dims, {"Name": "Stage", "Value": target.stage}])
+        for name, value, unit in values
+    ]
     try:
         telemetry.put_metrics(region=target.region, namespace="AWS/ApiGateway", data=data)
     except Exception:  # noqa: BLE001 - metrics must never fail a request
