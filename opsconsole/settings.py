@@ -327,22 +327,13 @@ else:
 HEALTH_CACHE_SECONDS = env_int("HEALTH_CACHE_SECONDS", 60)
 HEALTH_STALE_SECONDS = env_int("HEALTH_STALE_SECONDS", 86400)
 HEALTH_RETRY_SECONDS = env_int("HEALTH_RETRY_SECONDS", 30)
-# A failing percentile query usually keeps failing (moto never answers one): ask less often.
+# A failing percentile query usually keeps failing: ask less often.
 HEALTH_PERCENTILE_RETRY_SECONDS = env_int("HEALTH_PERCENTILE_RETRY_SECONDS", 600)
 # GetMetricData calls of one fleet refresh that run at once.
 HEALTH_FLEET_WORKERS = env_int("HEALTH_FLEET_WORKERS", 8)
 HEALTH_FLEET_PAGE_SIZE = env_int("HEALTH_FLEET_PAGE_SIZE", 100)
 # CloudWatch Logs filter for the recent error lines (one term: moto knows no more).
 HEALTH_ERROR_LOG_PATTERN = env_str("HEALTH_ERROR_LOG_PATTERN", "ERROR")
-# Sandbox only: simulated Lambda, API Gateway and RDS metrics and log lines for every active
-# tenant (moto produces none). The first run fills this many minutes back.
-SANDBOX_METRICS_SECONDS = env_int("SANDBOX_METRICS_SECONDS", 60)
-SANDBOX_METRICS_BACKFILL_MINUTES = env_int("SANDBOX_METRICS_BACKFILL_MINUTES", 60)
-if SANDBOX and SANDBOX_METRICS_SECONDS > 0:
-    CELERY_BEAT_SCHEDULE["sandbox-simulate-metrics"] = {
-        "task": "tenants.tasks.sandbox_simulate_metrics",
-        "schedule": SANDBOX_METRICS_SECONDS,
-    }
 
 # --- Rollouts (issue 5) ---
 # Lambda's control plane admits 15 requests/s per account and region (not raisable). All

@@ -129,7 +129,6 @@ class HealthReport:
     schema: object | None
     shared_db: SharedDatabaseReport | None = None
     shared_db_note: str = ""
-    simulated: bool = False
     age_s: int | None = None
     refresh_s: int = field(default_factory=lambda: settings.HEALTH_CACHE_SECONDS)
 
@@ -189,8 +188,6 @@ def _group_charts(
             if line.percentile and source is None:
                 reason = percentile.error if percentile is not None else "not asked"
                 note = f"p95 unavailable: {reason}"
-                if settings.SANDBOX:
-                    note += " (the sandbox's moto computes no percentiles)"
                 continue
             points = source.points(line.query_id) if source is not None else []
             series.append(
@@ -282,7 +279,6 @@ def tenant_health_report(tenant: Tenant, *, range_key: str) -> HealthReport:
         schema=_schema(tenant),
         shared_db=shared_report,
         shared_db_note=shared_note,
-        simulated=settings.SANDBOX,
         age_s=standard.age_s,
     )
 
