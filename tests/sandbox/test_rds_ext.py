@@ -3,6 +3,7 @@ is a real master role and database there (created, re-created, re-passworded, dr
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -301,3 +302,29 @@ def test_aws_cli_shows_the_local_address(local_aws_server, names):
     ).stdout.split()
     assert out == [PG_HOST, str(PG_PORT)]
     rds.delete_db_instance(DBInstanceIdentifier=names["instance"], SkipFinalSnapshot=True)
+
+
+def test_managed_master_password_is_the_one_in_the_secret_rds_keeps(local_aws_server, names):
+    rds = _rds(local_aws_server)
+    created = rds.create_db_instance(
+        DBInstanceIdentifier=names["instance"],
+        DBInstanceClass="db.t4g.micro",
+        Engine="postgres",
+        AllocatedStorage=20,
+        MasterUsername=names["user"],
+        ManageMasterUserPassword=True,
+        DBName=names["db"],
+    )["DBInstance"]
+    secrets = boto3.client(
+        "secretsmanager",
+        endpoint_url=local_aws_server,
+        region_name="us-east-1",
+        aws_access_key_id="sandbox",
+        aws_secret_access_key="sandbox",
+    )
+    secret = json.loads(
+        secrets.get_secret_value(SecretId=created["MasterUserSecret"]["SecretArn"])["SecretString"]
+    )
+    assert _password_matches(names["user"], secret["password"])
+    rds.delete_db_instance(DBInstanceIdentifier=names["instance"], SkipFinalSnapshot=True)
+    assert _role(names["user"]) is None
