@@ -103,8 +103,10 @@ def _loop(config: LocalAwsConfig) -> None:
     interval = max(0.2, float(config.alarm_interval_s))
     last_prune = 0.0
     while True:
-        # Ticks on multiples of the interval, like CloudWatch's minute.
-        time.sleep(interval - (time.time() % interval))
+        # Ticks just after multiples of the interval, like CloudWatch's minute, so the
+        # datapoints of the period that just ended have arrived.
+        offset = min(5.0, interval / 10)
+        time.sleep(interval - ((time.time() - offset) % interval))
         now = time.time()
         for region in regions_with("cloudwatch"):
             try:
