@@ -21,7 +21,15 @@ from opsconsole.aws.errors import translate
 T = TypeVar("T")
 
 
-def _config(*, fast: bool) -> Config:
+def _config(*, fast: bool, read_timeout_s: float | None = None) -> Config:
+    if read_timeout_s is not None:
+        # A call that must answer within a deadline (a health check's invoke): one
+        # attempt, since a retry would run the request twice and wait twice as long.
+        return Config(
+            retries={"mode": "standard", "max_attempts": 1},
+            connect_timeout=5,
+            read_timeout=read_timeout_s,
+        )
     if fast:
         # Health probes: answer quickly, do not retry.
         return Config(
@@ -47,18 +55,31 @@ def _session() -> boto3.session.Session:
 
 
 @functools.cache
-def _client(service: str, region: str, endpoint: str, fast: bool) -> Any:
+def _client(
+    service: str, region: str, endpoint: str, fast: bool, read_timeout_s: float | None = None
+) -> Any:
     return _session().client(
         service,
         region_name=region,
         endpoint_url=endpoint or None,
-        config=_config(fast=fast),
+        config=_config(fast=fast, read_timeout_s=read_timeout_s),
     )
 
 
-def client(service: str, region: str | None = None, *, fast: bool = False) -> Any:
-    """A cached boto3 client for ``service`` in ``region`` (default: the console's)."""
-    return _client(service, region or settings.AWS_REGION, settings.AWS_ENDPOINT_URL, fast)
+def client(
+    service: str,
+    region: str | None = None,
+    *,
+    fast: bool = False,
+    read_timeout_s: float | None = None,
+) -> Any:
+    """A cached boto3 client for ``service`` in ``region`` (default: the console's).
+
+    ``read_timeout_s``: a client that waits at most that long for an answer, without
+    retries (one client per distinct value)."""
+    return _client(
+        service, region or settings.AWS_REGION, settings.AWS_ENDPOINT_URL, fast, read_timeout_s
+    )
 
 
 def reset_clients() -> None:

@@ -10,10 +10,10 @@ import contextlib
 import json
 from typing import Any
 
-from botocore.exceptions import WaiterError
+from botocore.exceptions import ReadTimeoutError, WaiterError
 
 from opsconsole.aws.clients import call, client
-from opsconsole.aws.errors import AwsError, AwsNotFound
+from opsconsole.aws.errors import AwsError, AwsNotFound, translate
 
 
 def get_function(*, name: str, region: str | None = None) -> dict | None:
@@ -184,6 +184,32 @@ def invoke(
     except json.JSONDecodeError:
         decoded = body
     return resp.get("StatusCode", 0), decoded, resp.get("FunctionError", "")
+
+
+def invoke_within(
+    *, name: str, qualifier: str, payload: dict, timeout_s: float, region: str | None = None
+) -> tuple[int, str, str]:
+    """Invoke synchronously, waiting at most ``timeout_s`` for the answer, in one attempt.
+
+    Returns (status code, the function's answer as text, function error). No answer in
+    time raises AwsError with code ``InvokeTimeout``. Invoke is Lambda's data plane: it
+    does not count against the 15 requests/s of the control plane.
+    """
+    try:
+        resp = client("lambda", region, read_timeout_s=timeout_s).invoke(
+            FunctionName=name, Qualifier=qualifier, Payload=json.dumps(payload).encode()
+        )
+        body = resp["Payload"].read().decode("utf-8", "replace")
+    except ReadTimeoutError as exc:
+        raise AwsError(
+            f"no answer within {timeout_s:g} s",
+            code="InvokeTimeout",
+            operation="Invoke",
+            permanent=False,
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - translate() re-raises what it does not know
+        raise translate(exc) from exc
+    return resp.get("StatusCode", 0), body, resp.get("FunctionError", "")
 
 
 def delete_function(*, name: str, region: str | None = None) -> bool:
