@@ -91,6 +91,10 @@ def release_json(release: Release) -> dict[str, Any]:
         "architecture": release.architecture,
         "memory_mb": release.memory_mb,
         "timeout_s": release.timeout_s,
+        "health_method": release.health_method,
+        "health_path": release.health_path,
+        "health_statuses": release.health_statuses,
+        "health_timeout_s": release.health_timeout_s,
         "migrations": [m.name for m in release.migrations.all()],
         "created_at": release.created_at.isoformat(),
     }
@@ -113,6 +117,11 @@ def rollout_json(rollout: Rollout) -> dict[str, Any]:
         "created_at": rollout.created_at.isoformat(),
         "finished_at": rollout.finished_at.isoformat() if rollout.finished_at else None,
     }
+
+
+def _statuses(value: Any) -> str | list:
+    """``"200-299,301"`` or a JSON list of statuses and ranges (``[200, "300-399"]``)."""
+    return value if isinstance(value, list) else str(value)
 
 
 @api_view(Role.VIEWER)
@@ -150,6 +159,11 @@ def releases(request: HttpRequest) -> JsonResponse:
             memory_mb=int(body.get("memory_mb", 256)),
             timeout_s=int(body.get("timeout_s", 30)),
             migration_files=migrations,
+            # Checked field by field by release_register ("health_path: ...").
+            health_method=str(body.get("health_method", "GET")),
+            health_path=str(body.get("health_path", "/healthz")),
+            health_statuses=_statuses(body.get("health_statuses", "200-299")),
+            health_timeout_s=body.get("health_timeout_s", 5),
         )
         release = release_register(data, created_by=request.user)
     except ReleaseRefused as exc:

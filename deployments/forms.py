@@ -5,6 +5,7 @@ from django import forms
 from deployments.models import Traffic
 from deployments.releases import ReleaseInput
 from deployments.rollouts import Strategy, Target
+from tenants.provisioning import health_check
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -45,6 +46,61 @@ class ReleaseForm(forms.Form):
         required=False,
         help_text="0001_init.sql, 0002_…: every migration of the release, in order.",
     )
+    # Left out or empty: the defaults (GET /healthz, 2xx, 5 s), as in the API.
+    health_method = forms.ChoiceField(
+        choices=[(m, m) for m in health_check.METHODS],
+        initial="GET",
+        required=False,
+        label="Health check method",
+    )
+    health_path = forms.CharField(
+        max_length=255,
+        initial="/healthz",
+        required=False,
+        label="Health check path",
+        help_text="The app's own route, sent to each new version before traffic moves to it.",
+    )
+    health_statuses = forms.CharField(
+        max_length=100,
+        initial="200-299",
+        required=False,
+        label="Healthy statuses",
+        help_text="Statuses and ranges, comma separated: 200-299,301",
+    )
+    health_timeout_s = forms.IntegerField(
+        initial=5,
+        min_value=1,
+        required=False,
+        label="Health check timeout (s)",
+        help_text="At most the function's timeout (and 30 s, an HTTP API's limit).",
+    )
+
+    _HEALTH_DEFAULTS = {
+        "health_method": "GET",
+        "health_path": "/healthz",
+        "health_statuses": "200-299",
+        "health_timeout_s": 5,
+    }
+
+    def clean(self):
+        """Each health check field gets its own error, as the service would refuse it."""
+        data = super().clean()
+        for name, default in self._HEALTH_DEFAULTS.items():
+            if name not in self.errors and data.get(name) in (None, ""):
+                data[name] = default
+        found = health_check.problems(
+            method=data.get("health_method", ""),
+            path=data.get("health_path", ""),
+            statuses=data.get("health_statuses", ""),
+            timeout_s=data.get("health_timeout_s"),
+            function_timeout_s=max(1, data.get("timeout_s") or 1),
+        )
+        if "timeout_s" in self.errors:
+            found.pop("health_timeout_s", None)  # measured against a timeout that is wrong
+        for name, problem in found.items():
+            if name not in self.errors:
+                self.add_error(name, problem)
+        return data
 
     def release_input(self) -> ReleaseInput:
         data = self.cleaned_data
@@ -62,6 +118,10 @@ class ReleaseForm(forms.Form):
             memory_mb=data["memory_mb"],
             timeout_s=data["timeout_s"],
             migration_files=sorted((f.name, f.read()) for f in files),
+            health_method=data["health_method"],
+            health_path=data["health_path"],
+            health_statuses=data["health_statuses"],
+            health_timeout_s=data["health_timeout_s"],
         )
 
 

@@ -30,6 +30,12 @@ class Release(models.Model):
     architecture = models.CharField(max_length=8, default="x86_64")
     memory_mb = models.PositiveIntegerField(default=256)
     timeout_s = models.PositiveIntegerField(default=30)
+    # The app's own health route, checked on each new version before traffic moves to it
+    # (docs/app-contract.md).
+    health_method = models.CharField(max_length=8, default="GET")
+    health_path = models.CharField(max_length=255, default="/healthz")
+    health_statuses = models.CharField(max_length=100, default="200-299")
+    health_timeout_s = models.PositiveSmallIntegerField(default=5)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -40,6 +46,13 @@ class Release(models.Model):
 
     def __str__(self) -> str:
         return self.version
+
+    @property
+    def health_summary(self) -> str:
+        return (
+            f"{self.health_method} {self.health_path} answers {self.health_statuses} "
+            f"within {self.health_timeout_s} s"
+        )
 
     @property
     def artifact_summary(self) -> str:

@@ -31,6 +31,7 @@ from deployments.models import ArtifactType, Release, ReleaseMigration
 from opsconsole.aws import ecr, s3
 from opsconsole.aws.errors import AwsError, AwsNotFound
 from opsconsole.jobs.services import job_create
+from tenants.provisioning import health_check
 
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-+]{0,63}$")
 ARCHITECTURES = {"x86_64", "arm64"}
@@ -56,6 +57,11 @@ class ReleaseInput:
     memory_mb: int = 256
     timeout_s: int = 30
     migration_files: Iterable[tuple[str, bytes | str]] = ()
+    # The app's health route (docs/app-contract.md).
+    health_method: str = "GET"
+    health_path: str = "/healthz"
+    health_statuses: str | list = "200-299"
+    health_timeout_s: int | str = 5
 
 
 def _check_zip(data: bytes | None, problems: list[str]) -> None:
@@ -104,6 +110,16 @@ def release_register(data: ReleaseInput, *, created_by=None) -> Release:
         problems.append("memory_mb: between 128 and 10240")
     if not 1 <= int(data.timeout_s) <= 900:
         problems.append("timeout_s: between 1 and 900")
+    problems.extend(
+        f"{name}: {problem}"
+        for name, problem in health_check.problems(
+            method=data.health_method,
+            path=data.health_path,
+            statuses=data.health_statuses,
+            timeout_s=data.health_timeout_s,
+            function_timeout_s=max(1, int(data.timeout_s)),
+        ).items()
+    )
     try:
         migrations = parse_migration_files(list(data.migration_files))
     except MigrationFilesError as exc:
@@ -197,6 +213,10 @@ def release_register(data: ReleaseInput, *, created_by=None) -> Release:
                 architecture=data.architecture,
                 memory_mb=data.memory_mb,
                 timeout_s=data.timeout_s,
+                health_method=data.health_method.upper(),
+                health_path=data.health_path,
+                health_statuses=health_check.normalize_statuses(data.health_statuses),
+                health_timeout_s=int(data.health_timeout_s),
                 created_by=created_by if created_by and created_by.is_authenticated else None,
                 **fields,
             )

@@ -24,7 +24,7 @@ from deployments.models import ArtifactType, Release, SchemaStatus, TenantSchema
 from opsconsole.jobs.registry import StepWait
 from tenants import naming, resources
 from tenants.models import Isolation, Tenant
-from tenants.release_source import ReleaseArtifact
+from tenants.release_source import HealthCheck, ReleaseArtifact
 
 
 def release_specs(release: Release) -> list[MigrationSpec]:
@@ -88,6 +88,12 @@ def release_artifact(release: Release) -> ReleaseArtifact:
         "architecture": release.architecture,
         "memory_mb": release.memory_mb,
         "timeout_s": release.timeout_s,
+        "health": HealthCheck(
+            method=release.health_method,
+            path=release.health_path,
+            statuses=release.health_statuses,
+            timeout_s=release.health_timeout_s,
+        ),
     }
     if release.artifact_type == ArtifactType.IMAGE:
         repository = release.image_uri.split("@")[0].rsplit(":", 1)[0]

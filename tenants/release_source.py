@@ -13,6 +13,17 @@ from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
+class HealthCheck:
+    """The release's health route: the request the console sends before traffic moves,
+    and what counts as healthy (docs/app-contract.md)."""
+
+    method: str = "GET"
+    path: str = "/healthz"  # may carry a query string: /healthz?deep=1
+    statuses: str = "200-299"  # statuses and ranges, comma separated: "200-299,301"
+    timeout_s: int = 5
+
+
+@dataclass(frozen=True)
 class ReleaseArtifact:
     version: str
     package_type: str  # "Image" or "Zip", as Lambda names them
@@ -26,6 +37,7 @@ class ReleaseArtifact:
     memory_mb: int = 256
     timeout_s: int = 30
     migrations: tuple[Any, ...] = field(default=())
+    health: HealthCheck = field(default_factory=HealthCheck)
 
 
 class ReleaseSource(Protocol):

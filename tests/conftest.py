@@ -74,6 +74,18 @@ def aws(settings):
     reset_clients()
 
 
+@pytest.fixture(autouse=True)
+def health_apps(request, monkeypatch):
+    """In-process moto runs no code (its invoke echoes): with it, health invokes reach a
+    real app through Mangum, in process (tests/health_apps.py)."""
+    from tests.health_apps import HealthApps
+
+    apps = HealthApps()
+    if "aws" in request.fixturenames:
+        apps.start(monkeypatch)
+    return apps
+
+
 # --- real processes: the sandbox's local AWS and Celery workers ------------------------
 
 
