@@ -235,6 +235,7 @@ class Scheduler:
 
 def install(model: LambdaModel, scheduler: Scheduler | None, *, memory_mb: int) -> None:
     from opsconsole.aws import lambda_
+    from tenants.provisioning.health_check import HealthAnswer
 
     for attr in (
         "get_function",
@@ -259,7 +260,10 @@ def install(model: LambdaModel, scheduler: Scheduler | None, *, memory_mb: int) 
 
     fn.desired_configuration = desired_configuration
     artifacts.ensure_artifact_in_region = lambda release, region: (model._plain(), {})[1]
-    pipeline.health_check = lambda tenant: (model._plain(), (True, "ok"))[1]
+    pipeline.health_check = lambda tenant, spec, qualifier: (
+        model._plain(),
+        HealthAnswer(True, "GET /healthz answered 200", status=200),
+    )[1]
     pipeline.cloudwatch.describe_alarms = lambda names, region=None: (model._plain(), {})[1]
     DeploymentsReleaseSource.apply_schema = lambda self, tenant, version, on_status: (
         model._plain(),

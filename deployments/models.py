@@ -136,6 +136,20 @@ class Traffic(models.TextChoices):
     CANARY = "canary", "Canary on the alias"
 
 
+def watch_seconds(*, bake_s: int, wave: int) -> int:
+    """How long a deployment of ``wave`` watches its tenant after the alias moved.
+
+    The canary wave watches the whole bake (``bake_s``): it is where the release first
+    meets real traffic, and its deployments are few. A later wave's deployment holds one
+    of the ``max_parallel`` slots while it watches, so it watches at most
+    ``DEPLOY_WATCH_S`` (0 by default: one look at the alarms as the alias moves); the
+    rest of its bake is the orchestrator's pause before the next wave (docs/rollouts.md).
+    """
+    if wave == 0:
+        return bake_s
+    return min(bake_s, settings.DEPLOY_WATCH_S)
+
+
 class Rollout(models.Model):
     """One release put on a set of tenants, wave by wave (docs/rollouts.md).
 
@@ -181,6 +195,16 @@ class Rollout(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in ROLLOUT_FINISHED
+
+    def watch_s(self, wave: int) -> int:
+        return watch_seconds(bake_s=self.bake_s, wave=wave)
+
+    def pause_after_s(self, wave: int) -> int:
+        """The orchestrator's pause after ``wave``: the bake its deployments did not watch.
+
+        Either way the wave's last tenant has run the release for ``bake_s`` before the
+        next wave starts; the watched part of it can fail the deployment."""
+        return max(0, self.bake_s - self.watch_s(wave))
 
 
 class DeploymentStatus(models.TextChoices):

@@ -2,11 +2,15 @@
 
 Steps: make the artifact present in the tenant's region; update the function's
 configuration and code and wait for ``function_updated_v2``; migrate the database; publish
-a version with the expected CodeSha256; move the ``live`` alias (at once, or a weighted
-canary first); verify (alarm states and a health invoke). Every step is idempotent.
+a version with the expected CodeSha256; send the release's health route to that version
+(before any traffic reaches it, as CodeDeploy's pre-traffic hook does); move the ``live``
+alias (at once, or a weighted canary first); verify: watch the tenant's alarms and error
+rate through the deployment's part of the bake (``Rollout.watch_s``). Every step is
+idempotent.
 
-On failure the alias goes back to the version it had before (``from_version``) and the
-deployment is failed with the error; the rollout's threshold decides what happens next.
+On failure the alias goes back to the version it had before (``from_version``), unless it
+never moved (the health check failed), and the deployment is failed with the error; the
+rollout's threshold decides what happens next.
 
 What a deployment learns on the way (the version the alias served before, the version it
 published) is its steps' output, saved with each step's end by the job runner; the
@@ -14,7 +18,8 @@ Deployment row gets it once, when the deployment ends. The rollout page reads th
 running step from the job, so a step costs no write of its own here.
 
 Every Lambda control-plane call here takes a token from the shared rate budget first
-(``opsconsole.aws.rate_budget``); GetFunction (100 requests/s, a separate limit) does not.
+(``opsconsole.aws.rate_budget``); GetFunction (100 requests/s, a separate limit) and the
+health check's Invoke (data plane) do not.
 """
 
 from __future__ import annotations
@@ -39,15 +44,29 @@ from opsconsole.jobs.models import Job
 from opsconsole.jobs.registry import StepWait, register_job_kind
 from opsconsole.jobs.services import step_output
 from tenants import naming, release_source
+from tenants.health.alarms import tenant_alarms
+from tenants.health.metrics import tenant_metrics, tenant_targets
+from tenants.health.status import rate_finding
 from tenants.models import Tenant
 from tenants.provisioning import function as fn
+from tenants.provisioning import health_check as health
 from tenants.provisioning.alarms import alarm_names
-from tenants.provisioning.release import health_check
 from tenants.release_source import ReleaseArtifact
 
 logger = logging.getLogger(__name__)
 
 JOB_KIND = "tenant_deploy"
+
+# The verify step looks at the tenant this often while it watches (CloudWatch's metrics
+# and alarms move by the minute).
+WATCH_CHECK_S = 30
+# A throttled health invoke never reached the app: try again for this long, then fail.
+HEALTH_THROTTLE_PATIENCE_S = 120
+# CloudWatch not answering at all: keep looking this long past the window, then fail.
+ALARM_PATIENCE_S = 120
+
+# The health check (tests and the rollout bench replace it).
+health_check = health.check
 
 
 # --- the rate budget in front of Lambda's control plane -------------------------------
@@ -285,6 +304,21 @@ def step_publish(job: Job, step) -> dict:
     return {"function_version": published["Version"]}
 
 
+def step_health(job: Job, step) -> dict:
+    """The release's health route, sent to the version just published, before the alias
+    moves: a failure leaves every request on the version the alias serves now."""
+    deployment = deployment_of(job)
+    new, _old = _versions(job)
+    answer = health_check(deployment.tenant, spec=artifact_for(deployment).health, qualifier=new)
+    if not answer.healthy:
+        started = step.started_at or timezone.now()
+        waited = (timezone.now() - started).total_seconds()
+        if answer.retryable and waited < HEALTH_THROTTLE_PATIENCE_S:
+            raise StepWait(f"version {new}: {answer.message}: trying again", retry_in=10)
+        raise RuntimeError(f"version {new}: {answer.message}")
+    return {"health": answer.message, "checked_version": new}
+
+
 def _alarms_firing(tenant: Tenant) -> list[str]:
     names = alarm_names(tenant)
     states = cloudwatch.describe_alarms(names=names, region=tenant.region)
@@ -338,19 +372,81 @@ def step_traffic(job: Job, step) -> dict:
     alias = control_call(
         region, lambda_.update_alias, function=name, alias=naming.ALIAS, version=new
     )
-    return {"alias": alias.get("AliasArn", ""), "version": new}
+    # When all traffic reached the new version: the verify step watches from here.
+    return {"alias": alias.get("AliasArn", ""), "version": new, "moved_at": time.time()}
+
+
+def _rate_findings(tenant: Tenant, resources: list, *, since: float, final: bool) -> list[str]:
+    """The error-rate rules of the tenant's status (tenants.health.status.rate_finding),
+    applied to the minutes since the alias moved rather than to the last hour."""
+    metrics = tenant_metrics(
+        tenant,
+        tenant_targets(tenant, resources),
+        range_key="1h",
+        force=final,  # the verdict on the newest numbers; between, the minute's cache
+        with_percentiles=False,
+    )
+    series = metrics.standard.value
+    if series is None:
+        return []
+    findings = []
+    for errors_id, requests_id, what in (
+        ("fn_errors", "fn_invocations", "of invocations failed"),
+        ("api_5xx", "api_requests", "of API requests answered 5xx"),
+    ):
+        errors = series.total_since(errors_id, int(since))
+        requests = series.total_since(requests_id, int(since))
+        if rate_finding(errors, requests, what):
+            rate = (errors or 0) / (requests or 1)
+            findings.append(
+                f"{rate * 100:.1f}% {what} since the alias moved ({errors:.0f} of {requests:.0f})"
+            )
+    return findings
 
 
 def step_verify(job: Job, step) -> dict:
+    """Watch the tenant from the moment all its traffic reached the new version until the
+    deployment's part of the bake is over (``Rollout.watch_s``), re-queued between looks
+    (never sleeping in a worker). It fails as soon as an alarm of the tenant is in ALARM,
+    the invocations or API requests since the move fail at the rate that makes the
+    tenant's status degraded (the same rules), or the alias no longer serves the version.
+    """
     deployment = deployment_of(job)
-    tenant = deployment.tenant
-    firing = _alarms_firing(tenant)
+    tenant, rollout = deployment.tenant, deployment.rollout
+    new, _old = _versions(job)
+    live = _live_version(naming.function_name(tenant.slug), tenant.region)
+    if live and new and live != new:
+        raise RuntimeError(f"The alias serves version {live}, not {new}.")
+    window = rollout.watch_s(deployment.wave)
+    moved_at = step_output(job, "traffic").get("moved_at") or (
+        (step.started_at or timezone.now()).timestamp()
+    )
+    elapsed = time.time() - moved_at
+    final = elapsed >= window
+    resources = list(tenant.resources.all())
+    alarms = tenant_alarms(tenant, resources, force=True)
+    if alarms.value is None:
+        # CloudWatch did not answer and nothing is cached: no verdict either way yet.
+        if elapsed < window + ALARM_PATIENCE_S:
+            raise StepWait(f"alarm states unknown ({alarms.error}): looking again", retry_in=15)
+        raise RuntimeError(f"Could not read the tenant's alarms: {alarms.error}")
+    firing = [a.name for a in alarms.value if a.state == "ALARM"]
     if firing:
-        raise RuntimeError(f"Alarm {', '.join(firing)} in ALARM after the alias moved.")
-    ok, answer = health_check(tenant)
-    if not ok:
-        raise RuntimeError(f"Health invoke failed: {answer}")
-    return {"health": answer}
+        raise RuntimeError(
+            f"Alarm {', '.join(firing)} in ALARM {elapsed:.0f} s after the alias moved "
+            f"to version {new}."
+        )
+    findings = _rate_findings(tenant, resources, since=moved_at, final=final) if window else []
+    if findings:
+        raise RuntimeError("; ".join(findings) + f" (version {new}).")
+    if not final:
+        remaining = window - elapsed
+        raise StepWait(
+            f"watching the tenant on version {new}: {remaining:.0f} s of {window} s left, "
+            "no alarm, error rate fine",
+            retry_in=int(min(WATCH_CHECK_S, max(1, remaining))),
+        )
+    return {"watched_s": window, "verdict": "no alarm in ALARM, error rate fine"}
 
 
 # --- outcome ---------------------------------------------------------------------------
@@ -484,14 +580,27 @@ def _token_or_go(region: str, name: str) -> None:
         logger.warning("No Lambda budget for the revert of %s: calling anyway", name)
 
 
+def _alias_touched(job: Job) -> bool:
+    """Whether the traffic step ever started: before it, the alias was never changed."""
+    return job.steps.filter(name="traffic", started_at__isnull=False).exists()
+
+
 def deployment_failed(job: Job) -> None:
     deployment = deployment_of(job)
     to_version, from_version = _versions(job)
-    try:
-        reverted = revert_alias(deployment, from_version)
-    except Exception as exc:  # noqa: BLE001 - the failure is recorded, a person looks
-        logger.exception("Alias revert failed for %s", deployment.tenant.slug)
-        reverted = f"alias revert FAILED: {exc}"
+    if not _alias_touched(job):
+        # Nothing to put back, and no control-plane call spent finding that out.
+        reverted = (
+            f"the alias never moved: version {from_version} still serves every request"
+            if from_version
+            else "the alias never moved"
+        )
+    else:
+        try:
+            reverted = revert_alias(deployment, from_version)
+        except Exception as exc:  # noqa: BLE001 - the failure is recorded, a person looks
+            logger.exception("Alias revert failed for %s", deployment.tenant.slug)
+            reverted = f"alias revert FAILED: {exc}"
     with transaction.atomic():
         Deployment.objects.filter(pk=deployment.pk).update(
             status=DeploymentStatus.FAILED,
@@ -512,8 +621,9 @@ DEPLOY_STEPS = [
     ("code", "Function code and configuration", step_code),
     ("schema", "Database migrations", step_schema),
     ("publish", "Publish a version (CodeSha256 checked)", step_publish),
+    ("health", "Health check before traffic", step_health),
     ("traffic", "Move the 'live' alias", step_traffic),
-    ("verify", "Verify: alarms and health invoke", step_verify),
+    ("verify", "Watch alarms and error rate", step_verify),
 ]
 
 register_job_kind(

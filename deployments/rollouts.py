@@ -30,6 +30,7 @@ from deployments.models import (
     Rollout,
     RolloutStatus,
     Traffic,
+    watch_seconds,
 )
 from deployments.pipeline import JOB_KIND, mark_succeeded
 from opsconsole.jobs.models import FINISHED as JOB_FINISHED
@@ -180,8 +181,17 @@ def estimate(
         + (UPDATE_S if config_updates else 0)
         + (strategy.canary_minutes * 60 if strategy.traffic == Traffic.CANARY else 0)
     )
-    chain = sum(math.ceil(n / max(1, strategy.max_parallel)) * per_tenant for n in wave_sizes)
-    bake = strategy.bake_s * max(0, len(wave_sizes) - 1)
+    # A deployment holds its slot while it watches its tenant (Rollout.watch_s).
+    chain = sum(
+        math.ceil(n / max(1, strategy.max_parallel))
+        * (per_tenant + watch_seconds(bake_s=strategy.bake_s, wave=wave))
+        for wave, n in enumerate(wave_sizes)
+    )
+    # After each wave but the last, the part of the bake its deployments did not watch.
+    bake = sum(
+        strategy.bake_s - watch_seconds(bake_s=strategy.bake_s, wave=wave)
+        for wave in range(len(wave_sizes) - 1)
+    )
     return int(max(rate_bound, chain) + bake), int(rate_bound), int(chain)
 
 
@@ -327,6 +337,18 @@ def _threshold_broken(rollout: Rollout, wave: int, counts: dict[str, int]) -> st
     return ""
 
 
+def _first_failure(rollout: Rollout, wave: int) -> str:
+    """The wave's first failure, in its own words (the app's status and body when its
+    health check failed), for the halted rollout's reason."""
+    first = (
+        rollout.deployments.filter(wave=wave, status=DeploymentStatus.FAILED)
+        .order_by("finished_at", "id")
+        .values_list("tenant__slug", "reason")
+        .first()
+    )
+    return f". First: {first[0]}: {first[1]}" if first else ""
+
+
 def _start(rollout: Rollout, due: list[Deployment]) -> int:
     """Start these pending deployments: a ``tenant_deploy`` job each, saved in one batch.
 
@@ -444,7 +466,8 @@ def rollout_advance(rollout_id: int, *, now=None) -> dict[str, Any]:
             wave = rollout.current_wave
             broken = _threshold_broken(rollout, wave, counts)
             if broken:
-                rollout.status, rollout.status_reason = RolloutStatus.HALTED, f"Halted: {broken}"
+                reason = f"Halted: {broken}{_first_failure(rollout, wave)}"
+                rollout.status, rollout.status_reason = RolloutStatus.HALTED, reason[:500]
                 rollout.save(update_fields=["status", "status_reason"])
                 break
             n, pending_left = _fill(rollout, wave, running)
@@ -462,7 +485,8 @@ def rollout_advance(rollout_id: int, *, now=None) -> dict[str, Any]:
             if rollout.wave_finished_at is None:
                 rollout.wave_finished_at = now
                 rollout.save(update_fields=["wave_finished_at"])
-            if now - rollout.wave_finished_at < timedelta(seconds=rollout.bake_s):
+            # The wave's deployments watched the first part of its bake themselves.
+            if now - rollout.wave_finished_at < timedelta(seconds=rollout.pause_after_s(wave)):
                 break
             rollout.current_wave, rollout.wave_finished_at = wave + 1, None
             rollout.save(update_fields=["current_wave", "wave_finished_at"])

@@ -369,3 +369,6 @@ CELERY_BEAT_SCHEDULE["rollouts-advance"] = {
 # A function update stays InProgress for seconds: the deploy step re-checks after this long
 # instead of holding its worker in a waiter.
 DEPLOY_UPDATE_POLL_S = env_int("DEPLOY_UPDATE_POLL_S", 5)
+# How long a deployment after the canary wave watches its tenant once the alias moved (at
+# most the rollout's bake): it holds a max_parallel slot meanwhile (docs/rollouts.md).
+DEPLOY_WATCH_S = env_int("DEPLOY_WATCH_S", 0)
