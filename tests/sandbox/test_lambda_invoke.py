@@ -169,14 +169,23 @@ def test_timeout_kills_the_environment_and_the_next_invoke_starts_a_new_one(aws)
 
 
 def test_process_exit_is_a_runtime_exit_error(aws):
-    name = aws.function({"app.py": ECHO})
-    response, body = aws.invoke(name, {"exit": 3})
-    assert response["FunctionError"] == "Unhandled"
-    assert body["errorType"] == "Runtime.ExitError"
-    assert re.fullmatch(
-        r"RequestId: \S+ Error: Runtime exited with error: exit status 3", body["errorMessage"]
-    )
+    name = aws.function({"app.py": ECHO}, Timeout=10)
+    # Crashes one after the other (each a cold start, each pipe closed and its number
+    # reused): every one is noticed at once, none waits for the timeout.
+    for code in (3, 4, 5, 6, 7, 8):
+        started = time.monotonic()
+        response, body = aws.invoke(name, {"exit": code})
+        assert time.monotonic() - started < 5
+        assert response["FunctionError"] == "Unhandled"
+        assert body["errorType"] == "Runtime.ExitError"
+        assert re.fullmatch(
+            rf"RequestId: \S+ Error: Runtime exited with error: exit status {code}",
+            body["errorMessage"],
+        )
     assert aws.invoke(name, {"n": 1})[1]["event"] == {"n": 1}
+    messages = aws.log_messages(name)
+    assert any(m.endswith("exit status 8\nRuntime.ExitError") for m in messages)
+    assert any("Status: error\tError Type: Runtime.ExitError" in m for m in messages)
 
 
 def test_reserved_concurrency_zero_throttles(aws):

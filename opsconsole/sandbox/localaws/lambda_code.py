@@ -190,7 +190,13 @@ def python_launch(*, state_dir: Path, task_root: Path, handler: str, runtime: st
         task_root=task_root,
         runtime_dir=runtime_dir,
         handler=handler,
-        env={"PYTHONPATH": f"{task_root}:{runtime_dir}", "PYTHONNOUSERSITE": "1"},
+        env={
+            "PYTHONPATH": f"{task_root}:{runtime_dir}",
+            "PYTHONNOUSERSITE": "1",
+            # Bytecode beside the code, not in it: the task root stays as the zip made it
+            # (on AWS it is read-only), and later cold starts still skip compiling.
+            "PYTHONPYCACHEPREFIX": str(state_dir / "pycache"),
+        },
         notes=notes,
     )
 

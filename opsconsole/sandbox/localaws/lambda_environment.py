@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import selectors
 import shutil
@@ -26,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from opsconsole.sandbox.localaws.lambda_code import CannotRun, Launch
 from opsconsole.sandbox.localaws.runtime_api import Invocation
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from opsconsole.sandbox.localaws.lambda_executor import Executor, Pool
@@ -97,6 +100,16 @@ class Output:
         self._partial = b""
         self._partial_ts = 0
         self.eof = False
+        self.closed = False
+
+    def close(self) -> None:
+        """Only the pump closes the pipe, after unregistering it (no fd is reused while a
+        selector still holds its number)."""
+        with self.lock:
+            if not self.closed:
+                self.closed = True
+                self.eof = True
+                os.close(self.fd)
 
     def _read(self) -> None:  # under self.lock
         while not self.eof:
@@ -108,7 +121,6 @@ class Output:
                 data = b""
             if not data:
                 self.eof = True
-                os.close(self.fd)
                 return
             now = _now_ms()
             chunks = (self._partial + data).split(b"\n")
@@ -167,6 +179,14 @@ class OutputPump:
             os.write(self._wake_w, b"x")
 
     def _run(self) -> None:
+        while True:
+            try:
+                self._loop()
+            except Exception:  # noqa: BLE001 - this thread must outlive any one environment
+                logger.exception("Lambda output pump failed; restarting it")
+                time.sleep(0.1)
+
+    def _loop(self) -> None:
         closing: set[Environment] = set()  # pipe closed, exit status not in yet
         last_poll = time.monotonic()
         while True:
@@ -183,7 +203,7 @@ class OutputPump:
                     continue
                 env = key.data
                 if env.output.pump():
-                    self._selector.unregister(key.fileobj)
+                    self._release(env)
                     closing.add(env)
             now = time.monotonic()
             if closing or now - last_poll >= 0.5:
@@ -194,11 +214,14 @@ class OutputPump:
                         continue
                     self._watched.discard(env)
                     closing.discard(env)
-                    if not env.output.eof:
-                        with contextlib.suppress(KeyError, ValueError):
-                            self._selector.unregister(env.output.fd)
-                        env.output.pump()
+                    env.output.pump()  # what the process wrote before it went
+                    self._release(env)
                     env.on_exit(code)
+
+    def _release(self, env: Environment) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(env.output.fd)
+        env.output.close()
 
 
 class Environment:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import shutil
 import subprocess
 import threading
 import time
@@ -39,6 +40,10 @@ from opsconsole.sandbox.localaws.lambda_environment import (
 from opsconsole.sandbox.localaws.runtime_api import Invocation, RuntimeApi
 
 __all__ = ["Executor", "FunctionVersion", "RunOutcome", "Throttled"]
+
+# What Lambda keeps under config.state_dir: zips, images, ECR blobs, bytecode, the Python
+# runtime directory, per-environment scratch.
+STATE_PARTS = ("code", "images", "ecr-blobs", "pycache", "runtime", "tmp")
 
 
 class Throttled(Exception):
@@ -231,6 +236,8 @@ class Executor:
                 env.stop()
 
     def shutdown(self) -> None:
+        """Kill every environment, then drop what this server unpacked (the state
+        directory is per port: nothing in it outlives the moto state it stood for)."""
         with self._cond:
             self._closed = True
             envs = list(self._all)
@@ -240,3 +247,5 @@ class Executor:
             if env.proc is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     env.proc.wait(timeout=2)
+        for part in STATE_PARTS:
+            shutil.rmtree(self.config.state_dir / part, ignore_errors=True)
