@@ -18,6 +18,7 @@ _COMPARED = (
     "Statistic",
     "Period",
     "EvaluationPeriods",
+    "DatapointsToAlarm",
     "Threshold",
     "ComparisonOperator",
     "TreatMissingData",
@@ -47,9 +48,14 @@ def alarm_specs(tenant: Tenant) -> list[dict[str, Any]]:
         {"Name": "FunctionName", "Value": function},
         {"Name": "Resource", "Value": f"{function}:{naming.ALIAS}"},
     ]
+    # One breaching minute of the last three raises the alarm. The alarms are what a
+    # canary and a deployment's bake watch (a few minutes each) stop on, so "5 out of 5
+    # minutes" would let a broken release finish its canary before the alarm could fire;
+    # three clean minutes bring it back to OK.
     base = {
         "Period": 60,
-        "EvaluationPeriods": 5,
+        "EvaluationPeriods": 3,
+        "DatapointsToAlarm": 1,
         "TreatMissingData": "notBreaching",
         "ActionsEnabled": False,
     }
