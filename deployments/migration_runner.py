@@ -84,14 +84,16 @@ class DatabaseTarget:
     Either ``secret_id`` (a Secrets Manager secret holding host, port, dbname, username,
     password: what tenants use) or the connection values themselves (tests, the bench).
     ``server_key`` names the database server (RDS instance or cluster identifier): runs
-    with the same key share ``TENANT_MIGRATIONS_PER_SERVER`` slots. ``proxy_host``, when
-    set, replaces the secret's host (an RDS Proxy endpoint the worker can reach).
+    with the same key share ``TENANT_MIGRATIONS_PER_SERVER`` slots. ``proxy_host`` and
+    ``proxy_port``, when set, replace the secret's host and port (an RDS Proxy endpoint the
+    worker can reach: a host name, never ``host:port``).
     """
 
     server_key: str
     secret_id: str = ""
     region: str | None = None
     proxy_host: str = ""
+    proxy_port: int = 5432
     host: str = ""
     port: int = 5432
     dbname: str = ""
@@ -388,7 +390,7 @@ def _credentials(target: DatabaseTarget) -> _Credentials:
                 )
             )
         host = target.proxy_host or str(secret["host"])
-        port = int(secret.get("port") or 5432)
+        port = target.proxy_port if target.proxy_host else int(secret.get("port") or 5432)
         dbname, user, password = (
             str(secret["dbname"]),
             str(secret["username"]),
@@ -396,7 +398,8 @@ def _credentials(target: DatabaseTarget) -> _Credentials:
         )
     else:
         host = target.proxy_host or target.host
-        port, dbname, user, password = target.port, target.dbname, target.user, target.password
+        port = target.proxy_port if target.proxy_host else target.port
+        dbname, user, password = target.dbname, target.user, target.password
     return _Credentials(host=host, port=port, dbname=dbname, user=user, password=password)
 
 

@@ -48,14 +48,18 @@ def database_target(tenant: Tenant) -> DatabaseTarget:
     if secret is None or not secret.arn:
         raise RuntimeError("The tenant's database secret is not recorded yet.")
     proxy = resources.find(tenant, kind="db_proxy")
-    proxy_host = ""
+    proxy_host, proxy_port = "", 5432
     if tenant.use_rds_proxy and proxy is not None and proxy.status == "present":
-        proxy_host = proxy.details.get("endpoint", "")
+        # The record keeps the endpoint's host and port apart; "endpoint" is the
+        # host:port text people read, which is no host name to connect to.
+        proxy_host = proxy.details.get("host", "")
+        proxy_port = int(proxy.details.get("port") or 5432)
     return DatabaseTarget(
         server_key=server_key(tenant),
         secret_id=secret.arn,
         region=tenant.region,
         proxy_host=proxy_host,
+        proxy_port=proxy_port,
     )
 
 
