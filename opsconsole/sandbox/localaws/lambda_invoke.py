@@ -123,10 +123,53 @@ def install(config: LocalAwsConfig) -> None:
     global _executor
     lambda_images.install(config)
     _executor = Executor(config)
+    _hook_moto_triggers()
     try:
         lambda_code.python_runtime_dir(config.state_dir)
     except Exception:  # noqa: BLE001 - python functions will say why when invoked
         logger.exception("the Python runtime directory for Lambda could not be built")
+
+
+def _hook_moto_triggers() -> None:
+    """What moto itself invokes runs the code too: SQS event source mappings, EventBridge
+    targets and Secrets Manager rotation call the backend's ``invoke`` (synchronous, as
+    pollers and rotation are on AWS); SNS, S3 and logs subscriptions call the function's
+    ``_invoke_lambda``, answered as the asynchronous invokes they are on AWS."""
+    from moto.awslambda.models import LambdaFunction
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    if getattr(LambdaSimpleBackend.invoke, "_runs_code", False):
+        return
+
+    def backend_invoke(self, function_name, qualifier, body, headers, response_headers):
+        invocation_type = (headers or {}).get("X-Amz-Invocation-Type") or "RequestResponse"
+        result = _invoke(
+            region=self.region_name,
+            function=function_name,
+            qualifier=qualifier,
+            payload=body.encode("utf-8") if isinstance(body, str) else (body or b""),
+            invocation_type=invocation_type,
+            client_context=None,
+        )
+        if result.function_error or result.status >= 400:
+            response_headers["x-amz-function-error"] = result.function_error or "Unhandled"
+        response_headers["Content-Length"] = str(len(result.payload))
+        return result.payload
+
+    def invoke_lambda(self, event=None):
+        _invoke(
+            region=self.region,
+            function=self.function_name,
+            qualifier=None if str(self.version) == "$LATEST" else str(self.version),
+            payload=json.dumps(event if event is not None else {}).encode("utf-8"),
+            invocation_type="Event",
+            client_context=None,
+        )
+        return "", False, ""
+
+    backend_invoke._runs_code = True  # type: ignore[attr-defined]
+    LambdaSimpleBackend.invoke = backend_invoke
+    LambdaFunction._invoke_lambda = invoke_lambda
 
 
 def executor() -> Executor:
