@@ -39,6 +39,7 @@ from deployments.migration_files import (
 )
 from opsconsole.aws.errors import AwsError
 from opsconsole.aws.secrets import get_secret_json
+from opsconsole.jobs import lease as job_lease
 
 logger = logging.getLogger(__name__)
 
@@ -672,6 +673,11 @@ def _database_failure(exc: psycopg.Error) -> MigrationError:
 @contextmanager
 def _session(creds: _Credentials, report: StatusCallback) -> Iterator[psycopg.Connection]:
     conn = _open(creds, report)
+    lease = job_lease.current()
+    if lease is not None:
+        # Another worker owns the job once its lease is gone: stop this statement (it
+        # fails as cancelled) rather than migrate beside the run that took over.
+        lease.on_lost(conn.cancel_safe)
     try:
         yield conn
     finally:

@@ -15,12 +15,23 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import timedelta
 
 from django.db import connections
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
+
+# The heartbeat of the step running in this thread, for code deep inside a step (the
+# migration runner) that must stop its own work when the lease goes.
+_current: ContextVar[Heartbeat | None] = ContextVar("job_lease", default=None)
+
+
+def current() -> Heartbeat | None:
+    """The lease of the job step running in this thread, if any."""
+    return _current.get()
+
 
 _RENEW_SQL = (
     "UPDATE jobs_job SET lease_expires_at = %s "
@@ -50,9 +61,11 @@ class Heartbeat:
             target=self._run, name=f"lease-heartbeat-{self.job_id}", daemon=True
         )
         self._thread.start()
+        self._token = _current.set(self)
         return self
 
     def __exit__(self, *_exc) -> None:
+        _current.reset(self._token)
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
