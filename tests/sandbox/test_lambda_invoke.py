@@ -421,3 +421,18 @@ def test_new_code_on_latest_gets_new_environments(aws):
     assert first[0] == "a" and second[0] == "b" and first[1] != second[1]
     aws.lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"X": "1"}})
     assert aws.invoke(name)[1][1] != second[1]
+
+
+def test_layers_are_on_the_python_path_as_opt_python(aws):
+    layer = aws.lam.publish_layer_version(
+        LayerName="helpers",
+        Content={"ZipFile": zip_of({"python/helper.py": "ANSWER = 42\n"})},
+        CompatibleRuntimes=["python3.11"],
+    )
+    name = aws.function(
+        {"app.py": "import helper\ndef handler(event, context):\n    return helper.ANSWER\n"},
+        Layers=[layer["LayerVersionArn"]],
+    )
+    response, body = aws.invoke(name)
+    assert "FunctionError" not in response, body
+    assert body == 42

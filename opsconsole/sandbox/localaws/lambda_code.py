@@ -3,7 +3,10 @@ line and import path of its runtime process.
 
 - A zip is unpacked once per content (its sha256) under ``state_dir/code``, with the zip's
   Unix mode bits (a ``bootstrap`` stays executable) and symlinks.
-- ``provided.al2023`` / ``provided.al2`` run the zip's ``bootstrap``.
+- ``provided.al2023`` / ``provided.al2`` run the zip's ``bootstrap`` (or a layer's).
+- Layers are merged once per set into a directory that stands for ``/opt``: on the Python
+  path as Lambda puts ``/opt/python``, its ``bin`` on ``PATH``, its path in ``LAYERS_ROOT``
+  (code that names ``/opt`` literally does not find it here).
 - ``python3.x`` runs the official runtime interface client, ``python -m awslambdaric
   <handler>``, on the machine's own interpreter without its site-packages (``-S``): the
   import path is the task root, then a runtime directory holding only awslambdaric, boto3
@@ -14,6 +17,7 @@ line and import path of its runtime process.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -22,6 +26,7 @@ import sys
 import threading
 import uuid
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -175,7 +180,9 @@ def python_runtime_dir(state_dir: Path) -> Path:
         return target
 
 
-def python_launch(*, state_dir: Path, task_root: Path, handler: str, runtime: str | None) -> Launch:
+def python_launch(
+    *, state_dir: Path, task_root: Path, handler: str, runtime: str | None, opt: Path | None = None
+) -> Launch:
     runtime_dir = python_runtime_dir(state_dir)
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
     notes: tuple[str, ...] = ()
@@ -191,7 +198,8 @@ def python_launch(*, state_dir: Path, task_root: Path, handler: str, runtime: st
         runtime_dir=runtime_dir,
         handler=handler,
         env={
-            "PYTHONPATH": f"{task_root}:{runtime_dir}",
+            **_opt_env(opt),
+            "PYTHONPATH": ":".join([str(task_root), *_opt_python(opt), str(runtime_dir)]),
             "PYTHONNOUSERSITE": "1",
             # Bytecode beside the code, not in it: the task root stays as the zip made it
             # (on AWS it is read-only), and later cold starts still skip compiling.
@@ -201,7 +209,50 @@ def python_launch(*, state_dir: Path, task_root: Path, handler: str, runtime: st
     )
 
 
-def bootstrap_launch(*, bootstrap: Path, task_root: Path, handler: str, args=()) -> Launch:
+def _opt_python(opt: Path | None) -> list[str]:
+    """Where Lambda's Python looks in /opt (the layers), in its order."""
+    if opt is None:
+        return []
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return [str(opt / "python" / "lib" / version / "site-packages"), str(opt / "python")]
+
+
+def _opt_env(opt: Path | None) -> dict[str, str]:
+    if opt is None:
+        return {}
+    return {
+        "PATH": f"/usr/local/bin:/usr/bin:/bin:{opt / 'bin'}",
+        "LAYERS_ROOT": str(opt),
+    }
+
+
+def unpack_layers(state_dir: Path, layers: list[tuple[str, bytes]]) -> Path | None:
+    """The function's layers merged as Lambda's /opt (later layers over earlier ones)."""
+    if not layers:
+        return None
+    key = hashlib.sha256("/".join(digest for digest, _ in layers).encode()).hexdigest()[:32]
+    target = state_dir / "opt" / key
+    if target.is_dir():
+        return target
+    with _lock(f"opt:{key}"):
+        if target.is_dir():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = target.parent / f".{key}.{uuid.uuid4().hex}"
+        scratch.mkdir()
+        try:
+            for _, data in layers:
+                extract_zip(data, scratch)
+            os.rename(scratch, target)
+        except Exception:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+    return target
+
+
+def bootstrap_launch(
+    *, bootstrap: Path, task_root: Path, handler: str, args=(), opt: Path | None = None
+) -> Launch:
     if not bootstrap.is_file():
         raise CannotRun(
             "Runtime.InvalidEntrypoint",
@@ -218,11 +269,18 @@ def bootstrap_launch(*, bootstrap: Path, task_root: Path, handler: str, args=())
         task_root=task_root,
         runtime_dir=bootstrap.parent,
         handler=handler,
+        env=_opt_env(opt),
     )
 
 
 def zip_launch(
-    *, state_dir: Path, digest: str, code: bytes, runtime: str | None, handler: str | None
+    *,
+    state_dir: Path,
+    digest: str,
+    code: bytes,
+    runtime: str | None,
+    handler: str | None,
+    layers: Sequence[tuple[str, bytes]] = (),
 ) -> Launch:
     """The launch of a zip function, or CannotRun saying why the sandbox cannot run it."""
     runtime = runtime or ""
@@ -236,12 +294,16 @@ def zip_launch(
     if not code:
         raise CannotRun("Sandbox.NoCode", "The local AWS holds no code for this function.")
     task_root = unpack_zip(state_dir, digest, code)
+    opt = unpack_layers(state_dir, list(layers))
     if runtime.startswith("python3"):
         if not handler:
             raise CannotRun("Runtime.HandlerNotFound", "The function has no handler.")
         return python_launch(
-            state_dir=state_dir, task_root=task_root, handler=handler, runtime=runtime
+            state_dir=state_dir, task_root=task_root, handler=handler, runtime=runtime, opt=opt
         )
+    bootstrap = task_root / "bootstrap"
+    if not bootstrap.exists() and opt is not None and (opt / "bootstrap").exists():
+        bootstrap = opt / "bootstrap"  # a custom runtime shipped as a layer
     return bootstrap_launch(
-        bootstrap=task_root / "bootstrap", task_root=task_root, handler=handler or ""
+        bootstrap=bootstrap, task_root=task_root, handler=handler or "", opt=opt
     )

@@ -30,7 +30,7 @@ from typing import Any
 
 from opsconsole.sandbox.localaws import lambda_code, lambda_images
 from opsconsole.sandbox.localaws.config import LocalAwsConfig
-from opsconsole.sandbox.localaws.lambda_code import Launch
+from opsconsole.sandbox.localaws.lambda_code import CannotRun, Launch
 from opsconsole.sandbox.localaws.lambda_environment import (
     Environment,
     FunctionVersion,
@@ -41,9 +41,9 @@ from opsconsole.sandbox.localaws.runtime_api import Invocation, RuntimeApi
 
 __all__ = ["Executor", "FunctionVersion", "RunOutcome", "Throttled"]
 
-# What Lambda keeps under config.state_dir: zips, images, ECR blobs, bytecode, the Python
-# runtime directory, per-environment scratch.
-STATE_PARTS = ("code", "images", "ecr-blobs", "pycache", "runtime", "tmp")
+# What Lambda keeps under config.state_dir: zips, layers, images, ECR blobs, bytecode, the
+# Python runtime directory, per-environment scratch.
+STATE_PARTS = ("code", "opt", "images", "ecr-blobs", "pycache", "runtime", "tmp")
 
 
 class Throttled(Exception):
@@ -85,7 +85,25 @@ class Executor:
             code=getattr(model, "code_bytes", b"") or b"",
             runtime=spec.runtime,
             handler=spec.handler,
+            layers=self._layers(spec),
         )
+
+    @staticmethod
+    def _layers(spec: FunctionVersion) -> list[tuple[str, bytes]]:
+        from moto.awslambda.utils import get_backend
+
+        from opsconsole.sandbox.localaws.moto_state import ACCOUNT_ID
+
+        found = []
+        for layer in getattr(spec.model, "layers", None) or []:
+            version = get_backend(ACCOUNT_ID, spec.region).layers_versions_by_arn(layer["Arn"])
+            if version is None or not getattr(version, "code_bytes", b""):
+                raise CannotRun(
+                    "Sandbox.LayerUnavailable",
+                    f"The local AWS holds no content for layer {layer['Arn']}.",
+                )
+            found.append((version.code_digest, version.code_bytes))
+        return found
 
     def run(
         self,

@@ -224,12 +224,11 @@ def _http(result: InvokeResult, *, tail: bool) -> Response:
     headers = {"x-amzn-RequestId": result.request_id, "Content-Type": "application/json"}
     if result.status >= 400:
         headers["x-amzn-ErrorType"] = result.error_type or "ServiceException"
-    else:
-        if result.executed_version:
-            headers["X-Amz-Executed-Version"] = result.executed_version
+    elif result.status == 200:
+        headers["X-Amz-Executed-Version"] = result.executed_version
         if result.function_error:
             headers["X-Amz-Function-Error"] = result.function_error
-        if tail and result.status == 200:
+        if tail:
             headers["X-Amz-Log-Result"] = base64.b64encode(result.log_tail.encode()).decode()
     return Response(result.payload, status=result.status, headers=headers)
 
