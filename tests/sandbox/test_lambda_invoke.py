@@ -208,9 +208,9 @@ def test_reserved_concurrency_n_runs_at_most_n_at_once(aws):
     name = aws.function({"app.py": ECHO})
     aws.lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
     aws.invoke(name, {"n": 0})  # warm, so the slow invoke below starts at once
-    slow = threading.Thread(target=aws.invoke, args=(name, {"sleep": 1.5}))
+    slow = threading.Thread(target=aws.invoke, args=(name, {"sleep": 3}))
     slow.start()
-    time.sleep(0.4)
+    time.sleep(1)  # the slow invoke is in flight (generous on a loaded machine)
     with pytest.raises(aws.lam.exceptions.TooManyRequestsException):
         aws.invoke(name, {"n": 1})
     slow.join()

@@ -89,9 +89,9 @@ def test_one_version_cap_queues_briefly_then_throttles(small_server):
     short.join()
     assert results == [pid]
 
-    slow = threading.Thread(target=aws.invoke, args=(name, {"sleep": 2}))
+    slow = threading.Thread(target=aws.invoke, args=(name, {"sleep": 3}))
     slow.start()
-    time.sleep(0.2)
+    time.sleep(1)  # the slow invoke holds the one environment
     with pytest.raises(aws.lam.exceptions.TooManyRequestsException) as caught:
         aws.invoke(name)
     assert caught.value.response["Reason"] == "ConcurrentInvocationLimitExceeded"
