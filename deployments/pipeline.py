@@ -35,6 +35,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
+from deployments import watch
 from deployments.models import Deployment, DeploymentStatus, Rollout, Traffic
 from opsconsole.aws import cloudwatch, lambda_
 from opsconsole.aws.errors import AwsError
@@ -44,9 +45,6 @@ from opsconsole.jobs.models import Job
 from opsconsole.jobs.registry import StepWait, register_job_kind
 from opsconsole.jobs.services import step_output
 from tenants import naming, release_source
-from tenants.health.alarms import tenant_alarms
-from tenants.health.metrics import tenant_metrics, tenant_targets
-from tenants.health.status import rate_finding
 from tenants.models import Tenant
 from tenants.provisioning import function as fn
 from tenants.provisioning import health_check as health
@@ -376,34 +374,6 @@ def step_traffic(job: Job, step) -> dict:
     return {"alias": alias.get("AliasArn", ""), "version": new, "moved_at": time.time()}
 
 
-def _rate_findings(tenant: Tenant, resources: list, *, since: float, final: bool) -> list[str]:
-    """The error-rate rules of the tenant's status (tenants.health.status.rate_finding),
-    applied to the minutes since the alias moved rather than to the last hour."""
-    metrics = tenant_metrics(
-        tenant,
-        tenant_targets(tenant, resources),
-        range_key="1h",
-        force=final,  # the verdict on the newest numbers; between, the minute's cache
-        with_percentiles=False,
-    )
-    series = metrics.standard.value
-    if series is None:
-        return []
-    findings = []
-    for errors_id, requests_id, what in (
-        ("fn_errors", "fn_invocations", "of invocations failed"),
-        ("api_5xx", "api_requests", "of API requests answered 5xx"),
-    ):
-        errors = series.total_since(errors_id, int(since))
-        requests = series.total_since(requests_id, int(since))
-        if rate_finding(errors, requests, what):
-            rate = (errors or 0) / (requests or 1)
-            findings.append(
-                f"{rate * 100:.1f}% {what} since the alias moved ({errors:.0f} of {requests:.0f})"
-            )
-    return findings
-
-
 def step_verify(job: Job, step) -> dict:
     """Watch the tenant from the moment all its traffic reached the new version until the
     deployment's part of the bake is over (``Rollout.watch_s``), re-queued between looks
@@ -423,22 +393,21 @@ def step_verify(job: Job, step) -> dict:
     )
     elapsed = time.time() - moved_at
     final = elapsed >= window
-    resources = list(tenant.resources.all())
-    alarms = tenant_alarms(tenant, resources, force=True)
-    if alarms.value is None:
+    seen = watch.look(tenant, since=moved_at, rates=window > 0, fresh=final)
+    if seen.alarms_unknown:
         # CloudWatch did not answer and nothing is cached: no verdict either way yet.
         if elapsed < window + ALARM_PATIENCE_S:
-            raise StepWait(f"alarm states unknown ({alarms.error}): looking again", retry_in=15)
-        raise RuntimeError(f"Could not read the tenant's alarms: {alarms.error}")
-    firing = [a.name for a in alarms.value if a.state == "ALARM"]
-    if firing:
+            raise StepWait(
+                f"alarm states unknown ({seen.alarms_unknown}): looking again", retry_in=15
+            )
+        raise RuntimeError(f"Could not read the tenant's alarms: {seen.alarms_unknown}")
+    if seen.firing:
         raise RuntimeError(
-            f"Alarm {', '.join(firing)} in ALARM {elapsed:.0f} s after the alias moved "
+            f"Alarm {', '.join(seen.firing)} in ALARM {elapsed:.0f} s after the alias moved "
             f"to version {new}."
         )
-    findings = _rate_findings(tenant, resources, since=moved_at, final=final) if window else []
-    if findings:
-        raise RuntimeError("; ".join(findings) + f" (version {new}).")
+    if seen.findings:
+        raise RuntimeError("; ".join(seen.findings) + f" (version {new}).")
     if not final:
         remaining = window - elapsed
         raise StepWait(
