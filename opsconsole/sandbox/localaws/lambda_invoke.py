@@ -20,8 +20,8 @@ execution environment (``lambda_executor``), and the answer is shaped as AWS's:
 Every invoke writes the function's log (``/aws/lambda/<fn>``, one stream per environment,
 START / the process's output / END / REPORT) and the AWS/Lambda metrics (Invocations,
 Errors, Duration, Throttles, ConcurrentExecutions by FunctionName, and by FunctionName +
-Resource, + ExecutedVersion for alias invokes). ``invoke()`` is the same path for other
-extensions in this process (the API Gateway proxy).
+Resource, + ExecutedVersion for alias invokes; ``lambda_telemetry``). ``invoke()`` is the
+same path for other extensions in this process (the API Gateway proxy).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import math
 import random
 import re
 import threading
@@ -37,19 +36,17 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
 from moto.awslambda.utils import get_backend as lambda_backend
 from werkzeug.wrappers import Request, Response
 
-from opsconsole.sandbox.localaws import lambda_code, lambda_images, telemetry
+from opsconsole.sandbox.localaws import lambda_code, lambda_images, lambda_telemetry, telemetry
 from opsconsole.sandbox.localaws.config import LocalAwsConfig
 from opsconsole.sandbox.localaws.lambda_executor import (
     Executor,
     FunctionVersion,
-    RunOutcome,
     Throttled,
 )
 from opsconsole.sandbox.localaws.moto_state import ACCOUNT_ID, region_of
@@ -117,6 +114,16 @@ class _Target:
     reserved: int | None
     invoked_arn: str
     latest: Any
+
+    @property
+    def metrics_key(self) -> lambda_telemetry.Resource:
+        return lambda_telemetry.Resource(
+            region=self.region,
+            function=self.name,
+            qualifier=self.qualifier,
+            alias=self.alias,
+            executed_version=self.spec.version,
+        )
 
 
 def install(config: LocalAwsConfig) -> None:
@@ -430,12 +437,12 @@ def _run(target: _Target, payload: bytes, request_id: str, context: str | None) 
     try:
         outcome = executor().run(spec, invocation, reserved=target.reserved)
     except Throttled as throttle:
-        _put_metrics(target, [("Throttles", 1.0, "Count")])
+        lambda_telemetry.put_metrics(target.metrics_key, [("Throttles", 1.0, "Count")])
         message = "Rate Exceeded."
         if throttle.reason == "ConcurrentInvocationLimitExceeded":
             message = "Rate Exceeded. (no execution environment of this version was free)"
         raise _ApiError(429, "TooManyRequestsException", message, Reason=throttle.reason) from None
-    lines = _log_lines(outcome, spec)
+    lines = lambda_telemetry.log_lines(outcome, spec)
     try:
         telemetry.write_logs(
             region=target.region,
@@ -446,8 +453,8 @@ def _run(target: _Target, payload: bytes, request_id: str, context: str | None) 
     except Exception:  # noqa: BLE001 - the invoke's answer matters more than its log
         logger.exception("could not write the log of %s", request_id)
     failed = outcome.kind != "ok"
-    _put_metrics(
-        target,
+    lambda_telemetry.put_metrics(
+        target.metrics_key,
         [
             ("Invocations", 1.0, "Count"),
             ("Errors", 1.0 if failed else 0.0, "Count"),
@@ -490,96 +497,3 @@ def _max_retries(target: _Target) -> int:
         if "MaximumRetryAttempts" in config.config:
             return int(config.config["MaximumRetryAttempts"])
     return len(_EVENT_ERROR_DELAYS_S)
-
-
-# --- logs and metrics -----------------------------------------------------------------------
-
-
-def _log_lines(outcome: RunOutcome, spec: FunctionVersion) -> list[tuple[int, str]]:
-    now = int(time.time() * 1000)
-    start = now - int(outcome.duration_ms)
-    request_id = outcome.request_id
-    lines = list(outcome.pre_lines)
-    if outcome.kind == "init_error" and outcome.init_ms is not None:
-        lines.append(
-            (
-                start,
-                f"INIT_REPORT Init Duration: {outcome.init_ms:.2f} ms\tPhase: init\t"
-                f"Status: error\tError Type: {outcome.error_type}",
-            )
-        )
-    lines.append((start, f"START RequestId: {request_id} Version: {spec.version}"))
-    lines += outcome.lines
-    if outcome.kind == "exit":
-        message = json.loads(outcome.payload)["errorMessage"]
-        lines.append((now, f"{message}\nRuntime.ExitError"))
-    elif outcome.kind == "cannot_run":
-        message = json.loads(outcome.payload)["errorMessage"]
-        lines.append((now, f"RequestId: {request_id} Error: {message}\n{outcome.error_type}"))
-    lines.append((now, f"END RequestId: {request_id}"))
-    fields = [
-        f"REPORT RequestId: {request_id}",
-        f"Duration: {outcome.duration_ms:.2f} ms",
-        f"Billed Duration: {max(1, math.ceil(outcome.duration_ms))} ms",
-        f"Memory Size: {spec.memory_mb} MB",
-        f"Max Memory Used: {max(1, outcome.max_memory_mb)} MB",
-    ]
-    if outcome.init_ms is not None:
-        fields.append(f"Init Duration: {outcome.init_ms:.2f} ms")
-    if outcome.kind == "timeout":
-        fields.append("Status: timeout")
-    elif outcome.kind not in ("ok", "function_error"):
-        fields += ["Status: error", f"Error Type: {outcome.error_type}"]
-    lines.append((now, "\t".join(fields) + "\t"))
-    if outcome.kind == "timeout":
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-        lines.append(
-            (now, f"{stamp} {request_id} Task timed out after {spec.timeout_s:.2f} seconds")
-        )
-    # PutLogEvents wants chronological order.
-    ordered, last = [], 0
-    for ts, message in lines:
-        last = max(last, ts)
-        ordered.append((last, message))
-    return ordered
-
-
-def _dimension_sets(target: _Target) -> list[list[dict[str, str]]]:
-    name = [{"Name": "FunctionName", "Value": target.name}]
-    sets = [name]
-    if target.qualifier:
-        resource = [*name, {"Name": "Resource", "Value": f"{target.name}:{target.qualifier}"}]
-        sets.append(resource)
-        if target.alias:
-            sets.append([*resource, {"Name": "ExecutedVersion", "Value": target.spec.version}])
-    return sets
-
-
-def _put_metrics(
-    target: _Target,
-    values: list[tuple[str, float, str]],
-    *,
-    concurrency: tuple[int, int] | None = None,
-) -> None:
-    now = datetime.now(UTC)
-    data = [
-        {"MetricName": metric, "Dimensions": dims, "Value": value, "Unit": unit, "Timestamp": now}
-        for dims in _dimension_sets(target)
-        for metric, value, unit in values
-    ]
-    if concurrency is not None:
-        account, function = concurrency
-        for dims, value in (([], account), (_dimension_sets(target)[0], function)):
-            data.append(
-                {
-                    "MetricName": "ConcurrentExecutions",
-                    "Dimensions": dims,
-                    "Value": float(value),
-                    "Unit": "Count",
-                    "Timestamp": now,
-                }
-            )
-    try:
-        telemetry.put_metrics(region=target.region, namespace="AWS/Lambda", data=data)
-    except Exception:  # noqa: BLE001
-        logger.exception("could not write AWS/Lambda metrics for %s", target.name)
