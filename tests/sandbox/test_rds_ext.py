@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -18,7 +19,8 @@ pytestmark = pytest.mark.integration
 PG_HOST = os.environ.get("SANDBOX_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("SANDBOX_PG_PORT", "5432"))
 PG_USER = os.environ.get("SANDBOX_PG_USER", "postgres")
-VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
+# The AWS CLI installed beside the interpreter running the tests (the project venv).
+VENV_BIN = Path(sys.executable).parent
 
 
 def _rds(endpoint: str):
