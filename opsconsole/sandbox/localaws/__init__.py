@@ -4,11 +4,17 @@ One WSGI process (``python -m opsconsole.sandbox.localaws``). moto answers every
 the extensions in this package sit in front of it or inside its backends and add the
 behaviour a console needs to be tested against something faithful:
 
-- ``lambda_invoke`` / ``lambda_executor`` / ``runtime_api``: Invoke runs the function's
-  code (zip ``bootstrap`` through the Lambda Runtime API, Python handlers through
-  ``awslambdaric``), with timeouts, reserved concurrency, alias weights, logs and metrics;
-- ``apigw_proxy``: tenants' HTTP APIs answer real HTTP at ``/_aws/execute-api/<api-id>/``;
-- ``cloudwatch_ext``: percentile statistics and metric alarms evaluated every minute;
+- Lambda runs the function's code: ``lambda_invoke`` (the Invoke API, aliases and their
+  weights, throttling), ``lambda_executor`` (warm execution environments per version),
+  ``lambda_environment`` (one environment's process and what it sees), ``lambda_code``
+  (unpacked zips and layers), ``runtime_api`` (the Lambda Runtime API a ``bootstrap`` or
+  ``awslambdaric`` talks to), ``lambda_images`` (container images pushed here),
+  ``lambda_telemetry`` (START/END/REPORT logs and AWS/Lambda metrics);
+- ``apigw_proxy`` / ``apigw_routes`` / ``apigw_events``: tenants' HTTP APIs answer real HTTP
+  at ``/_aws/execute-api/<api-id>/`` (payload 1.0 and 2.0); ``apigw_endpoint``: the
+  ApiEndpoint each API reports is that address;
+- ``cloudwatch_ext`` / ``alarm_evaluator``: percentile statistics, and metric alarms
+  evaluated every minute as CloudWatch does;
 - ``rds_ext``: RDS endpoints are the local PostgreSQL's address, and creating an instance
   or cluster creates its master role and database there.
 

@@ -14,6 +14,12 @@ _CREDENTIAL_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
 
 
 def backend(service: str, region: str, account_id: str = ACCOUNT_ID) -> Any:
+    if service == "lambda":
+        # Without Docker moto keeps functions in the "lambda-simple" store; its own helper
+        # picks the store in use, get_backend("lambda") would find no functions.
+        from moto.awslambda.utils import get_backend as lambda_backend
+
+        return lambda_backend(account_id, region)
     return get_backend(service)[account_id][region]  # type: ignore[call-overload]
 
 
