@@ -20,6 +20,9 @@ def main(argv: list[str]) -> None:
     os.environ.setdefault("MOTO_PORT", str(args.port))
     os.environ.setdefault("MOTO_HOST", args.host)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if os.environ.get("LOCALAWS_LOG_REQUESTS", "") not in {"1", "true", "yes"}:
+        # A line per request costs more CPU than a warm invoke; ask for it when debugging.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     from moto.moto_server.threaded_moto_server import MotoRequestHandler
 
