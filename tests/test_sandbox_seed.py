@@ -126,6 +126,8 @@ def test_seed_twice_is_one_baseline(aws, settings):
         body = bodies[release.zip_key]
         assert release.zip_sha256 == hashlib.sha256(body).hexdigest()
         assert (release.runtime, release.handler) == ("python3.12", "app.handler")
+        assert (release.health_method, release.health_path) == ("GET", "/healthz")
+        assert (release.health_statuses, release.health_timeout_s) == ("200-299", 15)
         names_in_zip = zipfile.ZipFile(io.BytesIO(body)).namelist()
         assert {"app.py", "db.py", "web.py", "RELEASE", "pg8000/native.py"} <= set(names_in_zip)
         for migration in release.migrations.all():

@@ -39,6 +39,7 @@ POSTGRES_PORT = 5432
 SHARED_DB_CLASS = "db.t4g.medium"
 SHARED_DB_ENGINE_VERSION = "16.4"
 SHARED_DB_STORAGE_GB = 50
+DEMO_HEALTH_TIMEOUT_S = 15
 
 
 def _tags(component: str) -> dict[str, str]:
@@ -350,6 +351,12 @@ def _ensure_demo_release(
                 "architecture": "x86_64",
                 "memory_mb": 256,
                 "timeout_s": 30,
+                # Its own route; the check of a new version is its first request, so a cold
+                # start: Python, boto3 and the driver loaded, the secret read, a database
+                # connection opened. Allow for that on a busy sandbox machine.
+                "health_method": "GET",
+                "health_path": "/healthz",
+                "health_timeout_s": DEMO_HEALTH_TIMEOUT_S,
             },
         )
         if was_created:
