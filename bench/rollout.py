@@ -234,7 +234,7 @@ class Scheduler:
 
 
 def install(model: LambdaModel, scheduler: Scheduler | None, *, memory_mb: int) -> None:
-    from opsconsole.aws import lambda_
+    from opsconsole.aws import cloudwatch, lambda_
     from tenants.provisioning.health_check import HealthAnswer
 
     for attr in (
@@ -264,7 +264,7 @@ def install(model: LambdaModel, scheduler: Scheduler | None, *, memory_mb: int) 
         model._plain(),
         HealthAnswer(True, "GET /healthz answered 200", status=200),
     )[1]
-    pipeline.cloudwatch.describe_alarms = lambda names, region=None: (model._plain(), {})[1]
+    cloudwatch.describe_alarms = lambda names, region=None: (model._plain(), {})[1]
     DeploymentsReleaseSource.apply_schema = lambda self, tenant, version, on_status: (
         model._plain(),
         {"schema_version": 1},

@@ -31,11 +31,12 @@ class Release(models.Model):
     memory_mb = models.PositiveIntegerField(default=256)
     timeout_s = models.PositiveIntegerField(default=30)
     # The app's own health route, checked on each new version before traffic moves to it
-    # (docs/app-contract.md).
-    health_method = models.CharField(max_length=8, default="GET")
-    health_path = models.CharField(max_length=255, default="/healthz")
-    health_statuses = models.CharField(max_length=100, default="200-299")
-    health_timeout_s = models.PositiveSmallIntegerField(default=5)
+    # (docs/app-contract.md). The database has the defaults too: a console still running
+    # the previous code while this one rolls out can go on registering releases.
+    health_method = models.CharField(max_length=8, default="GET", db_default="GET")
+    health_path = models.CharField(max_length=255, default="/healthz", db_default="/healthz")
+    health_statuses = models.CharField(max_length=100, default="200-299", db_default="200-299")
+    health_timeout_s = models.PositiveSmallIntegerField(default=5, db_default=5)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL

@@ -37,7 +37,7 @@ from django.utils import timezone
 
 from deployments import watch
 from deployments.models import Deployment, DeploymentStatus, Rollout, Traffic
-from opsconsole.aws import cloudwatch, lambda_
+from opsconsole.aws import lambda_
 from opsconsole.aws.errors import AwsError
 from opsconsole.aws.rate_budget import BudgetTimeout, RateBudget, lambda_budget
 from opsconsole.core import rows
@@ -48,7 +48,6 @@ from tenants import naming, release_source
 from tenants.models import Tenant
 from tenants.provisioning import function as fn
 from tenants.provisioning import health_check as health
-from tenants.provisioning.alarms import alarm_names
 from tenants.release_source import ReleaseArtifact
 
 logger = logging.getLogger(__name__)
@@ -317,12 +316,6 @@ def step_health(job: Job, step) -> dict:
     return {"health": answer.message, "checked_version": new}
 
 
-def _alarms_firing(tenant: Tenant) -> list[str]:
-    names = alarm_names(tenant)
-    states = cloudwatch.describe_alarms(names=names, region=tenant.region)
-    return sorted(n for n, a in states.items() if a.get("StateValue") == "ALARM")
-
-
 def _versions(job: Job) -> tuple[str, str]:
     """(the version published for this deployment, the version the alias served before)."""
     return (
@@ -357,7 +350,7 @@ def step_traffic(job: Job, step) -> dict:
                 f"canary: {rollout.canary_percent}% on version {new}",
                 retry_in=min(30, rollout.canary_minutes * 60),
             )
-        firing = _alarms_firing(tenant)
+        firing = watch.alarms_firing(tenant)
         if firing:
             raise RuntimeError(f"Canary aborted: alarm {', '.join(firing)} in ALARM.")
         elapsed = (timezone.now() - deployment.canary_started_at).total_seconds()
