@@ -18,15 +18,20 @@ per tenant finds each function cold: ``cold_start_ms`` is the median of those re
 client latency; ``init_ms`` the median Init Duration of their REPORT lines.
 
 ``handler_p50_ms`` is the median REPORT Duration of the warm invocations (the app's own
-time, database included); ``overhead_p50_ms`` = ``p50_ms - handler_p50_ms``: what the
-local AWS (HTTP API, invoke, runtime API, worker process hand-off) adds. ``errors``
-counts 5xx answers and requests without an answer.
+time, database included). Twenty clients on two cores keep the machine saturated, so their
+latency is mostly the queue (about clients / rps); what the sandbox itself adds to a request
+is measured after, with one client alone for ``--solo-seconds`` (5):
+``solo_overhead_p50_ms`` = that client's p50 minus those invocations' median Duration (the
+HTTP API, the invoke, the Runtime API hand-off to the worker process and back). The CPU
+line splits the measured part's CPU time between the local AWS server, the function
+environments, PostgreSQL and the rest of the machine. ``errors`` counts 5xx answers and
+requests without an answer.
 
     python bench/sandbox_traffic.py [--tenants 10] [--clients 20] [--seconds 30]
 
 The last line is the summary: ``bench sandbox_traffic: tenants=N requests=N rps=N p50_ms=N
-p95_ms=N cold_start_ms=N errors=N handler_p50_ms=N overhead_p50_ms=N init_ms=N``.
-Databases and roles (``bench_traffic_*``) are dropped at the end and at the start.
+p95_ms=N cold_start_ms=N errors=N handler_p50_ms=N solo_p50_ms=N solo_overhead_p50_ms=N
+init_ms=N``. Databases and roles (``bench_traffic_*``) are dropped at the end and at the start.
 """
 
 from __future__ import annotations
@@ -281,11 +286,14 @@ def _drive(endpoint: str, tenants: list[dict], *, clients: int, seconds: float) 
     return results
 
 
-def _reports(endpoint: str, function: str) -> list[str]:
+def _reports(endpoint: str, function: str, *, since_ms: int = 0, until_ms: int = 0) -> list[str]:
+    """The function's REPORT lines written between ``since_ms`` and ``until_ms``."""
     logs = _client(endpoint, "logs")
     lines, token = [], None
     while True:
         kwargs = {"logGroupName": f"/aws/lambda/{function}", "filterPattern": "REPORT"}
+        if since_ms:
+            kwargs.update(startTime=since_ms, endTime=until_ms or int(time.time() * 1000) + 1)
         if token:
             kwargs["nextToken"] = token
         page = logs.filter_log_events(**kwargs)
@@ -295,27 +303,62 @@ def _reports(endpoint: str, function: str) -> list[str]:
             return lines
 
 
-def _cpu_seconds(pgid: int) -> tuple[float, float, float]:
-    """CPU seconds so far of (the local AWS server process, its function environments,
-    the whole machine)."""
+def _cpu_seconds(pgid: int) -> dict[str, dict[int, float]]:
+    """CPU seconds so far, by process, of the local AWS server, its function environments
+    and the PostgreSQL server's processes; and of the whole machine (pid 0)."""
     tick = os.sysconf("SC_CLK_TCK")
-    server = environments = 0.0
+    spent: dict[str, dict[int, float]] = {"server": {}, "environments": {}, "postgres": {}}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            name, rest = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)
         except OSError:
             continue
-        if int(fields[2]) != pgid:  # the process group, 5th field of stat
-            continue
-        spent = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
-        if int(entry) == pgid:
-            server += spent
-        else:
-            environments += spent
+        fields = rest.split()
+        used = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        pid = int(entry)
+        if int(fields[2]) == pgid:  # the process group, 5th field of stat
+            spent["server" if pid == pgid else "environments"][pid] = used
+        elif name.endswith("(postgres"):
+            spent["postgres"][pid] = used
     machine = sum(int(v) for v in Path("/proc/stat").read_text().split()[1:4]) / tick
-    return server, environments, machine
+    spent["machine"] = {0: machine}
+    spent["clients"] = {os.getpid(): sum(os.times()[:2])}
+    return spent
+
+
+def _cpu_used(before: dict, after: dict) -> dict[str, float]:
+    """What each part used between two snapshots (processes that ended meanwhile are not
+    counted; ones that started are counted whole)."""
+    return {
+        part: sum(used - before[part].get(pid, 0.0) for pid, used in after[part].items())
+        for part in after
+    }
+
+
+def _measure(endpoint: str, tenants: list[dict], server_pid: int, *, clients: int, seconds: float):
+    """(results, warm REPORT durations, init durations, CPU seconds by part, wall seconds)
+    of ``clients`` clients for ``seconds``."""
+    since_ms = int(time.time() * 1000) + 1
+    cpu_before = _cpu_seconds(server_pid)
+    started = time.perf_counter()
+    results = _drive(endpoint, tenants, clients=clients, seconds=seconds)
+    wall = time.perf_counter() - started
+    cpu_after = _cpu_seconds(server_pid)
+    # An invocation's REPORT is written when it ends: within the phase, every one it sent.
+    until_ms = int(time.time() * 1000)
+    reports = [
+        line
+        for t in tenants
+        for line in _reports(endpoint, t["function"], since_ms=since_ms, until_ms=until_ms)
+    ]
+    warm = [
+        float(m.group(1)) for r in reports if not _INIT.search(r) and (m := _DURATION.search(r))
+    ]
+    inits = [float(m.group(1)) for r in reports if (m := _INIT.search(r))]
+    cpu = _cpu_used(cpu_before, cpu_after)
+    return results, warm, inits, cpu, wall
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -332,6 +375,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument(
         "--warmup", type=float, default=10, help="seconds of the same load first, not counted"
+    )
+    parser.add_argument(
+        "--solo-seconds", type=float, default=5, help="then one client alone, this long"
     )
     args = parser.parse_args()
 
@@ -359,26 +405,23 @@ def main() -> None:
             if status != 200:
                 raise SystemExit(f"{tenant['function']}: first request answered {status}")
             cold.append(ms)
+        cold_inits = [
+            float(m.group(1))
+            for t in tenants
+            for r in _reports(endpoint, t["function"])
+            if (m := _INIT.search(r))
+        ]
 
         # The same load for a while first: every environment the load needs is started
         # (each a cold start of its own) before the measured part.
         warmup = _drive(endpoint, tenants, clients=args.clients, seconds=args.warmup)
-        before = {t["function"]: len(_reports(endpoint, t["function"])) for t in tenants}
-        cpu_before, own_before = _cpu_seconds(server.pid), os.times()
-        started = time.perf_counter()
-        results = _drive(endpoint, tenants, clients=args.clients, seconds=args.seconds)
-        wall = time.perf_counter() - started
-        cpu_after, own_after = _cpu_seconds(server.pid), os.times()
-
-        reports = [
-            line
-            for t in tenants
-            for line in _reports(endpoint, t["function"])[before[t["function"]] :]
-        ]
-        warm = [
-            float(m.group(1)) for r in reports if not _INIT.search(r) and (m := _DURATION.search(r))
-        ]
-        inits = [float(m.group(1)) for r in reports if (m := _INIT.search(r))]
+        results, warm, inits, cpu, wall = _measure(
+            endpoint, tenants, server.pid, clients=args.clients, seconds=args.seconds
+        )
+        # One client alone: latency without a queue, what the sandbox adds to each request.
+        solo, solo_warm, _, _, _ = _measure(
+            endpoint, tenants, server.pid, clients=1, seconds=args.solo_seconds
+        )
     finally:
         services.stop_process(server)
         _drop_databases()
@@ -390,30 +433,36 @@ def main() -> None:
         statuses[str(status)] = statuses.get(str(status), 0) + 1
     p50, p95 = _percentile(latencies, 0.5), _percentile(latencies, 0.95)
     handler_p50 = statistics.median(warm) if warm else 0.0
+    solo_p50 = _percentile([ms for *_, status, ms in solo if status is not None], 0.5)
+    solo_handler_p50 = statistics.median(solo_warm) if solo_warm else 0.0
+    n = max(1, len(results))
+    others = cpu["machine"] - cpu["server"] - cpu["environments"] - cpu["postgres"]
     print(
         f"warm-up: {len(warmup)} requests; measured: statuses {dict(sorted(statuses.items()))}, "
         f"{len(warm)} warm invocations and {len(inits)} cold starts reported"
     )
-    server_s, envs_s, machine_s = (b - a for a, b in zip(cpu_before, cpu_after, strict=True))
-    clients_s = (own_after.user + own_after.system) - (own_before.user + own_before.system)
     print(
-        f"CPU over the measured {wall:.0f} s ({os.cpu_count()} cores): local AWS server "
-        f"{server_s:.1f} s, function environments {envs_s:.1f} s, these clients "
-        f"{clients_s:.1f} s, everything else (PostgreSQL...) "
-        f"{max(0.0, machine_s - server_s - envs_s - clients_s):.1f} s; per request: server "
-        f"{server_s / max(1, len(results)) * 1000:.1f} ms, environment "
-        f"{envs_s / max(1, len(results)) * 1000:.1f} ms"
+        f"CPU over the measured {wall:.0f} s ({os.cpu_count()} cores, {2 * wall:.0f} s in all): "
+        f"local AWS server {cpu['server']:.1f} s, function environments "
+        f"{cpu['environments']:.1f} s, PostgreSQL {cpu['postgres']:.1f} s, these clients "
+        f"{cpu['clients']:.1f} s, everything else on the machine "
+        f"{max(0.0, others - cpu['clients']):.1f} s; per request: server "
+        f"{cpu['server'] / n * 1000:.2f} ms, environment {cpu['environments'] / n * 1000:.2f} "
+        f"ms, PostgreSQL {cpu['postgres'] / n * 1000:.2f} ms"
     )
     print(
         f"client p99 {_percentile(latencies, 0.99):.1f} ms; handler p95 "
-        f"{_percentile(warm, 0.95):.1f} ms; cold starts {', '.join(f'{c:.0f}' for c in cold)} ms"
+        f"{_percentile(warm, 0.95):.1f} ms; cold starts {', '.join(f'{c:.0f}' for c in cold)} ms; "
+        f"one client alone: {len(solo)} requests, p50 {solo_p50:.1f} ms, handler p50 "
+        f"{solo_handler_p50:.1f} ms"
     )
     print(
         f"bench sandbox_traffic: tenants={args.tenants} requests={len(results)} "
         f"rps={len(results) / wall:.0f} p50_ms={p50:.1f} p95_ms={p95:.1f} "
         f"cold_start_ms={statistics.median(cold):.0f} errors={errors} "
-        f"handler_p50_ms={handler_p50:.1f} overhead_p50_ms={p50 - handler_p50:.1f} "
-        f"init_ms={statistics.median(inits) if inits else 0:.0f}"
+        f"handler_p50_ms={handler_p50:.1f} solo_p50_ms={solo_p50:.1f} "
+        f"solo_overhead_p50_ms={solo_p50 - solo_handler_p50:.1f} "
+        f"init_ms={statistics.median(cold_inits) if cold_inits else 0:.0f}"
     )
 
 
