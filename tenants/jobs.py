@@ -32,7 +32,7 @@ PROVISION_STEPS = [
     ("schema", "Database schema of the release", step_schema),
     ("api", "HTTP API", step_api),
     ("alarms", "Alarms", step_alarms),
-    ("verify", "Verify: health invoke", step_verify),
+    ("verify", "Verify: the release's health route", step_verify),
 ]
 
 
