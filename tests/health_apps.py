@@ -11,13 +11,42 @@ Mangum's answer is what the console judges. A tenant's app can be broken on purp
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from mangum import Mangum
 
 from opsconsole.aws import lambda_
+
+
+def call_mangum(handler: Mangum, event: dict, context: Any) -> dict:
+    """Run a Mangum handler in a thread with an event loop of its own.
+
+    Mangum drives the app with the thread's event loop; the browser tests' Playwright (sync
+    API, session-scoped) keeps a loop running in the main thread for the rest of the
+    session, where Mangum would fail with "This event loop is already running".
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            outcome["answer"] = handler(event, context)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            outcome["error"] = exc
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, name="mangum")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["answer"]
 
 
 @dataclass
@@ -71,7 +100,7 @@ class HealthApps:
             await send({"type": "http.response.body", "body": body.encode()})
 
         try:
-            answer = Mangum(app, lifespan="off")(payload, _Context(name, qualifier))
+            answer = call_mangum(Mangum(app, lifespan="off"), payload, _Context(name, qualifier))
         except Exception as exc:  # noqa: BLE001 - what Lambda reports for an unhandled error
             error = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
             return 200, json.dumps(error), "Unhandled"

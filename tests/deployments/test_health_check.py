@@ -24,6 +24,7 @@ from tenants import naming, resources
 from tenants.provisioning import health_check
 from tenants.provisioning.health_check import ApiShape, health_event, judge
 from tenants.release_source import HealthCheck
+from tests.health_apps import call_mangum
 from tests.tenants.conftest import make_tenant
 
 SHAPE = {
@@ -60,9 +61,8 @@ def asgi_app(seen: list, status: int = 200, body: bytes = b'{"status": "ok"}'):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_mangum_routes_the_event_to_the_apps_health_route(fmt):
     seen: list = []
-    answer = Mangum(asgi_app(seen), lifespan="off")(
-        event(fmt, HealthCheck(path="/healthz?deep=1")), None
-    )
+    request = event(fmt, HealthCheck(path="/healthz?deep=1"))
+    answer = call_mangum(Mangum(asgi_app(seen), lifespan="off"), request, None)
     [scope] = seen
     assert (scope["method"], scope["path"]) == ("GET", "/healthz")
     assert scope["query_string"] == b"deep=1"
@@ -79,7 +79,7 @@ def test_mangum_routes_the_event_to_the_apps_health_route(fmt):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_mangum_apps_failure_is_the_apps_own_status_and_body(fmt):
     app = asgi_app([], status=500, body=b'{"error": "db down"}')
-    answer = Mangum(app, lifespan="off")(event(fmt), None)
+    answer = call_mangum(Mangum(app, lifespan="off"), event(fmt), None)
     verdict = judge(HealthCheck(), fmt, raw=json.dumps(answer))
     assert not verdict.healthy and verdict.status == 500
     assert verdict.message == 'GET /healthz answered 500: {"error": "db down"}'
