@@ -21,6 +21,7 @@ from opsconsole.jobs.models import JobStatus, StepStatus
 from opsconsole.jobs.services import job_create, job_execute
 from opsconsole.sandbox import demo_release
 from opsconsole.sandbox.seed import sandbox_seed
+from tenants import release_source
 
 pytestmark = pytest.mark.django_db
 
@@ -116,10 +117,13 @@ def test_seed_twice_is_one_baseline(aws, settings):
         assert obj["Key"] == f"releases/sha256/{hashlib.sha256(body).hexdigest()}.zip"
         bodies[obj["Key"]] = body
 
-    # The console DB: the three demo releases in version order, with their migrations.
+    # The console DB: the three demo releases with their migrations, the broken one
+    # registered before 2026.12.0-demo so the newest (a new tenant's) release works.
     releases = list(Release.objects.order_by("created_at", "id"))
-    assert [r.version for r in releases] == list(demo_release.DEMO_VERSIONS)
-    assert first["releases"] == list(demo_release.DEMO_VERSIONS)
+    order = ["2026.11.0-demo", "2026.12.1-demo-broken", "2026.12.0-demo"]
+    assert [r.version for r in releases] == order
+    assert first["releases"] == order
+    assert release_source.get().newest_version() == "2026.12.0-demo"
     assert releases[0].pk == first["release_id"]
     for release in releases:
         assert (release.artifact_type, release.zip_bucket) == ("zip", bucket)
@@ -146,8 +150,8 @@ def test_seed_registers_the_first_demo_release_unless_asked_for_more(aws):
 
     later = sandbox_seed(releases=ALL)
 
-    assert later["releases"] == list(ALL)
-    assert later["created"][-2:] == ["release 2026.12.0-demo", "release 2026.12.1-demo-broken"]
+    assert later["releases"] == ["2026.11.0-demo", "2026.12.1-demo-broken", "2026.12.0-demo"]
+    assert later["created"][-2:] == ["release 2026.12.1-demo-broken", "release 2026.12.0-demo"]
     with pytest.raises(ValueError, match="No demo release"):
         sandbox_seed(releases=["1.0"])
 
@@ -223,7 +227,7 @@ def test_command_prints_the_summary(aws):
 
     text = out.getvalue()
     assert "nothing new" in text
-    assert f"releases   {', '.join(ALL)} (zip)" in text
+    assert "releases   2026.11.0-demo, 2026.12.1-demo-broken, 2026.12.0-demo (zip)" in text
     assert Release.objects.count() == 3
     assert "password" not in text
     assert err.getvalue() == ""

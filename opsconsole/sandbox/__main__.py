@@ -118,7 +118,7 @@ def run() -> None:
             children.append(("sandbox AWS", local_aws))
         _manage("migrate", "--noinput", env=env)
         if sandbox:
-            _say("seeding the sandbox AWS account (VPC, shared database, ECR, S3, demo release)")
+            _say("seeding the sandbox AWS account (VPC, shared database, ECR, S3, demo releases)")
             _manage("sandbox_seed", env=env)
         _manage("ensure_admin", env=env)
 

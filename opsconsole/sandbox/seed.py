@@ -46,6 +46,12 @@ def _tags(component: str) -> dict[str, str]:
     return {**MANAGED_TAGS, "Component": component}
 
 
+# The broken release is registered before 2026.12.0-demo: a new tenant starts on the
+# newest registered release, and that must be a working one. The broken one is there to be
+# deployed (a rollout halted at its canary), never to start a tenant on.
+REGISTRATION_ORDER = ("2026.11.0-demo", "2026.12.1-demo-broken", "2026.12.0-demo")
+
+
 def sandbox_seed(*, region: str | None = None, releases: Sequence[str] = (DEMO_VERSION,)) -> dict:
     """Make sure the sandbox account has the baseline and the demo ``releases``; say what
     it has.
@@ -66,8 +72,7 @@ def sandbox_seed(*, region: str | None = None, releases: Sequence[str] = (DEMO_V
     region = region or settings.AWS_REGION
     created: list[str] = []
     warnings: list[str] = []
-    # In version order: the newest registered is the newest version.
-    demos = [build_demo_release(v) for v in DEMO_VERSIONS if v in releases]
+    demos = [build_demo_release(v) for v in REGISTRATION_ORDER if v in releases]
     if not demos:
         raise ValueError(f"No demo release among {releases}; they are {DEMO_VERSIONS}.")
 
