@@ -16,19 +16,17 @@ result; callers (onboarding, a deployment step, a Celery task) record it. One ru
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 import psycopg
-from django.conf import settings
 
 from deployments.migration_files import (
     MigrationSpec,
@@ -36,6 +34,13 @@ from deployments.migration_files import (
     UnterminatedSql,
     line_and_column,
     split_statements,
+)
+from deployments.migration_slots import (
+    APPLICATION_NAME,
+    ServerSlots,
+    SlotUnavailable,
+    advisory_key,
+    setting,
 )
 from opsconsole.aws.errors import AwsError
 from opsconsole.aws.secrets import get_secret_json
@@ -46,33 +51,10 @@ logger = logging.getLogger(__name__)
 StatusCallback = Callable[[str], None]
 
 HISTORY_TABLE = "opsconsole_schema_history"
-APPLICATION_NAME = "opsconsole-migrate"
-
-# Defaults of the settings read below (settings.py may override each from the environment).
-DEFAULTS: dict[str, int | str] = {
-    "TENANT_MIGRATIONS_PER_SERVER": 4,
-    "TENANT_MIGRATION_SLOT_WAIT_S": 300,
-    "TENANT_MIGRATION_CONNECT_TIMEOUT_S": 5,
-    "TENANT_MIGRATION_RESUME_WAIT_S": 30,
-    "TENANT_MIGRATION_LOCK_WAIT_S": 120,
-    "TENANT_MIGRATION_LOCK_TIMEOUT_MS": 5_000,
-    "TENANT_MIGRATION_STATEMENT_TIMEOUT_MS": 300_000,
-    "TENANT_DB_SSLMODE": "prefer",
-}
-
-
-def _setting(name: str) -> Any:
-    return getattr(settings, name, DEFAULTS[name])
-
-
-def _advisory_key(text: str) -> int:
-    """A stable signed 64-bit key for pg_advisory_lock, derived from a name."""
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
-
 
 # Advisory locks are scoped to one database, so one fixed key serves every tenant database,
 # including many tenant databases on one shared instance.
-MIGRATION_LOCK_KEY = _advisory_key("opsconsole:tenant-migrations")
+MIGRATION_LOCK_KEY = advisory_key("opsconsole:tenant-migrations")
 
 
 # --- inputs and results ------------------------------------------------------------------
@@ -208,141 +190,6 @@ class _Abort(Exception):
         self.error = error
 
 
-# --- the semaphore per database server ----------------------------------------------------
-
-
-class SlotUnavailable(Exception):
-    """No slot within the wait, or the console database could not be reached."""
-
-
-class ServerSlots:
-    """At most ``limit`` holders per server key, across processes and machines.
-
-    Each slot is a session-level PostgreSQL advisory lock on the console's own database,
-    taken with pg_try_advisory_lock on a connection opened for that purpose. Why this and
-    not Redis: the lock belongs to the connection, so PostgreSQL frees the slot as soon as
-    its holder is gone, however the worker died (killed Celery child, OOM, lost machine once
-    TCP keepalive notices). A Redis semaphore needs a TTL longer than the slowest migration
-    plus renewal while it runs; get either wrong and the limit breaks or a dead worker's
-    slot stays taken. Every worker already reaches the console database; the cost is one
-    idle console connection per running migration. That connection must be direct or
-    session-pooled (a transaction-pooling PgBouncer would hand the lock to someone else),
-    which is why it is not Django's connection.
-    """
-
-    def __init__(
-        self,
-        *,
-        limit: int | None = None,
-        wait_s: float | None = None,
-        poll_s: float = 0.2,
-        console_kwargs: dict[str, Any] | None = None,
-    ):
-        self._limit = limit
-        self._wait_s = wait_s
-        self.poll_s = poll_s
-        self._console_kwargs = console_kwargs
-
-    @property
-    def limit(self) -> int:
-        return int(
-            self._limit if self._limit is not None else _setting("TENANT_MIGRATIONS_PER_SERVER")
-        )
-
-    @staticmethod
-    def slot_key(server_key: str, slot: int) -> int:
-        return _advisory_key(f"opsconsole:migration-slot:{server_key}:{slot}")
-
-    @contextmanager
-    def hold(
-        self, server_key: str, *, on_wait: Callable[[], None] | None = None
-    ) -> Iterator[int | None]:
-        """Wait for a free slot on the server, hold it for the block. Yields its number."""
-        limit = self.limit
-        if limit <= 0:  # no limit configured
-            yield None
-            return
-        wait_s = float(
-            self._wait_s if self._wait_s is not None else _setting("TENANT_MIGRATION_SLOT_WAIT_S")
-        )
-        kwargs = self._console_kwargs or console_connection_kwargs()
-        try:
-            conn = psycopg.connect(
-                **kwargs, autocommit=True, application_name=f"{APPLICATION_NAME}-slot"
-            )
-        except psycopg.Error as exc:
-            raise SlotUnavailable(f"cannot reach the console database for slots: {exc}") from exc
-        with conn:
-            slot = self._acquire(conn, server_key, limit, wait_s, on_wait)
-            try:
-                yield slot
-            finally:
-                # Closing the connection frees the lock anyway; unlocking is a courtesy.
-                with suppress(psycopg.Error):
-                    conn.execute("SELECT pg_advisory_unlock(%s)", [self.slot_key(server_key, slot)])
-
-    def _acquire(
-        self,
-        conn: psycopg.Connection,
-        server_key: str,
-        limit: int,
-        wait_s: float,
-        on_wait: Callable[[], None] | None,
-    ) -> int:
-        deadline = time.monotonic() + wait_s
-        keys = [self.slot_key(server_key, slot) for slot in range(limit)]
-        told = False
-        try:
-            while True:
-                # Start at a random slot so waiters do not all hammer slot 0 first.
-                first = random.randrange(limit)
-                for slot in [*range(first, limit), *range(first)]:
-                    row = conn.execute("SELECT pg_try_advisory_lock(%s)", [keys[slot]]).fetchone()
-                    if row and row[0]:
-                        return slot
-                if not told and on_wait:
-                    on_wait()
-                    told = True
-                if time.monotonic() >= deadline:
-                    raise SlotUnavailable(
-                        f"all {limit} migration slots on {server_key} stayed busy for "
-                        f"{wait_s:g} s; try again later"
-                    )
-                time.sleep(self.poll_s * (0.5 + random.random()))
-        except psycopg.Error as exc:
-            raise SlotUnavailable(f"console database error while taking a slot: {exc}") from exc
-
-
-_DJANGO_ONLY_OPTIONS = {
-    "isolation_level",
-    "server_side_binding",
-    "assume_role",
-    "pool",
-    "cursor_factory",
-    "context",
-    "prepare_threshold",
-}
-
-
-def console_connection_kwargs() -> dict[str, Any]:
-    """psycopg.connect() keywords for the console's database (as Django is configured)."""
-    from django.db import connections
-
-    conf = connections["default"].settings_dict
-    kwargs: dict[str, Any] = {
-        "dbname": conf.get("NAME"),
-        "user": conf.get("USER"),
-        "password": conf.get("PASSWORD"),
-        "host": conf.get("HOST"),
-        "port": conf.get("PORT"),
-    }
-    kwargs = {key: value for key, value in kwargs.items() if value not in (None, "")}
-    for key, value in (conf.get("OPTIONS") or {}).items():
-        if key not in _DJANGO_ONLY_OPTIONS:
-            kwargs[key] = value
-    return kwargs
-
-
 # --- connecting ---------------------------------------------------------------------------
 
 # Errors seen while a paused Aurora Serverless v2 cluster wakes up (or a server restarts):
@@ -406,8 +253,8 @@ def _credentials(target: DatabaseTarget) -> _Credentials:
 
 def _open(creds: _Credentials, report: StatusCallback) -> psycopg.Connection:
     """Connect, retrying with backoff while the database is resuming (bounded)."""
-    connect_timeout = max(2, int(_setting("TENANT_MIGRATION_CONNECT_TIMEOUT_S")))
-    budget = float(_setting("TENANT_MIGRATION_RESUME_WAIT_S"))
+    connect_timeout = max(2, int(setting("TENANT_MIGRATION_CONNECT_TIMEOUT_S")))
+    budget = float(setting("TENANT_MIGRATION_RESUME_WAIT_S"))
     kwargs: dict[str, Any] = {
         "host": creds.host,
         "port": creds.port,
@@ -415,7 +262,7 @@ def _open(creds: _Credentials, report: StatusCallback) -> psycopg.Connection:
         "user": creds.user,
         "connect_timeout": connect_timeout,
         "application_name": APPLICATION_NAME,
-        "sslmode": _setting("TENANT_DB_SSLMODE"),
+        "sslmode": setting("TENANT_DB_SSLMODE"),
         "autocommit": True,
         # No server-side prepared statements: safe behind RDS Proxy and PgBouncer.
         "prepare_threshold": None,
@@ -469,7 +316,7 @@ def _take_migration_lock(conn: psycopg.Connection, dbname: str, report: StatusCa
     if row and row[0]:
         return
     report("waiting for another migration run on this database")
-    wait_s = int(_setting("TENANT_MIGRATION_LOCK_WAIT_S"))
+    wait_s = int(setting("TENANT_MIGRATION_LOCK_WAIT_S"))
     # pg_advisory_lock waits are bounded by lock_timeout; PostgreSQL wakes us as soon as
     # the other run releases the lock (or its connection ends).
     conn.execute("SELECT set_config('lock_timeout', %s, false)", [f"{wait_s * 1000}"])
@@ -494,8 +341,8 @@ def _set_timeouts(conn: psycopg.Connection) -> None:
     conn.execute(
         "SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false)",
         [
-            str(int(_setting("TENANT_MIGRATION_LOCK_TIMEOUT_MS"))),
-            str(int(_setting("TENANT_MIGRATION_STATEMENT_TIMEOUT_MS"))),
+            str(int(setting("TENANT_MIGRATION_LOCK_TIMEOUT_MS"))),
+            str(int(setting("TENANT_MIGRATION_STATEMENT_TIMEOUT_MS"))),
         ],
     )
 
