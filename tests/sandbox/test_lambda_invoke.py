@@ -247,6 +247,8 @@ def test_alias_routing_weights_split_invokes(aws):
     assert aws.metric_sum("Invocations", resource) == 1000
     assert aws.metric_sum("Invocations", {**resource, "ExecutedVersion": "2"}) == versions["2"]
     assert aws.metric_sum("Invocations", {"FunctionName": name}) == 1000
+    # The health page charts the alias's concurrency.
+    assert aws.metric_sum("ConcurrentExecutions", resource) >= 1000
 
 
 def test_cold_start_then_warm_reuse(aws):

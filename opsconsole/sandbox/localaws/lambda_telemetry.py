@@ -103,7 +103,10 @@ def put_metrics(
     ]
     if concurrency is not None:
         account, function = concurrency
-        for dims, value in (([], account), (_dimension_sets(target)[0], function)):
+        # As Lambda reports it: for the account, and for the function, version and alias
+        # (here the function's count stands for its versions' and aliases').
+        per_function = [(dims, function) for dims in _dimension_sets(target)]
+        for dims, value in [([], account), *per_function]:
             data.append(
                 {
                     "MetricName": "ConcurrentExecutions",
