@@ -37,6 +37,10 @@ class Release(models.Model):
     health_path = models.CharField(max_length=255, default="/healthz", db_default="/healthz")
     health_statuses = models.CharField(max_length=100, default="200-299", db_default="200-299")
     health_timeout_s = models.PositiveSmallIntegerField(default=5, db_default=5)
+    # The release an operator chose for new tenants (at most one); without a choice they
+    # start on the newest registered. A team registers a release before it is proven:
+    # the newest is not always the one to start a customer on.
+    starts_new_tenants = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -44,6 +48,13 @@ class Release(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["starts_new_tenants"],
+                condition=models.Q(starts_new_tenants=True),
+                name="one_release_starts_new_tenants",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.version

@@ -274,3 +274,14 @@ def release_is_deployed(release: Release) -> bool:
     return Tenant.objects.filter(current_release=release.version).exists() or (
         release.rollouts.exists()
     )
+
+
+def release_start_new_tenants_on(release: Release) -> None:
+    """New tenants start on ``release`` from now on. The partial unique index admits one
+    chosen release, so the old choice is cleared first, in the same transaction."""
+    with transaction.atomic():
+        Release.objects.filter(starts_new_tenants=True).exclude(pk=release.pk).update(
+            starts_new_tenants=False
+        )
+        Release.objects.filter(pk=release.pk).update(starts_new_tenants=True)
+    release.starts_new_tenants = True

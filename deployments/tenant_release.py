@@ -119,7 +119,8 @@ def release_artifact(release: Release) -> ReleaseArtifact:
 class DeploymentsReleaseSource:
     def newest_version(self) -> str | None:
         """The release a new tenant starts on: the one a fleet-wide rollout is putting on
-        every tenant right now, else the newest registered (docs/rollouts.md)."""
+        every tenant right now, else the one an operator chose for new tenants, else the
+        newest registered (docs/rollouts.md)."""
         from deployments.models import Rollout, RolloutStatus
 
         rolling = (
@@ -132,6 +133,10 @@ class DeploymentsReleaseSource:
         )
         if rolling:
             return rolling
+        chosen = Release.objects.filter(starts_new_tenants=True).values_list("version", flat=True)
+        chosen = chosen.first()
+        if chosen:
+            return chosen
         return (
             Release.objects.order_by("-created_at", "-id").values_list("version", flat=True).first()
         )

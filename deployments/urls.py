@@ -8,6 +8,11 @@ urlpatterns = [
     path("releases/new/", views.release_new, name="release_new"),
     path("releases/<str:version>/", views.release_detail, name="release_detail"),
     path("releases/<str:version>/deploy/", views.rollout_new, name="rollout_new"),
+    path(
+        "releases/<str:version>/start-new-tenants/",
+        views.release_start_new_tenants,
+        name="release_start_new_tenants",
+    ),
     path("rollouts/", views.rollout_list, name="rollout_list"),
     path("rollouts/<int:rollout_id>/", views.rollout_detail, name="rollout_detail"),
     path("rollouts/<int:rollout_id>/live/", views.rollout_live, name="rollout_live"),

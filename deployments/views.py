@@ -9,7 +9,12 @@ from django_htmx.http import HttpResponseStopPolling
 from deployments import rollouts
 from deployments.forms import ReleaseForm, RolloutForm
 from deployments.models import Release, Rollout, RolloutStatus
-from deployments.releases import ReleaseRefused, release_is_deployed, release_register
+from deployments.releases import (
+    ReleaseRefused,
+    release_is_deployed,
+    release_register,
+    release_start_new_tenants_on,
+)
 from deployments.rollouts import RolloutRefused
 from opsconsole.accounts.access import operator_required, viewer_required
 from opsconsole.audit.services import audit_record
@@ -54,11 +59,24 @@ def release_detail(request: HttpRequest, version: str) -> HttpResponse:
             "migrations": release.migrations.all(),
             "rollouts": release.rollouts.all()[:10],
             "deployed": release_is_deployed(release),
+            "chosen_for_new_tenants": Release.objects.filter(starts_new_tenants=True)
+            .values_list("version", flat=True)
+            .first(),
             "push_job": Job.objects.filter(kind="release_push", subject_id=release.version)
             .prefetch_related("steps")
             .first(),
         },
     )
+
+
+@operator_required
+@require_POST
+def release_start_new_tenants(request: HttpRequest, version: str) -> HttpResponse:
+    release = get_object_or_404(Release, version=version)
+    release_start_new_tenants_on(release)
+    audit_record(request=request, action="release.start_new_tenants", obj=release)
+    messages.success(request, f"New tenants start on {release.version} from now on.")
+    return redirect("deployments:release_detail", version=release.version)
 
 
 @operator_required

@@ -123,7 +123,9 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": "plan=enterprise"}),
         help_text="key=value, one per line; rollouts can target tags.",
     )
-    release = forms.ChoiceField(required=False, help_text="Default: the newest release.")
+    release = forms.ChoiceField(
+        required=False, help_text="Default: the release new tenants start on (see Releases)."
+    )
     form_token = forms.CharField(widget=forms.HiddenInput, required=False)
 
     class Meta:

@@ -117,14 +117,14 @@ def test_seed_twice_is_one_baseline(aws, settings):
         assert obj["Key"] == f"releases/sha256/{hashlib.sha256(body).hexdigest()}.zip"
         bodies[obj["Key"]] = body
 
-    # The console DB: the three demo releases with their migrations, the broken one
-    # registered before 2026.12.0-demo so the newest (a new tenant's) release works.
+    # The console DB: the three demo releases in version order, with their migrations.
     releases = list(Release.objects.order_by("created_at", "id"))
-    order = ["2026.11.0-demo", "2026.12.1-demo-broken", "2026.12.0-demo"]
-    assert [r.version for r in releases] == order
-    assert first["releases"] == order
-    assert release_source.get().newest_version() == "2026.12.0-demo"
+    assert [r.version for r in releases] == list(demo_release.DEMO_VERSIONS)
+    assert first["releases"] == list(demo_release.DEMO_VERSIONS)
     assert releases[0].pk == first["release_id"]
+    # The newest is broken on purpose: new tenants start on the working one before it.
+    assert [r.version for r in releases if r.starts_new_tenants] == ["2026.12.0-demo"]
+    assert release_source.get().newest_version() == "2026.12.0-demo"
     for release in releases:
         assert (release.artifact_type, release.zip_bucket) == ("zip", bucket)
         body = bodies[release.zip_key]
@@ -150,8 +150,12 @@ def test_seed_registers_the_first_demo_release_unless_asked_for_more(aws):
 
     later = sandbox_seed(releases=ALL)
 
-    assert later["releases"] == ["2026.11.0-demo", "2026.12.1-demo-broken", "2026.12.0-demo"]
-    assert later["created"][-2:] == ["release 2026.12.1-demo-broken", "release 2026.12.0-demo"]
+    assert later["releases"] == list(ALL)
+    assert later["created"][-3:] == [
+        "release 2026.12.0-demo",
+        "release 2026.12.1-demo-broken",
+        "new tenants start on 2026.12.0-demo",
+    ]
     with pytest.raises(ValueError, match="No demo release"):
         sandbox_seed(releases=["1.0"])
 
@@ -227,7 +231,7 @@ def test_command_prints_the_summary(aws):
 
     text = out.getvalue()
     assert "nothing new" in text
-    assert "releases   2026.11.0-demo, 2026.12.1-demo-broken, 2026.12.0-demo (zip)" in text
+    assert f"releases   {', '.join(ALL)} (zip)" in text
     assert Release.objects.count() == 3
     assert "password" not in text
     assert err.getvalue() == ""

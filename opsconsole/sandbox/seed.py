@@ -21,6 +21,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
 from deployments.models import ArtifactType, Release, ReleaseMigration
+from deployments.releases import release_start_new_tenants_on
 from opsconsole.aws import ec2, ecr, rds, s3, secrets
 from opsconsole.sandbox.demo_release import (
     DEMO_VERSION,
@@ -46,10 +47,10 @@ def _tags(component: str) -> dict[str, str]:
     return {**MANAGED_TAGS, "Component": component}
 
 
-# The broken release is registered before 2026.12.0-demo: a new tenant starts on the
-# newest registered release, and that must be a working one. The broken one is there to be
-# deployed (a rollout halted at its canary), never to start a tenant on.
-REGISTRATION_ORDER = ("2026.11.0-demo", "2026.12.1-demo-broken", "2026.12.0-demo")
+# New tenants start on this one when the seed registers it and no operator chose another:
+# the newest demo release is broken on purpose (to be deployed and halted at its canary),
+# never one to start a customer on.
+START_NEW_TENANTS_ON = "2026.12.0-demo"
 
 
 def sandbox_seed(*, region: str | None = None, releases: Sequence[str] = (DEMO_VERSION,)) -> dict:
@@ -72,7 +73,8 @@ def sandbox_seed(*, region: str | None = None, releases: Sequence[str] = (DEMO_V
     region = region or settings.AWS_REGION
     created: list[str] = []
     warnings: list[str] = []
-    demos = [build_demo_release(v) for v in REGISTRATION_ORDER if v in releases]
+    # In version order: the newest registered is the newest version.
+    demos = [build_demo_release(v) for v in DEMO_VERSIONS if v in releases]
     if not demos:
         raise ValueError(f"No demo release among {releases}; they are {DEMO_VERSIONS}.")
 
@@ -84,6 +86,10 @@ def sandbox_seed(*, region: str | None = None, releases: Sequence[str] = (DEMO_V
         _ensure_demo_release(demo=d, bucket=artifact["bucket"], created=created, warnings=warnings)
         for d in demos
     ]
+    start_on = next((r for r in registered if r.version == START_NEW_TENANTS_ON), None)
+    if start_on is not None and not Release.objects.filter(starts_new_tenants=True).exists():
+        release_start_new_tenants_on(start_on)
+        created.append(f"new tenants start on {start_on.version}")
 
     summary = {
         "region": region,
