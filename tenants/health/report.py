@@ -17,6 +17,7 @@ from tenants import naming
 from tenants.charts import Marker, Series, time_chart
 from tenants.health.alarms import AlarmState, tenant_alarms
 from tenants.health.cache import Cached
+from tenants.health.function_state import function_state
 from tenants.health.history import DeployEvent, deployment_history
 from tenants.health.log_errors import ErrorLines, recent_errors
 from tenants.health.metrics import (
@@ -237,6 +238,9 @@ def tenant_health_report(tenant: Tenant, *, range_key: str) -> HealthReport:
         notes.append(_note("p95 percentiles", metrics.percentile))
     if alarms.error:
         notes.append(_note("Alarm states", alarms))
+    said = function_state(tenant)
+    if said.value:
+        notes.append(f"Lambda says of {naming.function_name(tenant.slug)}: {said.value}")
 
     groups = [
         ChartGroup(

@@ -180,18 +180,23 @@ def python_runtime_dir(state_dir: Path) -> Path:
         return target
 
 
+def python_version_note(runtime: str | None) -> str:
+    """What to tell about a python3.x runtime this machine's Python stands in for ("" when
+    the minor versions agree or the runtime is not Python)."""
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    match = _PYTHON_RUNTIME.match(runtime or "")
+    if not match or f"{match.group(1)}.{match.group(2)}" == here:
+        return ""
+    version = f"{here}.{sys.version_info.micro}"
+    return f"opsconsole sandbox: runtime {runtime} runs on Python {version} here"
+
+
 def python_launch(
     *, state_dir: Path, task_root: Path, handler: str, runtime: str | None, opt: Path | None = None
 ) -> Launch:
     runtime_dir = python_runtime_dir(state_dir)
-    here = f"{sys.version_info.major}.{sys.version_info.minor}"
-    notes: tuple[str, ...] = ()
-    match = _PYTHON_RUNTIME.match(runtime or "")
-    if match and f"{match.group(1)}.{match.group(2)}" != here:
-        notes = (
-            f"opsconsole sandbox: runtime {runtime} runs on Python "
-            f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro} here",
-        )
+    note = python_version_note(runtime)
+    notes: tuple[str, ...] = (note,) if note else ()
     return Launch(
         argv=[base_python(), "-S", "-m", "awslambdaric", handler],
         task_root=task_root,

@@ -131,10 +131,32 @@ def install(config: LocalAwsConfig) -> None:
     lambda_images.install(config)
     _executor = Executor(config)
     _hook_moto_triggers()
+    _say_runtime_stand_in()
     try:
         lambda_code.python_runtime_dir(config.state_dir)
     except Exception:  # noqa: BLE001 - python functions will say why when invoked
         logger.exception("the Python runtime directory for Lambda could not be built")
+
+
+def _say_runtime_stand_in() -> None:
+    """A function whose Python runtime this machine's Python stands in for says so in its
+    configuration (``StateReason``), where the console shows what Lambda says of a
+    function; its cold starts log the same line."""
+    from moto.awslambda.models import LambdaFunction
+
+    if getattr(LambdaFunction.get_configuration, "_says_stand_in", False):
+        return
+    original = LambdaFunction.get_configuration
+
+    def get_configuration(self, *args, **kwargs):
+        configuration = original(self, *args, **kwargs)
+        note = lambda_code.python_version_note(configuration.get("Runtime"))
+        if note and not configuration.get("StateReason"):
+            configuration["StateReason"] = note
+        return configuration
+
+    get_configuration._says_stand_in = True  # type: ignore[attr-defined]
+    LambdaFunction.get_configuration = get_configuration  # type: ignore[method-assign]
 
 
 def _hook_moto_triggers() -> None:
