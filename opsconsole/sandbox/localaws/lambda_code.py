@@ -26,7 +26,7 @@ import sys
 import threading
 import uuid
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -66,24 +66,29 @@ def _lock(key: str) -> threading.Lock:
         return _locks.setdefault(key, threading.Lock())
 
 
-def unpack_zip(state_dir: Path, digest: str, data: bytes) -> Path:
-    """The directory holding this zip's files (unpacked on first use, then reused)."""
-    target = state_dir / "code" / digest
+def _build_once(target: Path, fill: Callable[[Path], None]) -> Path:
+    """``target``, built by ``fill`` into a scratch directory and renamed into place the
+    first time (so a reader never sees half of it), then reused."""
     if target.is_dir():
         return target
-    with _lock(f"zip:{digest}"):
+    with _lock(str(target)):
         if target.is_dir():
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
-        scratch = target.parent / f".{digest}.{uuid.uuid4().hex}"
+        scratch = target.parent / f".{target.name}.{uuid.uuid4().hex}"
         scratch.mkdir()
         try:
-            extract_zip(data, scratch)
+            fill(scratch)
             os.rename(scratch, target)
         except Exception:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
     return target
+
+
+def unpack_zip(state_dir: Path, digest: str, data: bytes) -> Path:
+    """The directory holding this zip's files (unpacked on first use, then reused)."""
+    return _build_once(state_dir / "code" / digest, lambda scratch: extract_zip(data, scratch))
 
 
 def extract_zip(data: bytes, dest: Path) -> None:
@@ -236,23 +241,12 @@ def unpack_layers(state_dir: Path, layers: list[tuple[str, bytes]]) -> Path | No
     if not layers:
         return None
     key = hashlib.sha256("/".join(digest for digest, _ in layers).encode()).hexdigest()[:32]
-    target = state_dir / "opt" / key
-    if target.is_dir():
-        return target
-    with _lock(f"opt:{key}"):
-        if target.is_dir():
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        scratch = target.parent / f".{key}.{uuid.uuid4().hex}"
-        scratch.mkdir()
-        try:
-            for _, data in layers:
-                extract_zip(data, scratch)
-            os.rename(scratch, target)
-        except Exception:
-            shutil.rmtree(scratch, ignore_errors=True)
-            raise
-    return target
+
+    def merge(scratch: Path) -> None:
+        for _, data in layers:
+            extract_zip(data, scratch)
+
+    return _build_once(state_dir / "opt" / key, merge)
 
 
 def bootstrap_launch(
