@@ -3,23 +3,14 @@ reports an endpoint that answers from here."""
 
 from __future__ import annotations
 
-import boto3
 import pytest
 
-
-def _client(service: str, endpoint: str):
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="sandbox",
-        aws_secret_access_key="sandbox",
-    )
+from tests.sandbox.test_lambda_common import make_client
 
 
 @pytest.mark.integration
 def test_moto_answers_what_no_extension_takes(local_aws_server):
-    s3 = _client("s3", local_aws_server)
+    s3 = make_client(local_aws_server, "s3")
     s3.create_bucket(Bucket="localaws-app-test")
     s3.put_object(Bucket="localaws-app-test", Key="k", Body=b"v")
     assert s3.get_object(Bucket="localaws-app-test", Key="k")["Body"].read() == b"v"
@@ -27,7 +18,7 @@ def test_moto_answers_what_no_extension_takes(local_aws_server):
 
 @pytest.mark.integration
 def test_http_api_endpoint_is_the_local_address(local_aws_server):
-    apigw = _client("apigatewayv2", local_aws_server)
+    apigw = make_client(local_aws_server, "apigatewayv2")
     created = apigw.create_api(Name="endpoint-test", ProtocolType="HTTP")
     expected = f"{local_aws_server}/_aws/execute-api/{created['ApiId']}"
     assert created["ApiEndpoint"] == expected

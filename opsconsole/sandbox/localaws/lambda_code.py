@@ -128,9 +128,9 @@ def base_python() -> str:
 
 def _closure(roots: tuple[str, ...]) -> list[metadata.Distribution]:
     found: dict[str, metadata.Distribution] = {}
-    todo = list(roots)
-    while todo:
-        name = todo.pop()
+    pending = list(roots)
+    while pending:
+        name = pending.pop()
         key = re.sub(r"[-_.]+", "-", name).lower()
         if key in found:
             continue
@@ -145,7 +145,7 @@ def _closure(roots: tuple[str, ...]) -> list[metadata.Distribution]:
                 continue
             match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec)
             if match:
-                todo.append(match.group(1))
+                pending.append(match.group(1))
     return list(found.values())
 
 
