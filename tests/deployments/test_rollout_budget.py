@@ -130,3 +130,63 @@ def test_a_worker_that_wakes_late_lets_its_token_go_and_books_again(key):
     )
     on_time.take(timeout_s=10)
     assert on_time.late == 0
+
+
+def _granted_by_processes(key: str, *, max_late: float) -> tuple[list[float], int]:
+    """Four real processes share one bucket (rate 20/s, burst 5) at real time, with late
+    a one-second stall of the whole machine 1.5 s in; returns every grant's time and how
+    many late tokens were let go."""
+    import subprocess
+    import sys
+    import time
+
+    url = settings.RATE_BUDGET_REDIS_URL
+    argv = [sys.executable, "-m", "tests.deployments.budget_child", url, key, "25", "20", "5"]
+    stall_at = time.time() + 1.5  # the children start well within that
+    procs = [
+        subprocess.Popen(
+            [*argv, str(max_late), repr(stall_at)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    granted: list[float] = []
+    late = 0
+    for proc in procs:
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0
+        for line in out.splitlines():
+            if line.startswith("late "):
+                late += int(line.split()[1])
+            else:
+                granted.append(float(line))
+    return sorted(granted), late
+
+
+def _worst_second(granted: list[float]) -> int:
+    start = worst = 0
+    for end, t in enumerate(granted):
+        while granted[start] <= t - 1.0:
+            start += 1
+        worst = max(worst, end - start + 1)
+    return worst
+
+
+def test_the_budget_holds_across_real_processes_that_wake_late(key):
+    granted, late = _granted_by_processes(key, max_late=0.05)
+    assert len(granted) == 100
+    # At most burst + rate = 25 calls in any one second of real time, the stall and all:
+    # the workers it woke late let their tokens go (late > 0) instead of sending them
+    # with the next second's.
+    assert late > 0
+    assert _worst_second(granted) <= 25
+    # And the budget is spent, not wasted: 100 tokens at 20/s after a burst of 5 take
+    # about 4.75 s; the stall and the let-go tokens cost about a second more.
+    assert granted[-1] - granted[0] < 7.5
+
+
+def test_late_tokens_used_anyway_break_the_limit(key):
+    """The check above can fail: a budget that uses tokens however late it wakes sends
+    them in clumps, more than the limit in one second."""
+    granted, late = _granted_by_processes(key, max_late=10.0)
+    assert late == 0
+    assert _worst_second(granted) > 25
