@@ -2,8 +2,6 @@ import pytest
 from django.db import OperationalError
 from django.urls import reverse
 
-from opsconsole.core import health
-
 
 def test_healthz_all_reachable(client, db, aws):
     response = client.get("/healthz")
@@ -44,14 +42,7 @@ def test_healthz_aws_gone_is_503(client, db, settings):
     assert "unreachable" in body["checks"]["aws"]["error"].lower()
 
 
-def test_healthz_database_gone_is_503(client, db, aws, monkeypatch):
-    def broken():
-        raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
-
-    monkeypatch.setattr(health, "check_database", broken)
-    response = client.get("/healthz")
-    assert response.status_code == 503
-    assert "Connection refused" in response.json()["checks"]["database"]["error"]
+# The database really unreachable: tests/test_healthz_live.py (a real server, a cut proxy).
 
 
 def test_database_gone_shows_a_page_not_a_traceback(client_for, viewer_user, monkeypatch):

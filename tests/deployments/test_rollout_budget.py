@@ -144,9 +144,7 @@ def _granted_by_processes(key: str, *, max_late: float) -> tuple[list[float], in
     argv = [sys.executable, "-m", "tests.deployments.budget_child", url, key, "25", "20", "5"]
     stall_at = time.time() + 1.5  # the children start well within that
     procs = [
-        subprocess.Popen(
-            [*argv, str(max_late), repr(stall_at)], stdout=subprocess.PIPE, text=True
-        )
+        subprocess.Popen([*argv, str(max_late), repr(stall_at)], stdout=subprocess.PIPE, text=True)
         for _ in range(4)
     ]
     granted: list[float] = []
