@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from opsconsole.jobs import services
-from opsconsole.jobs.models import Job, JobStatus, StepStatus
+from opsconsole.jobs.models import Job, JobStatus, StepRun, StepStatus
 from opsconsole.jobs.registry import StepWait, register_job_kind
 
 CALLS: list[str] = []
@@ -271,6 +271,15 @@ def test_a_run_costs_one_statement_per_step_boundary(transactional_db, django_as
     assert [s.status for s in steps] == [StepStatus.SUCCEEDED] * 3
     assert all(s.started_at <= s.finished_at for s in steps)
     assert [s.output for s in steps] == [{"seen": "one"}, {"seen": "two"}, {"seen": "three"}]
+    # The same statements kept the record of who ran each step, when, and how it ended.
+    runs = list(StepRun.objects.filter(step__job=job).order_by("started_at"))
+    assert [(r.step.name, r.owner, r.outcome) for r in runs] == [
+        ("one", "w1", "succeeded"),
+        ("two", "w1", "succeeded"),
+        ("three", "w1", "succeeded"),
+    ]
+    assert all(r.started_at <= r.ended_at for r in runs)
+    assert runs[0].ended_at <= runs[1].started_at <= runs[1].ended_at <= runs[2].started_at
 
 
 def test_a_worker_that_lost_its_lease_writes_nothing(db):
@@ -283,5 +292,7 @@ def test_a_worker_that_lost_its_lease_writes_nothing(db):
     BEHAVIOUR["one"] = stolen
     assert services.job_execute(job.pk, owner="w1") == "lease-lost"
     assert CALLS == ["one"]
+    [run] = StepRun.objects.filter(step__job=job)
+    assert (run.owner, run.outcome) == ("w1", "lease-lost") and run.ended_at
     one = Job.objects.get(pk=job.pk).steps.get(name="one")
     assert one.status == StepStatus.RUNNING and one.finished_at is None  # not marked done

@@ -115,3 +115,25 @@ class JobStep(models.Model):
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
+
+
+class StepRun(models.Model):
+    """One worker's run of one step: who ran it, from when to when, and how it ended.
+
+    A step may run more than once (a worker died, a lease was lost, a user pressed Retry);
+    these rows are the evidence that two runs of a step never overlapped. A run whose
+    ``ended_at`` stays empty ended with its worker's process (killed, or the machine lost).
+    """
+
+    step = models.ForeignKey(JobStep, on_delete=models.CASCADE, related_name="runs")
+    owner = models.CharField(max_length=128)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # succeeded / failed / waiting / lease-lost; empty while running or when its worker died.
+    outcome = models.CharField(max_length=16, blank=True)
+
+    class Meta:
+        ordering = ["step", "started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.step} by {self.owner} from {self.started_at}"

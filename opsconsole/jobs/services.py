@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from opsconsole.core import rows
 from opsconsole.jobs.lease import Heartbeat
-from opsconsole.jobs.models import FINISHED, Job, JobStatus, JobStep, StepStatus
+from opsconsole.jobs.models import FINISHED, Job, JobStatus, JobStep, StepRun, StepStatus
 from opsconsole.jobs.registry import StepWait, get_kind
 
 logger = logging.getLogger(__name__)
@@ -253,9 +253,15 @@ def _write(
     steps: Iterable[tuple[JobStep, dict[str, Any]] | None] = (),
     *,
     unless_cancelled: bool = False,
+    run_end: tuple[JobStep, str, Any] | None = None,
+    run_start: JobStep | None = None,
 ) -> bool:
     """Update the job row and these step rows in ONE statement, only while ``owner``
     still holds the job's lease (and, with ``unless_cancelled``, nobody pressed Cancel).
+
+    The same statement closes this worker's run of the step that ended (``run_end``:
+    step, outcome, when) and opens its run of the step that starts (``run_start``): the
+    StepRun rows that show which worker ran what, and that no two runs overlapped.
 
     Returns whether it wrote; only then do the objects in memory take the new values. A
     worker that lost its lease writes nothing, so a step another worker already re-ran is
@@ -282,6 +288,20 @@ def _write(
         sql.append(f", step{i} AS (UPDATE jobs_jobstep SET {assignments(JobStep, fields)}")
         sql.append(" WHERE id = %s AND EXISTS (SELECT 1 FROM job))")
         params.append(step.pk)
+    if run_end is not None:
+        ended_step, outcome, ended_at = run_end
+        sql.append(
+            ", run_end AS (UPDATE jobs_steprun SET ended_at = %s, outcome = %s"
+            " WHERE step_id = %s AND owner = %s AND ended_at IS NULL"
+            " AND EXISTS (SELECT 1 FROM job))"
+        )
+        params += [ended_at, outcome, ended_step.pk, owner]
+    if run_start is not None:
+        sql.append(
+            ", run_start AS (INSERT INTO jobs_steprun (step_id, owner, started_at, outcome)"
+            " SELECT %s, %s, %s, '' WHERE EXISTS (SELECT 1 FROM job))"
+        )
+        params += [run_start.pk, owner, timezone.now()]
     sql.append(" SELECT count(*) FROM job")
     with connection.cursor() as cur:
         cur.execute("".join(sql), params)
@@ -305,6 +325,7 @@ def _finish(
     status: str,
     error: str = "",
     steps: Iterable[tuple[JobStep, dict[str, Any]] | None] = (),
+    run_end: tuple[JobStep, str, Any] | None = None,
 ) -> None:
     fields = {
         "status": status,
@@ -322,7 +343,7 @@ def _finish(
     # Without a hook the one statement is atomic by itself (a rollout runs thousands).
     run_hook = hook is not None and status != JobStatus.CANCELLED
     with transaction.atomic() if run_hook else contextlib.nullcontext():
-        if not _write(job, owner, fields, steps):
+        if not _write(job, owner, fields, steps, run_end=run_end):
             job.refresh_from_db()
         if run_hook:
             hook(job)
@@ -375,12 +396,20 @@ def job_execute(job_id: int, *, owner: str | None = None) -> str:
             "error": "",
         }
         lease = timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS)
+        ended = _run_end(done)
         if not _write(
-            job, owner, {"lease_expires_at": lease}, [done, (step, start)], unless_cancelled=True
+            job,
+            owner,
+            {"lease_expires_at": lease},
+            [done, (step, start)],
+            unless_cancelled=True,
+            run_end=ended,
+            run_start=step,
         ):
             if not _holds_lease(job, owner):
+                _lost(done[0] if done else None, owner)
                 return "lease-lost"
-            _finish(job, owner, JobStatus.CANCELLED, "Cancelled by a user.", [done])
+            _finish(job, owner, JobStatus.CANCELLED, "Cancelled by a user.", [done], ended)
             return "cancelled"
         done = None
         heartbeat = Heartbeat(job_id=job.pk, owner=owner, lease_seconds=settings.JOB_LEASE_SECONDS)
@@ -389,23 +418,50 @@ def job_execute(job_id: int, *, owner: str | None = None) -> str:
             with heartbeat:
                 output = fns[step.name](job, step)
             if heartbeat.lost.is_set():
+                _lost(step, owner)
                 return "lease-lost"
         except StepWait as wait:
             _wait(job, step, owner, wait)
             return "waiting"
         except Exception as exc:  # noqa: BLE001 - any failure is recorded on the step
             if heartbeat.lost.is_set():
-                # Stopped because another worker owns the job now: not this run's to record.
+                # Stopped because another worker owns the job now: not this run's to record
+                # on the step, only on its own run.
+                _lost(step, owner)
                 return "lease-lost"
             logger.warning("Job %s step %s failed: %s", job.pk, step.name, exc)
             error = str(exc) or type(exc).__name__
             failed = {"status": StepStatus.FAILED, "error": error, "finished_at": timezone.now()}
-            _finish(job, owner, JobStatus.FAILED, f"{step.label}: {error}", [(step, failed)])
+            _finish(
+                job,
+                owner,
+                JobStatus.FAILED,
+                f"{step.label}: {error}",
+                [(step, failed)],
+                (step, "failed", failed["finished_at"]),
+            )
             return "failed"
         done = _succeeded(step, output)
         job.step_outputs[step.name] = done[1].get("output", step.output)
-    _finish(job, owner, JobStatus.SUCCEEDED, steps=[done])
+    _finish(job, owner, JobStatus.SUCCEEDED, steps=[done], run_end=_run_end(done))
     return "succeeded"
+
+
+def _run_end(done: tuple[JobStep, dict[str, Any]] | None) -> tuple[JobStep, str, Any] | None:
+    """The end of this worker's run of the step that just succeeded, for the next write."""
+    if done is None:
+        return None
+    step, fields = done
+    return step, "succeeded", fields["finished_at"]
+
+
+def _lost(step: JobStep | None, owner: str) -> None:
+    """Close this worker's run of ``step``: it stopped because it lost the lease. Written
+    whatever the lease says (the run is this worker's own record)."""
+    if step is not None:
+        StepRun.objects.filter(step=step, owner=owner, ended_at__isnull=True).update(
+            ended_at=timezone.now(), outcome="lease-lost"
+        )
 
 
 def _wait(job: Job, step: JobStep, owner: str, wait: StepWait) -> None:
@@ -420,7 +476,7 @@ def _wait(job: Job, step: JobStep, owner: str, wait: StepWait) -> None:
         "dispatched_at": now,
     }
     waiting = {"status": StepStatus.WAITING, "detail": wait.detail[:255]}
-    if _write(job, owner, requeue, [(step, waiting)]):
+    if _write(job, owner, requeue, [(step, waiting)], run_end=(step, "waiting", now)):
         _send_on_commit(job.pk, countdown=wait.retry_in)
 
 
