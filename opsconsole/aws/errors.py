@@ -31,6 +31,10 @@ _TRANSIENT_CODES = {
     "InvalidDBInstanceStateFault",
     "InvalidDBClusterStateFault",
     "OperationAbortedException",
+    # 5xx answers under each service's own name (Lambda, Secrets Manager, IAM).
+    "ServiceException",
+    "InternalServiceError",
+    "ServiceFailure",
 }
 
 
@@ -71,11 +75,16 @@ def translate(exc: Exception) -> AwsError:
         code = err.get("Code", "")
         message = err.get("Message") or str(exc)
         operation = exc.operation_name or ""
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
         if code.endswith(_NOT_FOUND_SUFFIXES) or code in {"NoSuchBucket", "404", "NoSuchKey"}:
             return AwsNotFound(message, code=code, operation=operation)
-        return AwsError(
-            message, code=code, operation=operation, permanent=code not in _TRANSIENT_CODES
+        transient = (
+            code in _TRANSIENT_CODES
+            or status >= 500
+            # IAM's propagation delay: a role created a moment ago is not yet assumable.
+            or (code == "InvalidParameterValueException" and "cannot be assumed" in message)
         )
+        return AwsError(message, code=code, operation=operation, permanent=not transient)
     if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
         return AwsError(f"AWS endpoint unreachable: {exc}", code="Unreachable", permanent=False)
     if isinstance(exc, BotoCoreError):

@@ -23,6 +23,23 @@ class StepWait(Exception):  # noqa: N818 - not an error: a planned pause
         self.retry_in = retry_in
 
 
+class StepTransient(Exception):  # noqa: N818 - a condition that passes
+    """The step failed for a reason that passes by itself (AWS throttled or answered a
+    5xx past botocore's own retries). The runner tries the step again after a backoff,
+    within the job's attempts, instead of failing the job."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A StepTransient, or an error that says retrying unchanged can help (an AwsError
+    with ``permanent`` False), itself or as the cause of what the step raised."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, StepTransient) or getattr(seen, "permanent", None) is False:
+            return True
+        seen = seen.__cause__
+    return False
+
+
 @dataclass(frozen=True)
 class StepDef:
     name: str

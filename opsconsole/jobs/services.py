@@ -30,7 +30,7 @@ from django.utils import timezone
 from opsconsole.core import rows
 from opsconsole.jobs.lease import Heartbeat
 from opsconsole.jobs.models import FINISHED, Job, JobStatus, JobStep, StepRun, StepStatus
-from opsconsole.jobs.registry import StepWait, get_kind
+from opsconsole.jobs.registry import StepWait, get_kind, is_transient
 
 logger = logging.getLogger(__name__)
 
@@ -429,8 +429,17 @@ def job_execute(job_id: int, *, owner: str | None = None) -> str:
                 # on the step, only on its own run.
                 _lost(step, owner)
                 return "lease-lost"
-            logger.warning("Job %s step %s failed: %s", job.pk, step.name, exc)
             error = str(exc) or type(exc).__name__
+            if is_transient(exc) and job.attempts < job.max_attempts:
+                # AWS throttled or erred past botocore's retries: try this step again
+                # after a backoff (2, 4, 8, 16 s ...), spending one of the job's attempts,
+                # rather than failing a tenant for a bad minute of AWS.
+                retry_in = min(60, 2**job.attempts)
+                logger.info("Job %s step %s: %s; again in %s s", job.pk, step.name, exc, retry_in)
+                wait = StepWait(f"{error[:200]}: trying again in {retry_in} s", retry_in=retry_in)
+                _wait(job, step, owner, wait, give_back=False)
+                return "waiting"
+            logger.warning("Job %s step %s failed: %s", job.pk, step.name, exc)
             failed = {"status": StepStatus.FAILED, "error": error, "finished_at": timezone.now()}
             _finish(
                 job,
@@ -464,15 +473,16 @@ def _lost(step: JobStep | None, owner: str) -> None:
         )
 
 
-def _wait(job: Job, step: JobStep, owner: str, wait: StepWait) -> None:
+def _wait(job: Job, step: JobStep, owner: str, wait: StepWait, *, give_back: bool = True) -> None:
     now = timezone.now()
     requeue = {
         "status": JobStatus.QUEUED,
         "run_after": now + timedelta(seconds=wait.retry_in),
         "lease_owner": "",
         "lease_expires_at": None,
-        # A planned wait is not a failed attempt: give the attempt back.
-        "attempts": job.attempts - 1,
+        # A planned wait is not a failed attempt: give the attempt back. A transient
+        # failure keeps it, so a step AWS keeps refusing fails in the end.
+        "attempts": job.attempts - 1 if give_back else job.attempts,
         "dispatched_at": now,
     }
     waiting = {"status": StepStatus.WAITING, "detail": wait.detail[:255]}

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from opsconsole.aws import lambda_
-from opsconsole.aws.errors import AwsError
-from opsconsole.jobs.registry import StepWait
+from opsconsole.aws.errors import AwsError, AwsNotFound
+from opsconsole.jobs.registry import StepTransient, StepWait
 from tenants import naming, release_source, resources
 from tenants.models import Tenant, TenantStatus
 from tenants.provisioning.common import Drift, tags_for, tenant_network, tenant_of
@@ -204,6 +204,22 @@ def step_function(job, step) -> dict:
             if exc.code != "ResourceConflictException" or "exist" not in exc.message.lower():
                 raise
             existing = lambda_.get_function(name=name, region=region)
+            if existing is None:
+                # Lambda says it exists and cannot show it: a create a moment ago (ours,
+                # before a crash or a retry) that its read side does not know yet.
+                raise StepTransient(f"{name} exists but Lambda cannot show it yet") from exc
+    try:
+        return _converge(tenant, name, region, version, artifact, existing, created)
+    except AwsNotFound as exc:
+        if created is None:
+            raise
+        # Just created: Lambda's read side may not know the function for a few seconds
+        # (eventual consistency). The step runs again and adopts what it created.
+        raise StepTransient(f"{exc} (created a moment ago; trying again)") from exc
+
+
+def _converge(tenant, name, region, version, artifact, existing, created) -> dict:
+    """Bring the function, its version and alias to the release (the rest of the step)."""
     if created is not None:
         if created.get("State") != "Active":  # in a VPC it starts Pending (60-90 s)
             _wait_ready(name, region, updated=False)

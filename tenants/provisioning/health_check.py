@@ -294,7 +294,7 @@ class HealthAnswer:
     message: str  # "GET /healthz answered 500: {"error": "db down"}"
     status: int | None = None  # what API Gateway would answer the client
     body: str = ""  # the first BODY_EXCERPT characters of the app's body
-    retryable: bool = False  # Lambda throttled the invoke: the app was never asked
+    retryable: bool = False  # Lambda throttled or erred on the invoke: the app was never asked
 
 
 def _excerpt(text: str) -> str:
@@ -400,6 +400,8 @@ def check(tenant: Tenant, *, spec: HealthCheck, qualifier: str) -> HealthAnswer:
         if exc.code == "InvokeTimeout":
             return HealthAnswer(False, f"{request} gave no answer within {spec.timeout_s} s")
         return HealthAnswer(
-            False, f"{request} could not be sent: Lambda answered {exc}", retryable=exc.throttled
+            False,
+            f"{request} could not be sent: Lambda answered {exc}",
+            retryable=not exc.permanent,
         )
     return judge(spec, shape.payload_format, raw=raw, function_error=function_error)

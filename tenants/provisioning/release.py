@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from opsconsole.jobs.registry import StepTransient
 from tenants import naming, release_source
 from tenants.provisioning import health_check
 from tenants.provisioning.common import tenant_of
@@ -27,5 +28,8 @@ def step_verify(job, step) -> dict:
     spec = release_source.get().artifact(version, region=tenant.region).health
     answer = health_check.check(tenant, spec=spec, qualifier=naming.ALIAS)
     if not answer.healthy:
-        raise RuntimeError(f"{naming.ALIAS} alias, release {version}: {answer.message}")
+        message = f"{naming.ALIAS} alias, release {version}: {answer.message}"
+        if answer.retryable:
+            raise StepTransient(message)  # Lambda refused the invoke; the app was never asked
+        raise RuntimeError(message)
     return {"health": answer.message}

@@ -20,6 +20,7 @@ from opsconsole.sandbox.localaws import (
     apigw_endpoint,
     apigw_proxy,
     cloudwatch_ext,
+    faults,
     lambda_invoke,
     rds_ext,
 )
@@ -29,7 +30,15 @@ logger = logging.getLogger(__name__)
 
 HEALTH_PATH = "/_localaws/health"
 
-EXTENSIONS: list[ModuleType] = [lambda_invoke, apigw_proxy, apigw_endpoint, cloudwatch_ext, rds_ext]
+# faults first: an armed drill answers before anything else would.
+EXTENSIONS: list[ModuleType] = [
+    faults,
+    lambda_invoke,
+    apigw_proxy,
+    apigw_endpoint,
+    cloudwatch_ext,
+    rds_ext,
+]
 
 
 class LocalAws:

@@ -1,0 +1,226 @@
+"""Fault drills: tenants onboarded and a release rolled out to them on real Celery workers
+(prefork, as deployed) and the local AWS while something breaks. Each prints its row in the
+"fault drills" table at the end of the run (tests/faults/conftest.py) and fails when any
+tenant is lost, any resource duplicated, any job stuck or any step ran on two workers at
+once (tests/faults/drill.py says how each is judged).
+
+`make test` runs each scenario once with two tenants; `make faults` (FAULTS_FULL=1) runs
+the full counts. Leases are 4 s instead of 120 s and the sweep (what beat runs every 30 s)
+runs every half second from the test, so a lost worker is noticed in seconds: the
+mechanism is the product's, only its clock is faster.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+import uuid
+from datetime import timedelta
+
+import psutil
+import pytest
+
+from deployments.releases import ReleaseInput, release_register
+from deployments.rollouts import rollouts_advance_all
+from opsconsole.jobs.models import StepRun
+from opsconsole.jobs.services import jobs_requeue_expired
+from opsconsole.sandbox import demo_release, services
+from opsconsole.sandbox.seed import sandbox_seed
+from tests.faults import drill
+from tests.faults.test_broker_outage import _reset_pools, _start_redis
+from tests.integration.demo_support import drop_databases
+
+pytestmark = pytest.mark.integration
+
+FULL = os.environ.get("FAULTS_FULL", "") not in ("", "0")
+LEASE_S = 4
+TENANTS = 3 if FULL else 2
+
+
+def runs(full: int) -> int:
+    return full if FULL else 1
+
+
+@pytest.fixture
+def drill_env(settings, worker_factory, admin_user, client):
+    settings.ROLLOUT_ADVANCE_DEBOUNCE_S = 0
+    settings.JOB_REDISPATCH_AFTER_SECONDS = 5
+    budget = f"drill-budget-{uuid.uuid4().hex[:8]}"
+    settings.RATE_BUDGET_PREFIX = budget
+    sandbox_seed(releases=demo_release.DEMO_VERSIONS[:2])
+    client.force_login(admin_user)
+    env = {
+        "RATE_BUDGET_PREFIX": budget,
+        "ROLLOUT_ADVANCE_DEBOUNCE_S": "0",
+        "JOB_LEASE_SECONDS": str(LEASE_S),
+        "JOB_REDISPATCH_AFTER_SECONDS": "5",
+    }
+
+    def start_worker(**extra):
+        return worker_factory(**{**env, **extra})
+
+    drop_databases("tenant_fd")
+    yield client, start_worker
+    drop_databases("tenant_fd")
+
+
+def sweep() -> None:
+    """What beat runs: re-queue what dead workers left, re-send lost messages, advance."""
+    jobs_requeue_expired()
+    rollouts_advance_all()
+
+
+def _run_all(
+    d: drill.Drill, count: int, *, timeout: float = 180, before=None, tick=None, after=None
+):
+    for run in range(count):
+        slugs = d.onboard(run, TENANTS)
+        started = time.monotonic()
+        if before:
+            before()
+
+        def step(started=started):
+            sweep()
+            if tick:
+                tick(started)
+
+        rollout = d.wait(slugs, timeout=timeout, tick=step)
+        if after:
+            after()  # the fault ends before the drill looks at AWS
+        d.row.add(d.check(slugs, rollout, started))
+    drill.ROWS.append(d.row)
+    assert d.row.clean, "\n".join(d.row.problems)
+
+
+def test_aws_answers_throttles_and_5xx(drill_env, live_aws):
+    browser, start_worker = drill_env
+    workers = [start_worker(), start_worker()]
+    d = drill.Drill(browser, scenario="30% throttles and 5xx", prefix="fd-t")
+    seconds = 60 if FULL else 20
+    try:
+        _run_all(
+            d,
+            runs(3),
+            before=lambda: drill.arm_faults(live_aws, error_rate=0.3, seconds=seconds),
+        )
+    finally:
+        drill.disarm_faults(live_aws)
+    assert all(w.poll() is None for w in workers)
+
+
+def test_aws_not_found_right_after_create(drill_env, live_aws):
+    browser, start_worker = drill_env
+    start_worker()
+    start_worker()
+    d = drill.Drill(browser, scenario="not found after create", prefix="fd-n")
+    reports = []
+    try:
+        _run_all(
+            d,
+            runs(3),
+            before=lambda: drill.arm_faults(
+                live_aws, error_rate=0, not_found_after_create_s=3, seconds=120
+            ),
+            after=lambda: reports.append(drill.disarm_faults(live_aws)),
+        )
+    finally:
+        drill.disarm_faults(live_aws)
+    # The drill really hit the console with it (a check that cannot fail is no check).
+    assert all(r["injected"].get("not-found-after-create", 0) for r in reports), reports
+
+
+def test_worker_sigkilled_at_random_steps(drill_env):
+    browser, start_worker = drill_env
+    # Each step starts a little later so a kill lands inside a job, not between jobs.
+    slow = {"JOB_STEP_DELAY_SECONDS": "0.3"}
+    workers = [start_worker(**slow), start_worker(**slow)]
+    d = drill.Drill(browser, scenario="worker SIGKILL at random", prefix="fd-k")
+    rng = random.Random(os.environ.get("FAULTS_SEED", "11"))
+    plan = {"next": 0.0}
+
+    def before():
+        plan["next"] = time.monotonic() + rng.uniform(0.5, 3)
+
+    def tick(started):
+        if time.monotonic() < plan["next"] or time.monotonic() - started > 60:
+            return
+        victim = workers.pop(rng.randrange(len(workers)))
+        main = psutil.Process(victim.pid)
+        pids = [main.pid] + [c.pid for c in main.children(recursive=True)]
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait()
+        now = time.time()
+        d.kills.update(dict.fromkeys(pids, now))
+        workers.append(start_worker(**slow))
+        plan["next"] = time.monotonic() + rng.uniform(2, 6)
+
+    _run_all(d, runs(20), before=before, tick=tick)
+    assert d.kills, "no worker was killed"
+
+
+def test_redis_restarted_mid_rollout(drill_env, settings, tmp_path):
+    from opsconsole.celery import app
+
+    browser, start_worker = drill_env
+    port = services.free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    box = {"redis": _start_redis(port, tmp_path), "restarted": 0}
+    old = app.conf.broker_url
+    app.conf.broker_url = url
+    settings.RATE_BUDGET_REDIS_URL = url
+    _reset_pools(app)
+    try:
+        start_worker(REDIS_URL=url, RATE_BUDGET_REDIS_URL=url)
+        start_worker(REDIS_URL=url, RATE_BUDGET_REDIS_URL=url)
+        d = drill.Drill(browser, scenario="Redis restarted", prefix="fd-r")
+        plan = {"at": 0.0}
+
+        def before():
+            plan["at"] = time.monotonic() + random.uniform(2, 6)
+
+        def tick(_started):
+            if plan["at"] and time.monotonic() > plan["at"]:
+                plan["at"] = 0.0
+                services.stop_process(box["redis"])
+                time.sleep(2)  # down for a moment: sends fail, workers reconnect
+                box["redis"] = _start_redis(port, tmp_path)
+                box["restarted"] += 1
+
+        _run_all(d, runs(3), before=before, tick=tick)
+        assert box["restarted"] == d.row.runs
+    finally:
+        app.conf.broker_url = old
+        _reset_pools(app)
+        services.stop_process(box["redis"])
+
+
+def test_a_migration_outlives_three_leases(drill_env):
+    browser, start_worker = drill_env
+    start_worker()
+    start_worker()
+    base = demo_release.build_demo_release(drill.TO_RELEASE)
+    version = f"2026.12.5-drill-{uuid.uuid4().hex[:6]}"
+    release_register(
+        ReleaseInput(
+            version=version,
+            artifact="zip",
+            zip_bytes=base.zip_bytes,
+            runtime=base.runtime,
+            handler=base.handler,
+            migration_files=[*((m.name, m.sql) for m in base.migrations)]
+            + [("0003_slow.sql", f"SELECT pg_sleep({3 * LEASE_S + 1});")],
+        )
+    )
+    d = drill.Drill(browser, scenario="step outlives its lease", prefix="fd-l")
+    d.to_release = version
+    _run_all(d, runs(3), timeout=240)
+    # The slow step ran once per deployment: its worker kept the lease the whole time.
+    schema_runs = StepRun.objects.filter(
+        step__job__kind="tenant_deploy",
+        step__name="schema",
+        step__job__subject_id__startswith="fd-l",
+    )
+    assert schema_runs.count() == d.row.tenants, list(schema_runs.values_list("owner", "outcome"))
+    assert all(r.ended_at - r.started_at > timedelta(seconds=3 * LEASE_S) for r in schema_runs)
