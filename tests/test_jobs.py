@@ -254,6 +254,8 @@ def test_failed_job_page_offers_retry_to_operators_only(db, client_for, viewer_u
     BEHAVIOUR["one"] = RuntimeError("Throttling: Rate exceeded")
     services.job_execute(job.pk, owner="w1")
     url = reverse("jobs:detail", args=[job.pk])
+    runs_page = client_for(viewer_user).get(url).content.decode()
+    assert "<h2>Runs</h2>" in runs_page and "<code>w1</code>" in runs_page
     assert b"Retry from the failed step" in client_for(operator_user).get(url).content
     viewer_page = client_for(viewer_user).get(url).content
     assert b"Rate exceeded" in viewer_page
@@ -296,3 +298,31 @@ def test_a_worker_that_lost_its_lease_writes_nothing(db):
     assert (run.owner, run.outcome) == ("w1", "lease-lost") and run.ended_at
     one = Job.objects.get(pk=job.pk).steps.get(name="one")
     assert one.status == StepStatus.RUNNING and one.finished_at is None  # not marked done
+
+
+def test_a_transient_aws_failure_retries_the_step_then_fails_in_aws_words(transactional_db, sent):
+    from opsconsole.aws.errors import AwsError
+
+    job = _create()
+    BEHAVIOUR["two"] = AwsError(
+        "Rate exceeded", code="ThrottlingException", operation="GetSecretValue", permanent=False
+    )
+    assert services.job_execute(job.pk, owner="w1") == "waiting"
+    job.refresh_from_db()
+    step = job.steps.get(name="two")
+    # Queued again with a backoff, step one kept, the attempt spent (not given back).
+    assert job.status == JobStatus.QUEUED and job.attempts == 1
+    assert step.status == StepStatus.WAITING and "trying again in 2 s" in step.detail
+    assert sent[-1] == ([job.pk], 2)
+    for attempt in range(2, job.max_attempts + 1):
+        Job.objects.filter(pk=job.pk).update(run_after=None)
+        outcome = services.job_execute(job.pk, owner="w1")
+        assert outcome == ("failed" if attempt == job.max_attempts else "waiting")
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert "GetSecretValue: ThrottlingException: Rate exceeded" in job.error
+    assert CALLS.count("one") == 1 and CALLS.count("two") == job.max_attempts
+    # A permanent failure is not retried.
+    other = _create()
+    BEHAVIOUR["two"] = AwsError("Denied", code="AccessDenied", permanent=True)
+    assert services.job_execute(other.pk, owner="w1") == "failed"

@@ -8,14 +8,17 @@ from django_htmx.http import HttpResponseStopPolling
 from opsconsole.accounts.access import operator_required, viewer_required
 from opsconsole.audit.services import audit_record
 from opsconsole.core.urls_util import safe_next
-from opsconsole.jobs.models import Job
+from opsconsole.jobs.models import Job, StepRun
 from opsconsole.jobs.services import job_cancel, job_retry
 
 
 @viewer_required
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(Job.objects.select_related("created_by"), pk=job_id)
-    return render(request, "jobs/job_detail.html", {"job": job})
+    # Every run of every step (a step runs again after a lost worker or a retry): which
+    # worker, when, how it ended. One query, shown only on this page.
+    runs = StepRun.objects.filter(step__job=job).select_related("step").order_by("started_at")
+    return render(request, "jobs/job_detail.html", {"job": job, "runs": runs})
 
 
 @viewer_required
