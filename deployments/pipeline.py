@@ -39,10 +39,15 @@ from deployments import watch
 from deployments.models import Deployment, DeploymentStatus, Rollout, Traffic
 from opsconsole.aws import lambda_
 from opsconsole.aws.errors import AwsError
-from opsconsole.aws.rate_budget import BudgetTimeout, RateBudget, lambda_budget
+from opsconsole.aws.rate_budget import (
+    BudgetTimeout,
+    BudgetUnavailable,
+    RateBudget,
+    lambda_budget,
+)
 from opsconsole.core import rows
 from opsconsole.jobs.models import Job
-from opsconsole.jobs.registry import StepWait, register_job_kind
+from opsconsole.jobs.registry import StepTransient, StepWait, register_job_kind
 from opsconsole.jobs.services import step_output
 from tenants import naming, release_source
 from tenants.models import Tenant
@@ -90,6 +95,10 @@ def control(region: str) -> None:
         budget_for(region).take(timeout_s=settings.LAMBDA_BUDGET_WAIT_S)
     except BudgetTimeout as exc:
         raise StepWait("waiting for Lambda's rate budget", retry_in=5) from exc
+    except BudgetUnavailable as exc:
+        # The budget's Redis restarting is no reason to fail a deployment: the step runs
+        # again once it answers (within the job's attempts), and no call went out.
+        raise StepTransient(str(exc)) from exc
 
 
 def control_call(region: str, fn, **kwargs: Any) -> Any:

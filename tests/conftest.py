@@ -140,8 +140,8 @@ def worker_factory(settings, live_aws, transactional_db, tmp_path, request):
             OPSCONSOLE_SANDBOX="1",
             AWS_ENDPOINT_URL=live_aws,
             AWS_DEFAULT_REGION=region,
-            **extra_env,
         )
+        env.update(extra_env)  # may replace any of those (a drill's DATABASE_URL)
         log = tmp_path / f"worker-{len(started)}.log"
         celery = Path(sys.executable).parent / "celery"
         proc = subprocess.Popen(

@@ -69,6 +69,13 @@ class BudgetTimeout(Exception):  # noqa: N818 - a planned condition, not a bug
     """No token within the caller's deadline: the caller should come back later."""
 
 
+class BudgetUnavailable(Exception):  # noqa: N818 - a condition that passes
+    """The budget's Redis does not answer (restarting, a network blip). No token was
+    taken, so no call may go out; trying again later can help."""
+
+    permanent = False
+
+
 @functools.cache
 def _redis(url: str) -> redis.Redis:
     return redis.Redis.from_url(url)
@@ -96,12 +103,15 @@ class RateBudget:
         self._reserve = self.conn.register_script(_RESERVE)
 
     def _book(self, tokens: int, max_wait: float) -> float:
-        return float(
-            self._reserve(  # type: ignore[operator]
-                keys=[self.key],
-                args=[self.rate, self.burst, repr(self.clock()), tokens, max_wait],
+        try:
+            return float(
+                self._reserve(  # type: ignore[operator]
+                    keys=[self.key],
+                    args=[self.rate, self.burst, repr(self.clock()), tokens, max_wait],
+                )
             )
-        )
+        except redis.RedisError as exc:
+            raise BudgetUnavailable(f"the rate budget's Redis does not answer: {exc}") from exc
 
     def try_take(self, tokens: int = 1) -> float:
         """Take ``tokens`` now if the bucket has them (returns 0), else the wait in s."""

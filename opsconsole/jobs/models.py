@@ -129,7 +129,8 @@ class StepRun(models.Model):
     owner = models.CharField(max_length=128)
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
-    # succeeded / failed / waiting / lease-lost; empty while running or when its worker died.
+    # succeeded / failed / waiting / lease-lost / interrupted (the database went away under
+    # it); empty while running, or for good when its worker died.
     outcome = models.CharField(max_length=16, blank=True)
 
     class Meta:

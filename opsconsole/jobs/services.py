@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -289,19 +289,28 @@ def _write(
         sql.append(" WHERE id = %s AND EXISTS (SELECT 1 FROM job))")
         params.append(step.pk)
     if run_end is not None:
+        # This run only (by its start): an earlier run of this worker left open by a
+        # lost database connection is not this one's to close.
         ended_step, outcome, ended_at = run_end
         sql.append(
             ", run_end AS (UPDATE jobs_steprun SET ended_at = %s, outcome = %s"
-            " WHERE step_id = %s AND owner = %s AND ended_at IS NULL"
+            " WHERE step_id = %s AND owner = %s AND started_at = %s AND ended_at IS NULL"
             " AND EXISTS (SELECT 1 FROM job))"
         )
-        params += [ended_at, outcome, ended_step.pk, owner]
+        params += [
+            ended_at,
+            outcome,
+            ended_step.pk,
+            owner,
+            getattr(ended_step, "run_started", None),
+        ]
     if run_start is not None:
+        run_start.run_started = timezone.now()
         sql.append(
             ", run_start AS (INSERT INTO jobs_steprun (step_id, owner, started_at, outcome)"
             " SELECT %s, %s, %s, '' WHERE EXISTS (SELECT 1 FROM job))"
         )
-        params += [run_start.pk, owner, timezone.now()]
+        params += [run_start.pk, owner, run_start.run_started]
     sql.append(" SELECT count(*) FROM job")
     with connection.cursor() as cur:
         cur.execute("".join(sql), params)
@@ -367,6 +376,31 @@ def job_execute(job_id: int, *, owner: str | None = None) -> str:
     idempotent, so a resumed job re-checks rather than re-creates.
     """
     owner = owner or worker_id()
+    try:
+        return _execute(job_id, owner)
+    except DatabaseError:
+        # The console's database went away under this run (a restart, a network cut):
+        # nothing more can be written now. The job stays running under its lease until
+        # the sweep hands it on; this worker's own record of the run it was in says
+        # when it stopped, once the database answers again.
+        _close_runs_later(job_id, owner, timezone.now())
+        raise
+
+
+def _close_runs_later(job_id: int, owner: str, at, *, patience_s: float = 30) -> None:
+    deadline = time.monotonic() + patience_s
+    while time.monotonic() < deadline:
+        try:
+            connection.close()  # the broken connection; the next query opens a new one
+            StepRun.objects.filter(step__job_id=job_id, owner=owner, ended_at__isnull=True).update(
+                ended_at=at, outcome="interrupted"
+            )
+            return
+        except DatabaseError:
+            time.sleep(1)
+
+
+def _execute(job_id: int, owner: str) -> str:
     job = _claim(job_id, owner=owner)
     if job is None:
         job = Job.objects.filter(pk=job_id).first()
@@ -468,9 +502,9 @@ def _lost(step: JobStep | None, owner: str) -> None:
     """Close this worker's run of ``step``: it stopped because it lost the lease. Written
     whatever the lease says (the run is this worker's own record)."""
     if step is not None:
-        StepRun.objects.filter(step=step, owner=owner, ended_at__isnull=True).update(
-            ended_at=timezone.now(), outcome="lease-lost"
-        )
+        StepRun.objects.filter(
+            step=step, owner=owner, started_at=getattr(step, "run_started", None)
+        ).update(ended_at=timezone.now(), outcome="lease-lost")
 
 
 def _wait(job: Job, step: JobStep, owner: str, wait: StepWait, *, give_back: bool = True) -> None:

@@ -188,3 +188,19 @@ def test_late_tokens_used_anyway_break_the_limit(key):
     granted, late = _granted_by_processes(key, max_late=10.0)
     assert late == 0
     assert _worst_second(granted) > 25
+
+
+def test_a_budget_whose_redis_is_down_says_so_and_the_step_tries_again(monkeypatch):
+    import redis
+
+    from deployments import pipeline
+    from opsconsole.aws.rate_budget import BudgetUnavailable
+    from opsconsole.jobs.registry import StepTransient, is_transient
+
+    dead = RateBudget(key="k", rate=10, burst=5, conn=redis.Redis.from_url("redis://127.0.0.1:1/0"))
+    with pytest.raises(BudgetUnavailable) as raised:
+        dead.take(timeout_s=1)
+    assert is_transient(raised.value)
+    monkeypatch.setattr(pipeline, "budget_for", lambda region: dead)
+    with pytest.raises(StepTransient, match="Redis does not answer"):
+        pipeline.control("us-east-1")

@@ -37,6 +37,8 @@ pytestmark = pytest.mark.integration
 FULL = os.environ.get("FAULTS_FULL", "") not in ("", "0")
 LEASE_S = 4
 TENANTS = 3 if FULL else 2
+# Each step starts a little later, so a fault lands inside the work, not after it.
+SLOW = {"JOB_STEP_DELAY_SECONDS": "0.3"}
 
 
 def runs(full: int) -> int:
@@ -133,8 +135,7 @@ def test_aws_not_found_right_after_create(drill_env, live_aws):
 
 def test_worker_sigkilled_at_random_steps(drill_env):
     browser, start_worker = drill_env
-    # Each step starts a little later so a kill lands inside a job, not between jobs.
-    slow = {"JOB_STEP_DELAY_SECONDS": "0.3"}
+    slow = SLOW
     workers = [start_worker(**slow), start_worker(**slow)]
     d = drill.Drill(browser, scenario="worker SIGKILL at random", prefix="fd-k")
     rng = random.Random(os.environ.get("FAULTS_SEED", "11"))
@@ -172,13 +173,14 @@ def test_redis_restarted_mid_rollout(drill_env, settings, tmp_path):
     settings.RATE_BUDGET_REDIS_URL = url
     _reset_pools(app)
     try:
-        start_worker(REDIS_URL=url, RATE_BUDGET_REDIS_URL=url)
-        start_worker(REDIS_URL=url, RATE_BUDGET_REDIS_URL=url)
+        on_it = {"REDIS_URL": url, "RATE_BUDGET_REDIS_URL": url, **SLOW}
+        start_worker(**on_it)
+        start_worker(**on_it)
         d = drill.Drill(browser, scenario="Redis restarted", prefix="fd-r")
         plan = {"at": 0.0}
 
         def before():
-            plan["at"] = time.monotonic() + random.uniform(2, 6)
+            plan["at"] = time.monotonic() + random.uniform(0.5, 2.5)
 
         def tick(_started):
             if plan["at"] and time.monotonic() > plan["at"]:
@@ -224,3 +226,41 @@ def test_a_migration_outlives_three_leases(drill_env):
     )
     assert schema_runs.count() == d.row.tenants, list(schema_runs.values_list("owner", "outcome"))
     assert all(r.ended_at - r.started_at > timedelta(seconds=3 * LEASE_S) for r in schema_runs)
+
+
+def test_console_database_cut_mid_rollout(drill_env, settings):
+    """The console's PostgreSQL goes away for 3 s and comes back: the workers reach it
+    through a proxy the drill cuts, so every open connection is reset and new ones are
+    refused, as a server restart does to its clients."""
+    import dj_database_url
+
+    from tests.tcp_proxy import TcpProxy
+
+    browser, start_worker = drill_env
+    url = dj_database_url.parse(os.environ["DATABASE_URL"])
+    proxy = TcpProxy(url.get("HOST") or "127.0.0.1", int(url.get("PORT") or 5432)).start()
+    through_proxy = (
+        f"postgres://{url.get('USER') or 'postgres'}@127.0.0.1:{proxy.port}/"
+        f"{settings.DATABASES['default']['NAME']}"
+    )
+    try:
+        start_worker(DATABASE_URL=through_proxy, **SLOW)
+        start_worker(DATABASE_URL=through_proxy, **SLOW)
+        d = drill.Drill(browser, scenario="console PostgreSQL cut 3 s", prefix="fd-p")
+        plan = {"at": 0.0, "cuts": 0}
+
+        def before():
+            plan["at"] = time.monotonic() + random.uniform(0.5, 2.5)
+
+        def tick(_started):
+            if plan["at"] and time.monotonic() > plan["at"]:
+                plan["at"] = 0.0
+                proxy.cut()
+                time.sleep(3)
+                proxy.start()
+                plan["cuts"] += 1
+
+        _run_all(d, runs(3), before=before, tick=tick)
+        assert plan["cuts"] == d.row.runs
+    finally:
+        proxy.cut()
