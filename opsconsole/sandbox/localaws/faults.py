@@ -11,6 +11,9 @@
   ``CreateFunction`` with it answers "The role defined for the function cannot be assumed
   by Lambda", as IAM's propagation delay makes it do.
 
+Only the console's calls are hit: calls signed with the key function code gets (the
+tenant app's own calls) pass unless ``include_functions`` is set.
+
 ``GET`` reports what is armed and what was injected; ``DELETE`` disarms. Nothing here
 runs unless a drill asks: the console cannot tell these answers from AWS's.
 """
@@ -29,7 +32,10 @@ from werkzeug.wrappers import Request, Response
 
 PATH = "/_localaws/faults"
 DEFAULT_SERVICES = ("lambda", "apigateway", "secretsmanager", "logs", "iam")
-_SIGNED = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+_SIGNED = re.compile(r"Credential=([^/]+)/\d{8}/[^/]+/([^/]+)/aws4_request")
+# The access key the local AWS gives function code (lambda_environment.py): its calls are
+# the tenant app's, left alone unless a drill asks for them (``include_functions``).
+FUNCTION_KEY = "sandbox"
 _FUNCTION = re.compile(r"^/20\d\d-\d\d-\d\d/functions/([^/?]+)")
 
 
@@ -39,6 +45,7 @@ class _Armed:
     error_rate: float = 0.0
     services: tuple[str, ...] = DEFAULT_SERVICES
     not_found_after_create_s: float = 0.0
+    include_functions: bool = False
     injected: dict[str, int] = field(default_factory=dict)
     created_functions: dict[str, float] = field(default_factory=dict)
     created_roles: dict[str, float] = field(default_factory=dict)
@@ -81,6 +88,7 @@ def _control(request: Request) -> Response:
                 error_rate=float(body.get("error_rate", 0)),
                 services=tuple(body.get("services") or DEFAULT_SERVICES),
                 not_found_after_create_s=float(body.get("not_found_after_create_s", 0)),
+                include_functions=bool(body.get("include_functions", False)),
             )
         elif request.method == "DELETE":
             _state.until = 0.0
@@ -93,8 +101,13 @@ def _control(request: Request) -> Response:
 
 
 def _service(request: Request) -> str | None:
+    """The signing name of the call, or None for calls the faults leave alone."""
     found = _SIGNED.search(request.headers.get("Authorization", ""))
-    return found.group(1) if found else None
+    if not found:
+        return None
+    if found.group(1) == FUNCTION_KEY and not _state.include_functions:
+        return None
+    return found.group(2)
 
 
 def _count(name: str) -> None:
