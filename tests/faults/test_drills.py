@@ -101,15 +101,19 @@ def test_aws_answers_throttles_and_5xx(drill_env, live_aws):
     workers = [start_worker(), start_worker()]
     d = drill.Drill(browser, scenario="30% throttles and 5xx", prefix="fd-t")
     seconds = 60 if FULL else 20
+    reports = []
     try:
         _run_all(
             d,
             runs(3),
             before=lambda: drill.arm_faults(live_aws, error_rate=0.3, seconds=seconds),
+            after=lambda: reports.append(drill.disarm_faults(live_aws)),
         )
     finally:
         drill.disarm_faults(live_aws)
     assert all(w.poll() is None for w in workers)
+    # The console's calls really met the faults (a check that cannot fail is no check).
+    assert all(sum(r["injected"].values()) > 0 for r in reports), reports
 
 
 def test_aws_not_found_right_after_create(drill_env, live_aws):

@@ -11,8 +11,8 @@
   ``CreateFunction`` with it answers "The role defined for the function cannot be assumed
   by Lambda", as IAM's propagation delay makes it do.
 
-Only the console's calls are hit: calls signed with the key function code gets (the
-tenant app's own calls) pass unless ``include_functions`` is set.
+Only the console's calls are hit: calls carrying the session token function code gets
+(the tenant app's own calls) pass unless ``include_functions`` is set.
 
 ``GET`` reports what is armed and what was injected; ``DELETE`` disarms. Nothing here
 runs unless a drill asks: the console cannot tell these answers from AWS's.
@@ -32,10 +32,11 @@ from werkzeug.wrappers import Request, Response
 
 PATH = "/_localaws/faults"
 DEFAULT_SERVICES = ("lambda", "apigateway", "secretsmanager", "logs", "iam")
-_SIGNED = re.compile(r"Credential=([^/]+)/\d{8}/[^/]+/([^/]+)/aws4_request")
-# The access key the local AWS gives function code (lambda_environment.py): its calls are
-# the tenant app's, left alone unless a drill asks for them (``include_functions``).
-FUNCTION_KEY = "sandbox"
+_SIGNED = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+# The session token the local AWS gives function code (lambda_environment.py; the console
+# signs with the same key but no token): those calls are the tenant app's, left alone
+# unless a drill asks for them (``include_functions``).
+FUNCTION_TOKEN = "sandbox-session-token"  # noqa: S105 - the sandbox's fixed stand-in
 _FUNCTION = re.compile(r"^/20\d\d-\d\d-\d\d/functions/([^/?]+)")
 
 
@@ -105,9 +106,10 @@ def _service(request: Request) -> str | None:
     found = _SIGNED.search(request.headers.get("Authorization", ""))
     if not found:
         return None
-    if found.group(1) == FUNCTION_KEY and not _state.include_functions:
+    from_function = request.headers.get("X-Amz-Security-Token") == FUNCTION_TOKEN
+    if from_function and not _state.include_functions:
         return None
-    return found.group(2)
+    return found.group(1)
 
 
 def _count(name: str) -> None:
