@@ -41,6 +41,9 @@ class Release(models.Model):
     # start on the newest registered. A team registers a release before it is proven:
     # the newest is not always the one to start a customer on.
     starts_new_tenants = models.BooleanField(default=False, db_default=False)
+    # tenants.app_settings.AppSettings: the environment the code reads, the API shape,
+    # extra permissions and alarm rules (docs/app-contract.md). Empty: the defaults.
+    app_settings = models.JSONField(default=dict, blank=True, db_default={})
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 import zipfile
 from collections.abc import Iterable
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from pydantic import ValidationError
 
 from deployments.artifacts import (
     ArtifactError,
@@ -31,6 +33,8 @@ from deployments.models import ArtifactType, Release, ReleaseMigration
 from opsconsole.aws import ecr, s3
 from opsconsole.aws.errors import AwsError, AwsNotFound
 from opsconsole.jobs.services import job_create
+from tenants.app_settings import parse_app_settings
+from tenants.app_settings import problems as app_settings_problems
 from tenants.provisioning import health_check
 
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-+]{0,63}$")
@@ -62,6 +66,8 @@ class ReleaseInput:
     health_path: str = "/healthz"
     health_statuses: str | list = "200-299"
     health_timeout_s: int | str = 5
+    # tenants.app_settings.AppSettings as a dict (or JSON text); empty: the defaults.
+    app_settings: dict | str | None = None
 
 
 def _check_zip(data: bytes | None, problems: list[str]) -> None:
@@ -120,6 +126,7 @@ def release_register(data: ReleaseInput, *, created_by=None) -> Release:
             function_timeout_s=max(1, int(data.timeout_s)),
         ).items()
     )
+    app_settings = _parse_app_settings(data.app_settings, problems)
     try:
         migrations = parse_migration_files(list(data.migration_files))
     except MigrationFilesError as exc:
@@ -217,6 +224,7 @@ def release_register(data: ReleaseInput, *, created_by=None) -> Release:
                 health_path=data.health_path,
                 health_statuses=health_check.normalize_statuses(data.health_statuses),
                 health_timeout_s=int(data.health_timeout_s),
+                app_settings=app_settings,
                 created_by=created_by if created_by and created_by.is_authenticated else None,
                 **fields,
             )
@@ -241,6 +249,27 @@ def release_register(data: ReleaseInput, *, created_by=None) -> Release:
     except IntegrityError:
         raise ReleaseRefused([f"version: {version} is already registered"]) from None
     return release
+
+
+def _parse_app_settings(raw: dict | str | None, problems: list[str]) -> dict:
+    """The release's app settings as stored: only what differs from the defaults."""
+    if isinstance(raw, str):
+        if not raw.strip():
+            return {}
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            problems.append(f"app_settings: not JSON: {exc}")
+            return {}
+    if raw is not None and not isinstance(raw, dict):
+        problems.append("app_settings: a JSON object")
+        return {}
+    try:
+        parsed = parse_app_settings(raw)
+    except ValidationError as exc:
+        problems.extend(app_settings_problems(exc, prefix="app_settings."))
+        return {}
+    return parsed.model_dump(mode="json", by_alias=True, exclude_defaults=True)
 
 
 def _store_archive(version: str, archive, archive_bytes: bytes, bucket: str) -> dict:

@@ -23,6 +23,7 @@ from deployments.migration_runner import (
 from deployments.models import ArtifactType, Release, SchemaStatus, TenantSchema
 from opsconsole.jobs.registry import StepWait
 from tenants import naming, resources
+from tenants.app_settings import parse_app_settings
 from tenants.models import Isolation, Tenant
 from tenants.release_source import HealthCheck, ReleaseArtifact
 
@@ -98,6 +99,7 @@ def release_artifact(release: Release) -> ReleaseArtifact:
             statuses=release.health_statuses,
             timeout_s=release.health_timeout_s,
         ),
+        "app_settings": parse_app_settings(release.app_settings),
     }
     if release.artifact_type == ArtifactType.IMAGE:
         repository = release.image_uri.split("@")[0].rsplit(":", 1)[0]

@@ -17,6 +17,15 @@ class Isolation(models.TextChoices):
     SHARED = "shared", "Shared instance (a database of its own)"
     DEDICATED = "dedicated", "Dedicated RDS instance"
     SERVERLESS = "serverless", "Aurora Serverless v2 cluster"
+    # The app brings its own database (a hosted Postgres): no RDS, no database secret,
+    # no migrations step.
+    NONE = "none", "None: the app brings its own database"
+
+
+class AlarmTopicChoice(models.TextChoices):
+    NONE = "none", "Nobody (alarms show in the console only)"
+    TENANT = "tenant", "The tenant's own SNS topic"
+    FLEET = "fleet", "The fleet's SNS topic"
 
 
 class Tenant(models.Model):
@@ -44,9 +53,30 @@ class Tenant(models.Model):
     serverless_min_acu = models.DecimalField(max_digits=4, decimal_places=1, default=Decimal("0.5"))
     serverless_max_acu = models.DecimalField(max_digits=4, decimal_places=1, default=Decimal("4"))
     use_rds_proxy = models.BooleanField(default=False)
+    # Blank: the console's default engine version for the isolation (settings).
+    db_engine_version = models.CharField(max_length=16, blank=True)
+    db_multi_az = models.BooleanField(default=False)
+    db_backup_window = models.CharField(max_length=11, blank=True)  # "03:00-04:00" UTC
+    db_maintenance_window = models.CharField(max_length=19, blank=True)  # "mon:04:00-mon:05:00"
+    # Aurora Serverless v2 at 0 ACU: how long idle before it pauses (AWS: 300-86400 s).
+    serverless_seconds_until_auto_pause = models.PositiveIntegerField(null=True, blank=True)
 
-    lambda_memory_mb = models.PositiveIntegerField(default=256)
-    lambda_timeout_s = models.PositiveIntegerField(default=30)
+    # Empty: the release's memory and timeout (a tenant overrides them here).
+    lambda_memory_mb = models.PositiveIntegerField(null=True, blank=True)
+    lambda_timeout_s = models.PositiveIntegerField(null=True, blank=True)
+    # A function outside the VPC reaches the internet without a NAT; only for a tenant
+    # with nothing it needs inside (isolation none, no attachments).
+    function_in_vpc = models.BooleanField(default=True)
+    # tenants.app_settings.TenantOverrides: runtime, handler, API shape, alarm rules.
+    app_overrides = models.JSONField(default=dict, blank=True)
+    # Blank: settings.LOG_RETENTION_DAYS.
+    log_retention_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    alarm_topic = models.CharField(
+        max_length=8, choices=AlarmTopicChoice.choices, default=AlarmTopicChoice.NONE
+    )
+    # The cost estimate's traffic: requests a month and their average duration.
+    expected_requests_month = models.PositiveIntegerField(null=True, blank=True)
+    expected_duration_ms = models.PositiveIntegerField(null=True, blank=True)
     reserved_concurrency = models.PositiveIntegerField(null=True, blank=True)
     env_vars = models.JSONField(default=dict, blank=True)
     # Names only; the values live in the tenant's env secret in Secrets Manager.
@@ -120,3 +150,63 @@ class TenantResource(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.name}"
+
+
+class Attachment(models.Model):
+    """An existing service in the VPC a tenant's function must reach (a shared Redis).
+
+    ``tenant`` empty: every tenant. The console admits the tenant's function on ``port``
+    in ``security_group_id`` (the service's group), sets ``variables`` on the function,
+    checks both in drift and removes the rule at offboarding.
+    """
+
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
+    )
+    name = models.SlugField(max_length=40)
+    host = models.CharField(max_length=253)
+    port = models.PositiveIntegerField()
+    security_group_id = models.CharField(max_length=32)
+    # NAME -> template: {host}, {port} and the app-settings placeholders.
+    variables = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="attachment_unique"),
+            models.UniqueConstraint(
+                fields=["name"], condition=models.Q(tenant=None), name="fleet_attachment_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.host}:{self.port}"
+
+
+class AlarmSubscription(models.Model):
+    """Who an alarm topic notifies. ``tenant`` empty: the fleet's topic."""
+
+    class Protocol(models.TextChoices):
+        EMAIL = "email", "Email"
+        HTTPS = "https", "HTTPS"
+
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="subscriptions"
+    )
+    protocol = models.CharField(max_length=8, choices=Protocol.choices)
+    endpoint = models.CharField(max_length=2048)
+    # Set once SNS answers; "pending confirmation" until the address confirms.
+    subscription_arn = models.CharField(max_length=2048, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["protocol", "endpoint"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "protocol", "endpoint"], name="subscription_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.protocol} {self.endpoint}"

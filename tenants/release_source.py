@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tenants.app_settings import AppSettings
+
 
 @dataclass(frozen=True)
 class HealthCheck:
@@ -38,6 +40,8 @@ class ReleaseArtifact:
     timeout_s: int = 30
     migrations: tuple[Any, ...] = field(default=())
     health: HealthCheck = field(default_factory=HealthCheck)
+    # What the code expects of its stack: environment, API shape, permissions, alarms.
+    app_settings: AppSettings = field(default_factory=AppSettings)
 
 
 class ReleaseSource(Protocol):

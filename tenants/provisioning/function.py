@@ -13,7 +13,8 @@ from opsconsole.aws.errors import AwsError, AwsNotFound
 from opsconsole.jobs.registry import StepTransient, StepWait
 from tenants import naming, release_source, resources
 from tenants.models import Tenant, TenantStatus
-from tenants.provisioning.common import Drift, tags_for, tenant_network, tenant_of
+from tenants.provisioning import function_config
+from tenants.provisioning.common import Drift, tags_for, tenant_of
 from tenants.release_source import ReleaseArtifact
 
 # Lambda answers this while a just-created IAM role has not propagated yet.
@@ -32,66 +33,10 @@ def resolve_release(tenant: Tenant) -> str:
     return newest
 
 
-def environment(tenant: Tenant) -> dict[str, str]:
-    """The function's variables: the tenant's own and the console's pointers.
-
-    Nothing here names the release: a variable that changed with every release would make
-    every deployment a configuration update too (one more Lambda control-plane call and
-    update wait per tenant). The release is the published version's description and the
-    code itself.
-    """
-    env = {str(k): str(v) for k, v in tenant.env_vars.items()}
-    db_secret = resources.find(tenant, kind="db_secret")
-    if db_secret is None or not db_secret.arn:
-        raise RuntimeError("The tenant's database secret is not recorded yet (step 3).")
-    env["DB_SECRET_ARN"] = db_secret.arn
-    env_secret = resources.find(tenant, kind="env_secret")
-    if env_secret and env_secret.arn and env_secret.status == "present":
-        env["ENV_SECRET_ARN"] = env_secret.arn
-    env["TENANT_SLUG"] = tenant.slug
-    return env
-
-
-def desired_configuration(tenant: Tenant, artifact: ReleaseArtifact) -> dict[str, Any]:
-    """UpdateFunctionConfiguration's arguments for what the tenant should have."""
-    role = resources.find(tenant, kind="role")
-    if role is None or not role.arn:
-        raise RuntimeError("The tenant's IAM role is not recorded yet (step 4).")
-    network = tenant_network(tenant)
-    config: dict[str, Any] = {
-        "Role": role.arn,
-        "MemorySize": tenant.lambda_memory_mb,
-        "Timeout": tenant.lambda_timeout_s,
-        "Environment": {"Variables": environment(tenant)},
-        "VpcConfig": {
-            "SubnetIds": sorted(network.subnet_ids),
-            "SecurityGroupIds": [network.function_sg_id],
-        },
-    }
-    if artifact.package_type == "Zip":
-        config["Runtime"] = artifact.runtime
-        config["Handler"] = artifact.handler
-    return config
-
-
-def _config_changes(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
-    changes = {}
-    for key, value in wanted.items():
-        have = current.get(key)
-        if key == "VpcConfig":
-            have = {
-                "SubnetIds": sorted((have or {}).get("SubnetIds", [])),
-                "SecurityGroupIds": sorted((have or {}).get("SecurityGroupIds", [])),
-            }
-            value = {k: sorted(v) for k, v in value.items()}
-        if key == "Environment":
-            have = {"Variables": (have or {}).get("Variables", {})}
-        if have != value:
-            changes[key] = wanted[key]
-    return changes
-
-
 def code_matches(configuration: dict[str, Any], code: dict[str, Any], artifact) -> bool:
+    # The architecture is part of the code: it changes only with UpdateFunctionCode.
+    if configuration.get("Architectures", ["x86_64"]) != [artifact.architecture]:
+        return False
     if artifact.package_type == "Image":
         uri = (code or {}).get("ImageUri", "")
         return uri == artifact.image_uri
@@ -99,16 +44,24 @@ def code_matches(configuration: dict[str, Any], code: dict[str, Any], artifact) 
 
 
 def code_argument(artifact: ReleaseArtifact) -> dict[str, Any]:
+    arch = {"Architectures": [artifact.architecture]}
     if artifact.package_type == "Image":
-        return {"ImageUri": artifact.image_uri}
-    return {"S3Bucket": artifact.s3_bucket, "S3Key": artifact.s3_key}
+        return {"ImageUri": artifact.image_uri, **arch}
+    return {"S3Bucket": artifact.s3_bucket, "S3Key": artifact.s3_key, **arch}
+
+
+def desired_configuration(tenant: Tenant, artifact: ReleaseArtifact) -> dict[str, Any]:
+    return function_config.desired_configuration(tenant, artifact)[0]
+
+
+_config_changes = function_config.config_changes
 
 
 def _create(tenant: Tenant, name: str, artifact: ReleaseArtifact) -> dict[str, Any]:
     spec = {
         "FunctionName": name,
         "PackageType": artifact.package_type,
-        "Code": code_argument(artifact),
+        "Code": {k: v for k, v in code_argument(artifact).items() if k != "Architectures"},
         "Architectures": [artifact.architecture],
         "Publish": False,
         "Tags": tags_for(tenant),
@@ -292,7 +245,7 @@ def function_drift(tenant: Tenant) -> list[Drift]:
     try:
         version = tenant.desired_release or tenant.current_release
         artifact = release_source.get().artifact(version, region=tenant.region)
-        wanted = desired_configuration(tenant, artifact)
+        wanted, secret_names = function_config.desired_configuration(tenant, artifact)
     except (RuntimeError, LookupError) as exc:
         return [Drift("function", name, "configuration", "computable", str(exc))]
     for key, value in _config_changes(configuration, wanted).items():
@@ -301,12 +254,16 @@ def function_drift(tenant: Tenant) -> list[Drift]:
             have_vars = (have or {}).get("Variables", {})
             want_vars = value["Variables"]
             for var in sorted(set(have_vars) | set(want_vars)):
-                if have_vars.get(var) != want_vars.get(var):
-                    drifts.append(
-                        Drift(
-                            "function", name, f"env {var}", want_vars.get(var), have_vars.get(var)
-                        )
-                    )
+                if have_vars.get(var) == want_vars.get(var):
+                    continue
+                if var in secret_names:
+                    # A secret's value is never shown: a rotated password reads "differs"
+                    # and repair re-applies it.
+                    drifts.append(Drift("function", name, f"env {var}", "(secret)", "differs"))
+                    continue
+                drifts.append(
+                    Drift("function", name, f"env {var}", want_vars.get(var), have_vars.get(var))
+                )
         else:
             drifts.append(Drift("function", name, key, value, have))
     if not code_matches(configuration, existing.get("Code", {}), artifact):

@@ -458,7 +458,7 @@ def test_a_code_update_in_progress_gives_the_worker_back_without_another_call(fl
         stub.add_response(
             "update_function_code",
             {"FunctionName": name, "LastUpdateStatus": "InProgress", "State": "Active"},
-            {"FunctionName": name, "S3Bucket": ANY, "S3Key": ANY},
+            {"FunctionName": name, "S3Bucket": ANY, "S3Key": ANY, "Architectures": ["x86_64"]},
         )
         with pytest.raises(StepWait, match="waiting for Lambda to finish the update"):
             pipeline.step_code(job, step)
@@ -507,7 +507,7 @@ def test_an_older_failed_update_is_overwritten_not_blamed_on_this_deployment(fle
         stub.add_response(
             "update_function_code",
             {"FunctionName": name, "LastUpdateStatus": "InProgress"},
-            {"FunctionName": name, "S3Bucket": ANY, "S3Key": ANY},
+            {"FunctionName": name, "S3Bucket": ANY, "S3Key": ANY, "Architectures": ["x86_64"]},
         )
         with pytest.raises(StepWait):
             pipeline.step_code(job, step)
