@@ -267,7 +267,25 @@ class AppSettings(_Strict):
     secrets_in_environment: bool = False
     api: ApiShape = ApiShape()
     permissions: list[Statement] = []
+    # NAME -> SSM parameter name (with {tenant}, {account}, {region}): a secret variable
+    # read from Parameter Store (decrypted) into the environment at each deployment; the
+    # role may read exactly these parameters. Needs secrets_in_environment.
+    ssm_variables: dict[str, str] = {}
     alarms: AlarmRules = {}
+
+    @field_validator("ssm_variables")
+    @classmethod
+    def _ssm(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, parameter in value.items():
+            reason = reserved_reason(name)
+            if reason:
+                raise ValueError(f"{name}: {reason}")
+            if not re.match(r"^/?[A-Za-z0-9_.\-/{}]{1,1011}$", parameter):
+                raise ValueError(f"{name}: {parameter!r} is not a parameter name")
+            unknown = template_fields(parameter) - IAM_RESOURCE_PLACEHOLDERS
+            if unknown:
+                raise ValueError(f"{name}: unknown placeholder {{{sorted(unknown)[0]}}}")
+        return value
 
     @field_validator("environment", mode="before")
     @classmethod
@@ -291,6 +309,18 @@ class AppSettings(_Strict):
                     + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS)
                 )
         return value
+
+    @model_validator(mode="after")
+    def _ssm_needs_environment(self) -> AppSettings:
+        if self.ssm_variables and not self.secrets_in_environment:
+            raise ValueError(
+                "ssm_variables put secrets in the function's configuration: set "
+                "secrets_in_environment"
+            )
+        clash = set(self.ssm_variables) & set(self.environment)
+        if clash:
+            raise ValueError(f"given in environment and ssm_variables: {', '.join(sorted(clash))}")
+        return self
 
     @model_validator(mode="after")
     def _password(self) -> AppSettings:
