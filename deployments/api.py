@@ -95,6 +95,7 @@ def release_json(release: Release) -> dict[str, Any]:
         "health_path": release.health_path,
         "health_statuses": release.health_statuses,
         "health_timeout_s": release.health_timeout_s,
+        "app_settings": release.app_settings,
         "migrations": [m.name for m in release.migrations.all()],
         "created_at": release.created_at.isoformat(),
     }
@@ -164,6 +165,8 @@ def releases(request: HttpRequest) -> JsonResponse:
             health_path=str(body.get("health_path", "/healthz")),
             health_statuses=_statuses(body.get("health_statuses", "200-299")),
             health_timeout_s=body.get("health_timeout_s", 5),
+            # An object in JSON, JSON text in a multipart upload's form field.
+            app_settings=body.get("app_settings"),
         )
         release = release_register(data, created_by=request.user)
     except ReleaseRefused as exc:

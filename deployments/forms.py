@@ -75,6 +75,22 @@ class ReleaseForm(forms.Form):
         help_text="At most the function's timeout (and 30 s, an HTTP API's limit).",
     )
 
+    app_settings = forms.CharField(
+        required=False,
+        label="App settings (JSON)",
+        widget=forms.Textarea(
+            attrs={
+                "rows": 4,
+                "placeholder": '{"api": {"payload_format": "1.0"}}',
+                "spellcheck": "false",
+            }
+        ),
+        help_text="What the code expects of every tenant's stack: environment (names and "
+        "templates, such as DATABASE_URL), api (payload format, stage, CORS, access logs, "
+        "throttling), permissions (IAM statements), ssm_variables, alarms. Blank: the "
+        "defaults. See docs/app-contract.md.",
+    )
+
     _HEALTH_DEFAULTS = {
         "health_method": "GET",
         "health_path": "/healthz",
@@ -122,6 +138,7 @@ class ReleaseForm(forms.Form):
             health_path=data["health_path"],
             health_statuses=data["health_statuses"],
             health_timeout_s=data["health_timeout_s"],
+            app_settings=data.get("app_settings") or "",
         )
 
 

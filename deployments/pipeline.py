@@ -296,7 +296,9 @@ def step_publish(job: Job, step) -> dict:
         raise RuntimeError(
             f"{name} does not run the release's code (CodeSha256 "
             f"{configuration.get('CodeSha256')}, expected "
-            f"{artifact.code_sha256 or artifact.image_uri})."
+            f"{artifact.code_sha256 or artifact.image_uri}; architecture "
+            f"{','.join(configuration.get('Architectures', []))}, expected "
+            f"{artifact.architecture})."
         )
     # PublishVersion with CodeSha256 fails if the code changed since we looked; when
     # nothing changed since the last publish AWS hands back that version (idempotent).

@@ -33,7 +33,7 @@ from deployments.models import ArtifactType, Release, ReleaseMigration
 from opsconsole.aws import ecr, s3
 from opsconsole.aws.errors import AwsError, AwsNotFound
 from opsconsole.jobs.services import job_create
-from tenants.app_settings import parse_app_settings
+from tenants.app_settings import parse_app_settings, stored_app_settings
 from tenants.app_settings import problems as app_settings_problems
 from tenants.provisioning import health_check
 
@@ -269,7 +269,7 @@ def _parse_app_settings(raw: dict | str | None, problems: list[str]) -> dict:
     except ValidationError as exc:
         problems.extend(app_settings_problems(exc, prefix="app_settings."))
         return {}
-    return parsed.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    return stored_app_settings(parsed)
 
 
 def _store_archive(version: str, archive, archive_bytes: bytes, bucket: str) -> dict:

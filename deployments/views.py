@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -56,6 +58,7 @@ def release_detail(request: HttpRequest, version: str) -> HttpResponse:
         "deployments/release_detail.html",
         {
             "release": release,
+            "app_settings_json": json.dumps(release.app_settings, indent=2),
             "migrations": release.migrations.all(),
             "rollouts": release.rollouts.all()[:10],
             "deployed": release_is_deployed(release),

@@ -257,6 +257,7 @@ _US_EAST_1_PRICES = {
     "rds_proxy_vcpu_hour": 0.015,
     "lambda_request_million": 0.20,
     "lambda_gb_second": 0.0000166667,
+    "lambda_gb_second_arm64": 0.0000133334,
     "http_api_request_million": 1.00,
     "secret_month": 0.40,
     "alarm_month": 0.10,
@@ -290,9 +291,11 @@ if _price_file:
     with open(_price_file, encoding="utf-8") as _fh:
         for _region, _prices in _json.load(_fh).items():
             PRICE_TABLE[_region] = {**PRICE_TABLE.get(_region, _US_EAST_1_PRICES), **_prices}
-# Traffic assumed by the estimate when the admin does not say.
+# Traffic assumed by the estimate when the admin does not say (the form asks per tenant).
 COST_ASSUMED_REQUESTS_MONTH = env_int("OPSCONSOLE_COST_REQUESTS_MONTH", 1_000_000)
 COST_ASSUMED_DURATION_MS = env_int("OPSCONSOLE_COST_DURATION_MS", 120)
+# Log lines a request writes (the function's and the API's access log), for the estimate.
+COST_ASSUMED_LOG_BYTES_PER_REQUEST = env_int("OPSCONSOLE_COST_LOG_BYTES_PER_REQUEST", 600)
 TENANT_LOG_RETENTION_DAYS = env_int("OPSCONSOLE_LOG_RETENTION_DAYS", 30)
 TENANT_SECRET_RECOVERY_DAYS = env_int("OPSCONSOLE_SECRET_RECOVERY_DAYS", 7)
 

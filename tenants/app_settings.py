@@ -376,6 +376,19 @@ def problems(error: ValidationError, *, prefix: str = "") -> list[str]:
     return out
 
 
+def stored_app_settings(settings: AppSettings) -> dict[str, Any]:
+    """The JSON a release keeps: what differs from the defaults, a default variable the
+    release leaves out as null (reading merges the defaults back in)."""
+    stored = settings.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    if "environment" in stored:
+        environment = {
+            k: v for k, v in settings.environment.items() if DEFAULT_ENVIRONMENT.get(k) != v
+        }
+        environment.update({k: None for k in DEFAULT_ENVIRONMENT if k not in settings.environment})
+        stored["environment"] = environment
+    return stored
+
+
 def parse_app_settings(data: dict | None) -> AppSettings:
     return AppSettings.model_validate(data or {})
 

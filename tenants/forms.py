@@ -8,34 +8,17 @@ from decimal import Decimal
 
 from django import forms
 from django.conf import settings
+from pydantic import ValidationError
 
 from tenants import naming, release_source
+from tenants.app_settings import parse_overrides, reserved_reason
+from tenants.app_settings import problems as schema_problems
 from tenants.models import Isolation, Tenant
+from tenants.validation import tenant_problems
 
-ENV_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-# Lambda sets these itself; a tenant may not override them.
-RESERVED_ENV = {
-    "_HANDLER",
-    "_X_AMZN_TRACE_ID",
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-    "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-    "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE",
-    "AWS_LAMBDA_LOG_GROUP_NAME",
-    "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_ACCESS_KEY",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_LAMBDA_RUNTIME_API",
-    "LAMBDA_TASK_ROOT",
-    "LAMBDA_RUNTIME_DIR",
-}
-# Set by the console on every function: the tenant may not override them either.
-CONSOLE_ENV = {"DB_SECRET_ARN", "ENV_SECRET_ARN", "TENANT_SLUG"}
+# The console's own pointer to the secret variables: set on the function when the tenant
+# has secret variables kept in Secrets Manager.
+CONSOLE_ENV = {"ENV_SECRET_ARN"}
 LAMBDA_ENV_LIMIT_BYTES = 4096
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 ACM_ARN_RE = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
@@ -52,17 +35,60 @@ def parse_pairs(text: str, *, field: str) -> dict[str, str]:
             raise forms.ValidationError(f"Line {number}: expected NAME=value.")
         name, value = line.split("=", 1)
         name = name.strip()
-        if not ENV_NAME_RE.match(name):
+        reason = reserved_reason(name)
+        if reason:
+            raise forms.ValidationError(f"Line {number}: {name!r}: {reason}.")
+        if name in CONSOLE_ENV:
             raise forms.ValidationError(
-                f"Line {number}: {name!r} is not a valid name (letters, digits, underscores, "
-                "starting with a letter)."
+                f"Line {number}: {name} is the console's: it points at the secret variables."
             )
-        if name in RESERVED_ENV or name.startswith("AWS_") or name in CONSOLE_ENV:
-            raise forms.ValidationError(f"Line {number}: {name} is reserved.")
         if name in pairs:
             raise forms.ValidationError(f"Line {number}: {name} is given twice.")
         pairs[name] = value.strip()
     return pairs
+
+
+def parse_overrides_text(text: str) -> dict:
+    """A tenant's overrides (JSON), validated by tenants.app_settings.TenantOverrides."""
+    if not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise forms.ValidationError(f"Not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise forms.ValidationError('A JSON object, such as {"api": {"stage": "prod"}}.')
+    try:
+        parse_overrides(data)
+    except ValidationError as exc:
+        raise forms.ValidationError(schema_problems(exc)) from None
+    return data
+
+
+def release_for(version: str):
+    """The artifact a tenant will run (its chosen release, else the one new tenants get)."""
+    source = release_source.get()
+    version = version or source.newest_version() or ""
+    if not version:
+        return None
+    try:
+        return source.artifact(version, region="")
+    except LookupError:
+        return None
+
+
+def _release_help(form: forms.Form, version: str) -> None:
+    """Memory and timeout left blank follow the release: say what that is."""
+    artifact = release_for(version)
+    for field, unit, value in (
+        ("lambda_memory_mb", "MB", artifact and artifact.memory_mb),
+        ("lambda_timeout_s", "s", artifact and artifact.timeout_s),
+    ):
+        if field in form.fields:
+            form.fields[field].required = False
+            form.fields[field].help_text = (
+                f"Blank: the release's ({value} {unit})." if value else "Blank: the release's."
+            )
 
 
 def format_pairs(pairs: dict[str, str]) -> str:
@@ -94,13 +120,14 @@ class TenantSpecMixin:
                 self.add_error(
                     "secret_env_text", f"Given both plain and secret: {', '.join(sorted(overlap))}."
                 )
-            size = len(json.dumps({**env, **dict.fromkeys(CONSOLE_ENV, "x" * 120)}))
-            if size > LAMBDA_ENV_LIMIT_BYTES:
-                self.add_error(
-                    "env_vars_text",
-                    f"Environment is {size} bytes with the console's own variables; Lambda "
-                    f"allows {LAMBDA_ENV_LIMIT_BYTES}. Move large values into secrets.",
-                )
+
+    def _clean_contract(self, tenant: Tenant, version: str) -> None:
+        """The checks that need the release: its settings against this tenant's."""
+        for field, message in tenant_problems(tenant, release_for(version)):
+            if field is not None and field not in self.fields:
+                field = None
+            if field is None or field not in self.errors:
+                self.add_error(field, message)
 
 
 class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
@@ -126,6 +153,14 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
     release = forms.ChoiceField(
         required=False, help_text="Default: the release new tenants start on (see Releases)."
     )
+    app_overrides_text = forms.CharField(
+        label="Overrides of the release's settings (JSON)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": '{"api": {"stage": "prod"}}'}),
+        help_text="runtime, handler, api (payload_format, stage, cors, access_logs, "
+        "throttle_rate, throttle_burst), alarms (per alarm: threshold, period_s, "
+        "evaluation_periods, datapoints, enabled). See docs/app-contract.md.",
+    )
     form_token = forms.CharField(widget=forms.HiddenInput, required=False)
 
     class Meta:
@@ -145,14 +180,34 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
             "serverless_min_acu",
             "serverless_max_acu",
             "use_rds_proxy",
+            "db_engine_version",
+            "db_multi_az",
+            "db_backup_window",
+            "db_maintenance_window",
+            "serverless_seconds_until_auto_pause",
+            "function_in_vpc",
             "lambda_memory_mb",
             "lambda_timeout_s",
             "reserved_concurrency",
+            "log_retention_days",
+            "alarm_topic",
+            "expected_requests_month",
+            "expected_duration_ms",
             "custom_domain",
             "certificate_arn",
         ]
         widgets = {"isolation": forms.RadioSelect}
         labels = {
+            "db_engine_version": "PostgreSQL version",
+            "db_multi_az": "Multi-AZ (a standby in a second zone)",
+            "db_backup_window": "Backup window (UTC)",
+            "db_maintenance_window": "Maintenance window (UTC)",
+            "serverless_seconds_until_auto_pause": "Pause after idle (s)",
+            "function_in_vpc": "Run the function inside the VPC",
+            "log_retention_days": "Log retention (days)",
+            "alarm_topic": "Alarms notify",
+            "expected_requests_month": "Expected requests a month",
+            "expected_duration_ms": "Average request duration (ms)",
             "db_allocated_storage_gb": "Storage (GB)",
             "db_backup_retention_days": "Backup retention (days)",
             "serverless_min_acu": "Minimum ACU (0 lets it pause)",
@@ -178,10 +233,14 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
         except RuntimeError:
             versions = []
         self.fields["release"].choices = [("", "Newest release")] + [(v, v) for v in versions]
+        _release_help(self, "")
         self.fields["slug"].help_text = (
             "Lowercase letters, digits and single hyphens, starting with a letter, at most 40. "
             "Every AWS name is made from it and it cannot change."
         )
+
+    def clean_app_overrides_text(self) -> dict:
+        return parse_overrides_text(self.cleaned_data.get("app_overrides_text", ""))
 
     def clean_slug(self) -> str:
         slug = self.cleaned_data["slug"].strip()
@@ -254,6 +313,8 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
             self.add_error("certificate_arn", "Not an ACM certificate ARN.")
         if cert and domain and f":acm:{cleaned.get('region')}:" not in cert:
             self.add_error("certificate_arn", "The certificate must be in the tenant's region.")
+        if not self.errors:
+            self._clean_contract(self.build_tenant(), cleaned.get("release") or "")
         return cleaned
 
     def build_tenant(self) -> Tenant:
@@ -263,6 +324,7 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
         tenant.secret_env_names = sorted(self.cleaned_data["secret_env_text"])
         tenant.tags = self.cleaned_data["tags_text"]
         tenant.desired_release = self.cleaned_data.get("release") or ""
+        tenant.app_overrides = self.cleaned_data.get("app_overrides_text") or {}
         if tenant.isolation != Isolation.SERVERLESS:
             tenant.serverless_min_acu = Decimal("0.5")
         return tenant
@@ -285,15 +347,40 @@ class TenantConfigForm(TenantSpecMixin, forms.ModelForm):
         required=False, widget=forms.CheckboxSelectMultiple, label="Remove secret variables"
     )
 
+    app_overrides_text = TenantOnboardForm.base_fields["app_overrides_text"]
+
     class Meta:
         model = Tenant
-        fields = ["lambda_memory_mb", "lambda_timeout_s", "reserved_concurrency", "ring"]
-        labels = {"lambda_memory_mb": "Memory (MB)", "lambda_timeout_s": "Timeout (s)"}
+        fields = [
+            "lambda_memory_mb",
+            "lambda_timeout_s",
+            "reserved_concurrency",
+            "ring",
+            "log_retention_days",
+            "alarm_topic",
+            "db_engine_version",
+            "db_multi_az",
+            "db_backup_window",
+            "db_maintenance_window",
+            "serverless_seconds_until_auto_pause",
+            "function_in_vpc",
+            "expected_requests_month",
+            "expected_duration_ms",
+        ]
+        labels = TenantOnboardForm.Meta.labels
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["env_vars_text"].initial = format_pairs(self.instance.env_vars)
         self.fields["remove_secret_env"].choices = [(n, n) for n in self.instance.secret_env_names]
+        overrides = self.instance.app_overrides
+        self.fields["app_overrides_text"].initial = (
+            json.dumps(overrides, indent=2) if overrides else ""
+        )
+        _release_help(self, self.instance.desired_release or self.instance.current_release)
+
+    def clean_app_overrides_text(self) -> dict:
+        return parse_overrides_text(self.cleaned_data.get("app_overrides_text", ""))
 
     def clean_env_vars_text(self) -> dict[str, str]:
         return parse_pairs(self.cleaned_data.get("env_vars_text", ""), field="env")
@@ -304,4 +391,11 @@ class TenantConfigForm(TenantSpecMixin, forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         self._clean_lambda(cleaned)
+        if not self.errors:
+            tenant = self.instance
+            for name in self.Meta.fields:
+                setattr(tenant, name, cleaned.get(name))
+            tenant.env_vars = cleaned.get("env_vars_text") or {}
+            tenant.app_overrides = cleaned.get("app_overrides_text") or {}
+            self._clean_contract(tenant, tenant.desired_release or tenant.current_release)
         return cleaned

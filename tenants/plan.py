@@ -1,7 +1,7 @@
 """The onboarding plan: every AWS resource a tenant will get, by name, and what it costs.
 
-Shown before anything is created; computed from the tenant's spec alone (no AWS call), so
-an invalid form never reaches AWS.
+Shown before anything is created; computed from the tenant's spec and its release's
+settings alone (no AWS call), so an invalid form never reaches AWS.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.conf import settings
 
 from tenants import naming
+from tenants.app_settings import effective_api, parse_overrides
 from tenants.models import Isolation, Tenant
+from tenants.release_source import ReleaseArtifact
 
 HOURS_PER_MONTH = Decimal(730)
 
@@ -35,16 +37,18 @@ def _money(value: float | Decimal) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
-def planned_resources(tenant: Tenant) -> list[PlannedResource]:
+def planned_resources(tenant: Tenant, artifact: ReleaseArtifact | None = None) -> list:
     slug = tenant.slug
     base = settings.BASELINE
-    items = [
-        PlannedResource(
-            "network",
-            f"{base['vpc_name']} private subnets",
-            f"security groups {base['function_sg_name']} and {base['database_sg_name']}",
+    items = []
+    if tenant.function_in_vpc:
+        items.append(
+            PlannedResource(
+                "network",
+                f"{base['vpc_name']} private subnets",
+                f"security groups {base['function_sg_name']} and {base['database_sg_name']}",
+            )
         )
-    ]
     if tenant.isolation == Isolation.SHARED:
         items.append(
             PlannedResource(
@@ -60,11 +64,12 @@ def planned_resources(tenant: Tenant) -> list[PlannedResource]:
                 naming.db_instance_id(slug),
                 f"{tenant.db_instance_class}, {tenant.db_allocated_storage_gb} GB, backups "
                 f"{tenant.db_backup_retention_days} d"
+                + (", Multi-AZ" if tenant.db_multi_az else "")
                 + (", encrypted" if tenant.db_storage_encrypted else "")
                 + (", deletion protection" if tenant.db_deletion_protection else ""),
             )
         )
-    else:
+    elif tenant.isolation == Isolation.SERVERLESS:
         items.append(
             PlannedResource(
                 "db_cluster",
@@ -74,50 +79,151 @@ def planned_resources(tenant: Tenant) -> list[PlannedResource]:
                 + (" (pauses when idle)" if tenant.serverless_min_acu == 0 else ""),
             )
         )
-    if tenant.use_rds_proxy and tenant.isolation != Isolation.SHARED:
+    database = tenant.isolation != Isolation.NONE
+    if database and tenant.use_rds_proxy and tenant.isolation != Isolation.SHARED:
         items.append(PlannedResource("db_proxy", naming.db_proxy_name(slug)))
-    items += [
-        PlannedResource(
-            "db_secret", naming.db_secret_name(slug), "host, port, database, user, password"
-        ),
-    ]
+    if database:
+        items.append(
+            PlannedResource(
+                "db_secret", naming.db_secret_name(slug), "host, port, database, user, password"
+            )
+        )
     if tenant.secret_env_names:
         items.append(
             PlannedResource(
                 "env_secret", naming.env_secret_name(slug), ", ".join(tenant.secret_env_names)
             )
         )
+    reach = [
+        "reads its own secrets" if database or tenant.secret_env_names else "",
+        "writes its own log group",
+    ]
+    if tenant.function_in_vpc:
+        reach.append("VPC access")
+    if artifact is not None and artifact.app_settings.permissions:
+        reach.append(f"{len(artifact.app_settings.permissions)} statement(s) of the release")
     items += [
-        PlannedResource(
-            "role",
-            naming.role_name(slug),
-            "reads its own secrets, writes its own log group, VPC access",
-        ),
+        PlannedResource("role", naming.role_name(slug), ", ".join(r for r in reach if r)),
         PlannedResource(
             "log_group",
             naming.log_group_name(slug),
-            f"retention {settings.TENANT_LOG_RETENTION_DAYS} d",
+            f"retention {tenant.log_retention_days or settings.TENANT_LOG_RETENTION_DAYS} d",
         ),
-        PlannedResource(
-            "function",
-            naming.function_name(slug),
-            f"{tenant.lambda_memory_mb} MB, {tenant.lambda_timeout_s} s, alias "
-            f"'{naming.ALIAS}', release {tenant.desired_release or 'newest'}",
-        ),
-        PlannedResource("schema", naming.db_name(slug), "the release's SQL migrations"),
-        PlannedResource("api", naming.api_name(slug), "HTTP API, $default route and stage"),
     ]
+    if artifact is not None:
+        memory = tenant.lambda_memory_mb or artifact.memory_mb
+        timeout = tenant.lambda_timeout_s or artifact.timeout_s
+        what = f"{memory} MB, {timeout} s, {artifact.architecture}, release {artifact.version}"
+    else:
+        what = "no release registered yet"
+    items.append(
+        PlannedResource("function", naming.function_name(slug), f"{what}, alias '{naming.ALIAS}'")
+    )
+    if database:
+        items.append(
+            PlannedResource("schema", naming.db_name(slug), "the release's SQL migrations")
+        )
+    api = None
+    if artifact is not None:
+        api = effective_api(artifact.app_settings, parse_overrides(tenant.app_overrides))
+    stage = api.stage if api else "$default"
+    items.append(
+        PlannedResource(
+            "api",
+            naming.api_name(slug),
+            f"HTTP API, payload {api.payload_format if api else '2.0'}, stage {stage}",
+        )
+    )
     if tenant.custom_domain:
-        items.append(PlannedResource("domain", tenant.custom_domain, "API mapping to $default"))
+        items.append(PlannedResource("domain", tenant.custom_domain, f"API mapping to {stage}"))
     for what in naming.ALARM_KINDS:
+        if not database and what.startswith("db-"):
+            continue
         items.append(PlannedResource("alarm", naming.alarm_name(slug, what)))
     return items
 
 
-def estimate_cost(tenant: Tenant) -> list[CostLine]:
-    prices = settings.PRICE_TABLE.get(tenant.region) or settings.PRICE_TABLE["us-east-1"]
-    requests = settings.COST_ASSUMED_REQUESTS_MONTH
-    lines: list[CostLine] = []
+def estimate_cost(tenant: Tenant, artifact: ReleaseArtifact | None = None) -> list[CostLine]:
+    """Every priced item, at the region's list prices; a region without prices says so
+    instead of borrowing another region's."""
+    prices = settings.PRICE_TABLE.get(tenant.region)
+    if prices is None:
+        return [
+            CostLine(
+                f"No prices for {tenant.region}",
+                Decimal("0.00"),
+                "add the region to OPSCONSOLE_PRICE_TABLE_FILE for an estimate",
+            )
+        ]
+    requests = tenant.expected_requests_month
+    if requests is None:
+        requests = settings.COST_ASSUMED_REQUESTS_MONTH
+    duration_ms = tenant.expected_duration_ms or settings.COST_ASSUMED_DURATION_MS
+    traffic = (
+        "as entered"
+        if tenant.expected_requests_month is not None
+        else "assumed: enter the tenant's traffic for a better estimate"
+    )
+    lines: list[CostLine] = _database_cost(tenant, prices)
+    memory = tenant.lambda_memory_mb or (artifact.memory_mb if artifact else 256)
+    arm = artifact is not None and artifact.architecture == "arm64"
+    gb_second_price = prices["lambda_gb_second_arm64" if arm else "lambda_gb_second"]
+    gb_seconds = requests * duration_ms / 1000 * memory / 1024
+    lines.append(
+        CostLine(
+            "Lambda requests",
+            _money(requests / 1e6 * prices["lambda_request_million"]),
+            f"{requests:,} requests a month ({traffic}) x ${prices['lambda_request_million']}/M",
+        )
+    )
+    lines.append(
+        CostLine(
+            "Lambda duration",
+            _money(gb_seconds * gb_second_price),
+            f"{duration_ms} ms x {memory} MB = {gb_seconds:,.0f} GB-s x ${gb_second_price}"
+            + (" (arm64)" if arm else ""),
+        )
+    )
+    lines.append(
+        CostLine(
+            "HTTP API",
+            _money(requests / 1e6 * prices["http_api_request_million"]),
+            f"{requests:,} requests x ${prices['http_api_request_million']}/M",
+        )
+    )
+    log_gb = requests * settings.COST_ASSUMED_LOG_BYTES_PER_REQUEST / 1e9
+    lines.append(
+        CostLine(
+            "CloudWatch Logs ingestion",
+            _money(log_gb * prices["log_ingest_gb"]),
+            f"{log_gb:,.2f} GB ({settings.COST_ASSUMED_LOG_BYTES_PER_REQUEST} bytes a request)"
+            f" x ${prices['log_ingest_gb']}/GB",
+        )
+    )
+    secrets = (1 if tenant.isolation != Isolation.NONE else 0) + (
+        1 if tenant.secret_env_names else 0
+    )
+    if secrets:
+        lines.append(
+            CostLine(
+                "Secrets Manager",
+                _money(secrets * prices["secret_month"]),
+                f"{secrets} secret(s) x ${prices['secret_month']}",
+            )
+        )
+    alarms = len([r for r in planned_resources(tenant, artifact) if r.kind == "alarm"])
+    lines.append(
+        CostLine(
+            "CloudWatch alarms",
+            _money(alarms * prices["alarm_month"]),
+            f"{alarms} alarms x ${prices['alarm_month']}",
+        )
+    )
+    return lines
+
+
+def _database_cost(tenant: Tenant, prices: dict) -> list[CostLine]:
+    lines = []
     if tenant.isolation == Isolation.SHARED:
         lines.append(
             CostLine(
@@ -128,31 +234,36 @@ def estimate_cost(tenant: Tenant) -> list[CostLine]:
         )
     elif tenant.isolation == Isolation.DEDICATED:
         hourly = prices["rds_instance_hour"].get(tenant.db_instance_class)
+        copies = 2 if tenant.db_multi_az else 1
         lines.append(
             CostLine(
-                f"RDS {tenant.db_instance_class}",
-                _money(Decimal(str(hourly or 0)) * HOURS_PER_MONTH),
-                f"${hourly}/h x 730 h" if hourly else "no price for this class",
+                f"RDS {tenant.db_instance_class}" + (" Multi-AZ" if copies == 2 else ""),
+                _money(Decimal(str(hourly or 0)) * HOURS_PER_MONTH * copies),
+                f"${hourly}/h x 730 h" + (" x 2 (standby)" if copies == 2 else "")
+                if hourly
+                else "no price for this class",
             )
         )
         lines.append(
             CostLine(
                 f"RDS storage {tenant.db_allocated_storage_gb} GB",
-                _money(tenant.db_allocated_storage_gb * prices["rds_storage_gb_month"]),
-                f"${prices['rds_storage_gb_month']}/GB-month",
+                _money(tenant.db_allocated_storage_gb * prices["rds_storage_gb_month"] * copies),
+                f"${prices['rds_storage_gb_month']}/GB-month"
+                + (" x 2 (standby)" if copies == 2 else ""),
             )
         )
-    else:
+    elif tenant.isolation == Isolation.SERVERLESS:
         low = Decimal(tenant.serverless_min_acu) * HOURS_PER_MONTH
         lines.append(
             CostLine(
                 "Aurora Serverless v2 (at minimum capacity)",
                 _money(low * Decimal(str(prices["aurora_acu_hour"]))),
                 f"{tenant.serverless_min_acu} ACU x 730 h x ${prices['aurora_acu_hour']}; "
-                f"up to {tenant.serverless_max_acu} ACU under load",
+                f"up to {tenant.serverless_max_acu} ACU under load"
+                + ("; 0 while paused" if tenant.serverless_min_acu == 0 else ""),
             )
         )
-    if tenant.use_rds_proxy and tenant.isolation != Isolation.SHARED:
+    if tenant.use_rds_proxy and tenant.isolation in (Isolation.DEDICATED, Isolation.SERVERLESS):
         vcpus = prices["rds_instance_vcpus"].get(tenant.db_instance_class, 2)
         lines.append(
             CostLine(
@@ -161,34 +272,6 @@ def estimate_cost(tenant: Tenant) -> list[CostLine]:
                 f"{vcpus} vCPU x ${prices['rds_proxy_vcpu_hour']}/h",
             )
         )
-    gb_seconds = (
-        requests * settings.COST_ASSUMED_DURATION_MS / 1000 * tenant.lambda_memory_mb / 1024
-    )
-    lines.append(
-        CostLine(
-            "Lambda",
-            _money(
-                requests / 1e6 * prices["lambda_request_million"]
-                + gb_seconds * prices["lambda_gb_second"]
-            ),
-            f"{requests:,} requests x {settings.COST_ASSUMED_DURATION_MS} ms x "
-            f"{tenant.lambda_memory_mb} MB",
-        )
-    )
-    lines.append(
-        CostLine(
-            "HTTP API",
-            _money(requests / 1e6 * prices["http_api_request_million"]),
-            f"{requests:,} requests",
-        )
-    )
-    secrets = 2 if tenant.secret_env_names else 1
-    lines.append(
-        CostLine(
-            "Secrets Manager", _money(secrets * prices["secret_month"]), f"{secrets} secret(s)"
-        )
-    )
-    lines.append(CostLine("CloudWatch alarms", _money(5 * prices["alarm_month"]), "5 alarms"))
     return lines
 
 

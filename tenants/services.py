@@ -90,6 +90,7 @@ def tenant_update_config(*, tenant: Tenant, form: TenantConfigForm, request: Htt
     with transaction.atomic():
         tenant = form.save(commit=False)
         tenant.env_vars = form.cleaned_data["env_vars_text"]
+        tenant.app_overrides = form.cleaned_data["app_overrides_text"]
         tenant.secret_env_names = sorted(
             (set(tenant.secret_env_names) | set(set_values)) - set(remove)
         )

@@ -12,10 +12,11 @@ from opsconsole.accounts.access import admin_required, operator_required, viewer
 from opsconsole.aws.errors import AwsError
 from opsconsole.jobs.models import Job
 from tenants import plan, services
-from tenants.forms import TenantConfigForm, TenantOnboardForm
+from tenants.forms import TenantConfigForm, TenantOnboardForm, release_for
 from tenants.health.fleet import FLEET_SORTS, fleet_table
 from tenants.health.status import STATUSES
 from tenants.models import Tenant, TenantStatus
+from tenants.plan_contract import contract_sections
 from tenants.resources import console_url
 
 SORTS = {
@@ -94,9 +95,14 @@ def tenant_onboard(request: HttpRequest) -> HttpResponse:
     context: dict = {"form": form}
     if form.is_valid():
         tenant = form.build_tenant()
-        lines = plan.estimate_cost(tenant)
+        artifact = release_for(tenant.desired_release)
+        lines = plan.estimate_cost(tenant, artifact)
         context.update(
-            planned=plan.planned_resources(tenant), cost_lines=lines, total=plan.total_cost(lines)
+            planned=plan.planned_resources(tenant, artifact),
+            sections=contract_sections(tenant, artifact),
+            release=artifact,
+            cost_lines=lines,
+            total=plan.total_cost(lines),
         )
         if request.POST.get("action") == "create":
             try:
@@ -127,11 +133,14 @@ def tenant_detail(request: HttpRequest, slug: str) -> HttpResponse:
     drift = None
     if drift_job and drift_job.status == "succeeded":
         drift = drift_job.steps.all()[0].output
+    release = release_for(tenant.desired_release or tenant.current_release)
     return render(
         request,
         "tenants/tenant_detail.html",
         {
             "tenant": tenant,
+            "release": release,
+            "sections": contract_sections(tenant, release),
             "jobs": jobs,
             "active_job": next((j for j in jobs if not j.is_finished), None),
             "resources": resources,

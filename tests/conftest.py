@@ -61,7 +61,9 @@ def aws(settings):
     from moto import mock_aws
 
     from opsconsole.aws.clients import reset_clients
+    from opsconsole.sandbox.localaws import lambda_architecture
 
+    lambda_architecture.patch_moto()
     settings.AWS_ENDPOINT_URL = ""
     for key in ("AWS_ENDPOINT_URL",):
         os.environ.pop(key, None)

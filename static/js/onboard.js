@@ -5,7 +5,7 @@
   function update() {
     const chosen = form.querySelector("input[name=isolation]:checked");
     const value = chosen ? chosen.value : "shared";
-    form.querySelectorAll(".only-dedicated, .only-serverless").forEach((el) => {
+    form.querySelectorAll(".only-dedicated, .only-serverless, .only-shared").forEach((el) => {
       el.hidden = !el.classList.contains("only-" + value);
     });
   }

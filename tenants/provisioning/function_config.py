@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsconsole.aws import secrets
+from opsconsole.aws import secrets, ssm
 from tenants import resources
 from tenants.app_settings import (
     DB_PLACEHOLDERS,
@@ -49,7 +49,7 @@ def _db_values(tenant: Tenant, *, need_password: bool) -> dict[str, str]:
         "db_secret_arn": record.arn,
     }
     if need_password:
-        value = secrets.read_secret_json(secret_id=record.arn, region=tenant.region)
+        value = secrets.get_secret_json(secret_id=record.arn, region=tenant.region)
         values["db_password"] = str(value.get("password", ""))
     return values
 
@@ -59,6 +59,35 @@ def _env_secret_arn(tenant: Tenant) -> str:
     if record and record.arn and record.status == "present":
         return record.arn
     return ""
+
+
+def ssm_parameter_names(
+    tenant: Tenant, app: AppSettings, *, account: str | None = None
+) -> dict[str, str]:
+    """VARIABLE -> the SSM parameter it is read from, rendered for ``tenant``."""
+    if account is None:
+        uses_account = any("account" in template_fields(t) for t in app.ssm_variables.values())
+        account = account_id(tenant.region) if uses_account else ""
+    values = {"tenant": tenant.slug, "region": tenant.region, "account": account}
+    return {name: template.format(**values) for name, template in app.ssm_variables.items()}
+
+
+def _ssm_values(tenant: Tenant, app: AppSettings) -> dict[str, str]:
+    """The release's SSM variables' values (decrypted), read at each deployment."""
+    names = ssm_parameter_names(tenant, app)
+    found = ssm.get_parameters(names.values(), region=tenant.region, decrypt=True)
+    missing = [(var, parameter) for var, parameter in names.items() if parameter not in found]
+    if missing:
+        lines = [
+            f"{parameter} (for {var}): aws ssm put-parameter --type SecureString "
+            f"--name '{parameter}' --value '...' --region {tenant.region}"
+            for var, parameter in missing
+        ]
+        raise RuntimeError(
+            f"The release reads {len(missing)} SSM parameter(s) that do not exist in "
+            f"{tenant.region}; create them, then run the step again: " + "; ".join(lines)
+        )
+    return {var: found[parameter] for var, parameter in names.items()}
 
 
 def environment(tenant: Tenant, app: AppSettings) -> Environment:
@@ -95,6 +124,12 @@ def environment(tenant: Tenant, app: AppSettings) -> Environment:
                 out.secret_names.add(name)
         else:
             out.variables["ENV_SECRET_ARN"] = env_secret
+    # Secret values like the ones above (app_settings asks for secrets_in_environment):
+    # drift says "differs" for them and never shows them.
+    if app.ssm_variables:
+        for name, value in _ssm_values(tenant, app).items():
+            out.variables[name] = value
+            out.secret_names.add(name)
     for name, attachment_vars in attachment_variables(tenant).items():
         out.variables[name] = attachment_vars
     # The tenant's own variables come last: a tenant may override a release's constant

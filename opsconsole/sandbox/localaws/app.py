@@ -21,7 +21,9 @@ from opsconsole.sandbox.localaws import (
     apigw_proxy,
     cloudwatch_ext,
     faults,
+    lambda_architecture,
     lambda_invoke,
+    rds_engine_versions,
     rds_ext,
 )
 from opsconsole.sandbox.localaws.config import LocalAwsConfig
@@ -34,10 +36,12 @@ HEALTH_PATH = "/_localaws/health"
 EXTENSIONS: list[ModuleType] = [
     faults,
     lambda_invoke,
+    lambda_architecture,
     apigw_proxy,
     apigw_endpoint,
     cloudwatch_ext,
     rds_ext,
+    rds_engine_versions,
 ]
 
 
