@@ -1,5 +1,7 @@
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from opsconsole.audit.views import audit_list
 from opsconsole.core import views as core_views
@@ -7,6 +9,8 @@ from opsconsole.core import views as core_views
 urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
+    # Browsers ask for /favicon.ico whatever the page says.
+    path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
     path(
         "login/",
         auth_views.LoginView.as_view(template_name="accounts/login.html"),
@@ -25,3 +29,4 @@ urlpatterns = [
 
 handler403 = "opsconsole.core.errors.forbidden"
 handler404 = "opsconsole.core.errors.not_found"
+handler500 = "opsconsole.core.errors.server_error"

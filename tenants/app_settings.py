@@ -110,7 +110,7 @@ def template_fields(template: str) -> set[str]:
 def reserved_reason(name: str) -> str | None:
     """Why ``name`` cannot be a function variable, or None when it can."""
     if not ENV_NAME_RE.match(name):
-        return "letters, digits and underscores, starting with a letter"
+        return "not a valid name (letters, digits and underscores, starting with a letter)"
     if name in LAMBDA_RESERVED_ENV:
         return "Lambda sets it itself (a reserved variable)"
     return None

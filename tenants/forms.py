@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from tenants import naming, release_source
 from tenants.app_settings import parse_overrides, reserved_reason
 from tenants.app_settings import problems as schema_problems
-from tenants.models import Isolation, Tenant
+from tenants.models import AlarmTopicChoice, Isolation, Tenant
 from tenants.validation import tenant_problems
 
 # The console's own pointer to the secret variables: set on the function when the tenant
@@ -234,6 +234,7 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
             versions = []
         self.fields["release"].choices = [("", "Newest release")] + [(v, v) for v in versions]
         _release_help(self, "")
+        self.fields["alarm_topic"].required = False
         self.fields["slug"].help_text = (
             "Lowercase letters, digits and single hyphens, starting with a letter, at most 40. "
             "Every AWS name is made from it and it cannot change."
@@ -241,6 +242,9 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
 
     def clean_app_overrides_text(self) -> dict:
         return parse_overrides_text(self.cleaned_data.get("app_overrides_text", ""))
+
+    def clean_alarm_topic(self) -> str:
+        return self.cleaned_data.get("alarm_topic") or AlarmTopicChoice.NONE
 
     def clean_slug(self) -> str:
         slug = self.cleaned_data["slug"].strip()

@@ -1,4 +1,11 @@
+"""Error pages in the console's layout, with its navigation and a way back."""
+
+import logging
+
+from django.http import HttpResponseServerError
 from django.shortcuts import render
+
+logger = logging.getLogger(__name__)
 
 
 def forbidden(request, exception=None):
@@ -14,3 +21,23 @@ def not_found(request, exception=None):
     return render(
         request, "core/error.html", {"code": 404, "message": "There is nothing here."}, status=404
     )
+
+
+def server_error(request):
+    try:
+        return render(
+            request,
+            "core/error.html",
+            {
+                "code": 500,
+                "message": "Something went wrong on our side; it has been logged. Try again, "
+                "or go back to where you were.",
+            },
+            status=500,
+        )
+    except Exception:  # noqa: BLE001 - the layout needs the database; this page must not fail
+        logger.exception("The error page itself failed; answering the plain one")
+        return HttpResponseServerError(
+            "<!doctype html><title>Server error · opsconsole</title><h1>Server error (500)</h1>"
+            '<p>Something went wrong on our side. <a href="/">Back to the console</a></p>'
+        )

@@ -23,6 +23,7 @@ VALID = {
     "lambda_timeout_s": "30",
     "env_vars_text": "LOG_LEVEL=info",
     "tags_text": "plan=enterprise",
+    "function_in_vpc": "on",
     "form_token": "token-1",
 }
 
