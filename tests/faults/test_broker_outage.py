@@ -9,56 +9,15 @@ and a real worker runs it to the end.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 
 import pytest
 
 from opsconsole.jobs.models import JobStatus
 from opsconsole.jobs.services import job_create, jobs_requeue_expired
-from opsconsole.sandbox import services
+from tests.faults.private_redis import reset_pools, start_redis
 
 pytestmark = pytest.mark.integration
-
-
-def _start_redis(port: int, tmp_path) -> subprocess.Popen:
-    # The drill needs its own broker to kill; without the binary it fails and says why
-    # rather than skipping quietly.
-    if not shutil.which("redis-server"):
-        pytest.fail("the broker-outage drill needs redis-server: apt-get install redis-server")
-    proc = subprocess.Popen(
-        [
-            shutil.which("redis-server"),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    for _ in range(100):
-        if services.port_open("127.0.0.1", port):
-            return proc
-        time.sleep(0.05)
-    raise RuntimeError("redis-server did not start")
-
-
-def _reset_pools(app) -> None:
-    """Make the app connect afresh to whatever broker_url says now."""
-    from kombu import pools
-
-    pools.reset()  # kombu keeps producer pools per broker URL, process-wide
-    app._pool = None
-    app.amqp._producer_pool = None
 
 
 def test_jobs_survive_a_broker_outage(settings, worker_factory, live_aws, tmp_path, client):
@@ -68,10 +27,10 @@ def test_jobs_survive_a_broker_outage(settings, worker_factory, live_aws, tmp_pa
     sandbox_seed()
     port = services.free_port()
     broker = f"redis://127.0.0.1:{port}/0"
-    redis = _start_redis(port, tmp_path)
+    redis = start_redis(port, tmp_path)
     old = app.conf.broker_url
     app.conf.broker_url = broker
-    _reset_pools(app)
+    reset_pools(app)
     try:
         redis.kill()
         redis.wait()
@@ -86,9 +45,9 @@ def test_jobs_survive_a_broker_outage(settings, worker_factory, live_aws, tmp_pa
         assert health.json()["checks"]["broker"]["ok"] is False
 
         # Broker back, a worker on it; the sweep re-sends what was never delivered.
-        redis = _start_redis(port, tmp_path)
+        redis = start_redis(port, tmp_path)
         worker = worker_factory(REDIS_URL=broker)
-        _reset_pools(app)
+        reset_pools(app)
         assert jobs_requeue_expired()["resent"] == 1
         deadline = time.monotonic() + 60
         while not job.is_finished:
@@ -98,5 +57,5 @@ def test_jobs_survive_a_broker_outage(settings, worker_factory, live_aws, tmp_pa
         assert job.status == JobStatus.SUCCEEDED
     finally:
         app.conf.broker_url = old
-        _reset_pools(app)
+        reset_pools(app)
         services.stop_process(redis)

@@ -29,7 +29,7 @@ from opsconsole.jobs.services import jobs_requeue_expired
 from opsconsole.sandbox import demo_release, services
 from opsconsole.sandbox.seed import sandbox_seed
 from tests.faults import drill
-from tests.faults.test_broker_outage import _reset_pools, _start_redis
+from tests.faults.private_redis import reset_pools, start_redis
 from tests.integration.demo_support import drop_databases
 
 pytestmark = pytest.mark.integration
@@ -171,11 +171,11 @@ def test_redis_restarted_mid_rollout(drill_env, settings, tmp_path):
     browser, start_worker = drill_env
     port = services.free_port()
     url = f"redis://127.0.0.1:{port}/0"
-    box = {"redis": _start_redis(port, tmp_path), "restarted": 0}
+    box = {"redis": start_redis(port, tmp_path), "restarted": 0}
     old = app.conf.broker_url
     app.conf.broker_url = url
     settings.RATE_BUDGET_REDIS_URL = url
-    _reset_pools(app)
+    reset_pools(app)
     try:
         on_it = {"REDIS_URL": url, "RATE_BUDGET_REDIS_URL": url, **SLOW}
         start_worker(**on_it)
@@ -191,14 +191,14 @@ def test_redis_restarted_mid_rollout(drill_env, settings, tmp_path):
                 plan["at"] = 0.0
                 services.stop_process(box["redis"])
                 time.sleep(2)  # down for a moment: sends fail, workers reconnect
-                box["redis"] = _start_redis(port, tmp_path)
+                box["redis"] = start_redis(port, tmp_path)
                 box["restarted"] += 1
 
         _run_all(d, runs(3), before=before, tick=tick)
         assert box["restarted"] == d.row.runs
     finally:
         app.conf.broker_url = old
-        _reset_pools(app)
+        reset_pools(app)
         services.stop_process(box["redis"])
 
 
