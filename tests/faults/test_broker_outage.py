@@ -15,6 +15,7 @@ import pytest
 
 from opsconsole.jobs.models import JobStatus
 from opsconsole.jobs.services import job_create, jobs_requeue_expired
+from opsconsole.sandbox import services
 from tests.faults.private_redis import reset_pools, start_redis
 
 pytestmark = pytest.mark.integration
