@@ -53,6 +53,7 @@ from tenants import naming, release_source
 from tenants.models import Tenant
 from tenants.provisioning import function as fn
 from tenants.provisioning import health_check as health
+from tenants.provisioning import identity
 from tenants.release_source import ReleaseArtifact
 
 logger = logging.getLogger(__name__)
@@ -249,6 +250,9 @@ def step_code(job: Job, step) -> dict:
     artifact = artifact_for(deployment)
     configuration = existing["Configuration"]
     _busy(configuration, retry_in=2, since=step.started_at)
+    # The release's permissions and SSM parameters are granted (and checked) before the
+    # code that needs them runs; IAM calls take nothing of Lambda's budget.
+    identity.converge_policy(tenant, artifact.app_settings)
     poll = settings.DEPLOY_UPDATE_POLL_S
     # One change per pass: Lambda refuses a second update while one is in progress. The
     # step runs again after each (StepWait) and finds what is left to do. Configuration

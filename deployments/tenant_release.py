@@ -157,6 +157,11 @@ class DeploymentsReleaseSource:
     def apply_schema(
         self, *, tenant: Tenant, version: str, on_status: Callable[[str], None]
     ) -> dict[str, Any]:
+        if tenant.isolation == Isolation.NONE:
+            # The app brings its own database and runs its own migrations: the console
+            # has no database of the tenant's to migrate (both the onboarding's and a
+            # deployment's schema step come here).
+            return {"schema": "no database of the console's: skipped"}
         release = Release.objects.get(version=version)
         result = migrate_database(
             target=database_target(tenant),

@@ -1,4 +1,5 @@
 from django.urls import path
+from django.views.generic import RedirectView
 
 from deployments import schema_views, views
 
@@ -17,6 +18,13 @@ urlpatterns = [
     path("rollouts/<int:rollout_id>/", views.rollout_detail, name="rollout_detail"),
     path("rollouts/<int:rollout_id>/live/", views.rollout_live, name="rollout_live"),
     path("rollouts/<int:rollout_id>/<str:action>/", views.rollout_action, name="rollout_action"),
-    path("migrations/", schema_views.schema_fleet, name="schema_fleet"),
-    path("migrations/<slug:slug>/", schema_views.schema_plan, name="schema_plan"),
+    # The nav and the page say "Schemas": the address says so too. The old /migrations/
+    # addresses (bookmarks, links in messages) go on working.
+    path("schemas/", schema_views.schema_fleet, name="schema_fleet"),
+    path("schemas/<slug:slug>/", schema_views.schema_plan, name="schema_plan"),
+    path("migrations/", RedirectView.as_view(url="/schemas/", permanent=True)),
+    path(
+        "migrations/<slug:slug>/",
+        RedirectView.as_view(url="/schemas/%(slug)s/", permanent=True),
+    ),
 ]

@@ -5,10 +5,12 @@ import json
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from deployments import rollouts
+from deployments import rollout_display, rollouts
 from deployments.forms import ReleaseForm, RolloutForm
 from deployments.models import Release, Rollout, RolloutStatus
 from deployments.releases import (
@@ -17,6 +19,7 @@ from deployments.releases import (
     release_register,
     release_start_new_tenants_on,
 )
+from deployments.rollout_display import preview_wave_rules, start_confirmation
 from deployments.rollouts import RolloutRefused
 from opsconsole.accounts.access import operator_required, viewer_required
 from opsconsole.audit.services import audit_record
@@ -84,15 +87,25 @@ def release_start_new_tenants(request: HttpRequest, version: str) -> HttpRespons
 
 @operator_required
 def rollout_new(request: HttpRequest, version: str) -> HttpResponse:
-    """The preview (waves, estimate, downgrades, busy tenants), then Start."""
+    """The preview (waves, estimate, downgrades, busy tenants), then Start, then a
+    confirmation naming the release and the tenants, then the rollout."""
     release = get_object_or_404(Release, version=version)
     form = RolloutForm(request.POST or None)
     preview = None
     error = ""
+    confirm = None
+    action = request.POST.get("action") if request.method == "POST" else ""
     if form.is_valid():
         target, strategy = form.get_target(), form.get_strategy()
         preview = rollouts.rollout_preview(release, target, strategy)
-        if request.method == "POST" and request.POST.get("action") == "start":
+        # The confirmation names a count: if the target changed since (another tenant
+        # onboarded, a field edited behind a non-modal dialog), it asks again.
+        confirmed = action == "confirm-start" and request.POST.get("expected_total") == str(
+            preview.total
+        )
+        if action in ("start", "confirm-start") and preview.total and not confirmed:
+            confirm = start_confirmation(release, preview)
+        elif confirmed:
             try:
                 rollout = rollouts.rollout_start(
                     release=release,
@@ -112,11 +125,34 @@ def rollout_new(request: HttpRequest, version: str) -> HttpResponse:
                     target=target.describe(),
                     tenants=preview.total,
                 )
+                messages.success(
+                    request,
+                    format_html(
+                        '<a href="{}">Rollout #{}</a> started: {} on {} tenant(s) in {} '
+                        "wave(s), the canary first.",
+                        reverse("deployments:rollout_detail", args=[rollout.pk]),
+                        rollout.pk,
+                        release.version,
+                        preview.total,
+                        len(preview.waves),
+                    ),
+                )
                 return redirect("deployments:rollout_detail", rollout_id=rollout.pk)
+        elif action == "start":
+            error = f"No tenant to deploy to ({target.describe()})."
     return render(
         request,
         "deployments/rollout_new.html",
-        {"release": release, "form": form, "preview": preview, "error": error},
+        {
+            "release": release,
+            "form": form,
+            "preview": preview,
+            "error": error,
+            "confirm": confirm,
+            "preview_waves": list(zip(preview.waves, preview_wave_rules(preview), strict=True))
+            if preview
+            else [],
+        },
     )
 
 
@@ -130,10 +166,19 @@ def rollout_list(request: HttpRequest) -> HttpResponse:
 
 
 def _rollout_context(rollout: Rollout) -> dict:
+    counts = rollouts.rollout_counts(rollout)
+    rows = list(rollouts.rollout_rows(rollout))
+    rollout_display.annotate_reasons(rows)
+    for wave, rule in zip(
+        counts["waves"], rollout_display.wave_rules(rows, rollout.wave_sizes), strict=True
+    ):
+        wave["rule"] = rule
     return {
         "rollout": rollout,
-        "counts": rollouts.rollout_counts(rollout),
-        "deployments": rollouts.rollout_rows(rollout),
+        "counts": counts,
+        "deployments": rows,
+        "phase": rollout_display.rollout_phase(rollout, rows),
+        "confirm": rollout_display.action_facts(rollout, counts),
         "summary": rollouts.rollout_summary(rollout) if rollout.is_finished else None,
     }
 
@@ -160,12 +205,32 @@ _ACTIONS = {
     "cancel": rollouts.rollout_cancel,
     "retry": rollouts.rollout_retry_failed,
 }
+# Actions that stop deployments or change tenants: done only once confirmed (the dialog of
+# templates/includes/confirm.html, or the confirm page without JavaScript).
+CONFIRMED_ACTIONS = {"cancel", "retry", "rollback"}
+
+
+def _link(rollout_id: int) -> str:
+    return reverse("deployments:rollout_detail", args=[rollout_id])
 
 
 @require_POST
 @operator_required
 def rollout_action(request: HttpRequest, rollout_id: int, action: str) -> HttpResponse:
-    rollout = get_object_or_404(Rollout, pk=rollout_id)
+    rollout = get_object_or_404(Rollout.objects.select_related("release"), pk=rollout_id)
+    if action not in _ACTIONS and action != "rollback":
+        return HttpResponse(status=404)
+    if action in CONFIRMED_ACTIONS and request.POST.get("confirmed") != "yes":
+        counts = rollouts.rollout_counts(rollout)
+        return render(
+            request,
+            "deployments/rollout_confirm.html",
+            {
+                "rollout": rollout,
+                "action": action,
+                "facts": rollout_display.action_facts(rollout, counts)[action],
+            },
+        )
     if action == "rollback":
         try:
             created = rollouts.rollout_rollback(rollout, created_by=request.user)
@@ -179,20 +244,51 @@ def rollout_action(request: HttpRequest, rollout_id: int, action: str) -> HttpRe
             rollbacks=[r.pk for r in created],
         )
         for back in created:
+            messages.success(
+                request,
+                format_html(
+                    '<a href="{}">Rollout #{}</a> rolls {} tenant(s) back to {} (from rollout '
+                    "#{}).",
+                    _link(back.pk),
+                    back.pk,
+                    sum(back.wave_sizes),
+                    back.release.version,
+                    rollout.pk,
+                ),
+            )
             for warning in rollouts.rollback_warnings(rollout, back.release):
                 messages.warning(request, warning)
         return redirect("deployments:rollout_detail", rollout_id=created[0].pk)
-    fn = _ACTIONS.get(action)
-    if fn is None:
-        return HttpResponse(status=404)
-    done = fn(rollout)
+    before = rollouts.rollout_counts(rollout)["totals"] if action == "cancel" else None
+    done = _ACTIONS[action](rollout)
     audit_record(request=request, action=f"rollout.{action}", obj=rollout, changed=bool(done))
+    rollout.refresh_from_db()
     if not done:
         messages.warning(request, f"Nothing to {action}: the rollout is {rollout.status}.")
+    elif not request.htmx:
+        # Pause and Resume answer htmx with the live region, whose pill says what happened;
+        # a message would only surface on some later page.
+        messages.success(request, _done_message(rollout, action, done, before))
     if request.htmx:
-        rollout.refresh_from_db()
         return render(request, "deployments/rollout_detail.html#live", _rollout_context(rollout))
     return redirect("deployments:rollout_detail", rollout_id=rollout.pk)
+
+
+def _done_message(rollout: Rollout, action: str, done, before: dict | None) -> str:
+    link = format_html('<a href="{}">Rollout #{}</a>', _link(rollout.pk), rollout.pk)
+    if action == "cancel":
+        return format_html(
+            "{} is {}: {} pending deployment(s) will not start; {} running finish.",
+            link,
+            rollout.get_status_display().lower(),
+            before["pending"],
+            before["running"],
+        )
+    if action == "retry":
+        return format_html("{}: {} failed deployment(s) start again.", link, done)
+    if action == "pause":
+        return format_html("{} is paused: running deployments finish, none start.", link)
+    return format_html("{} runs again.", link)
 
 
 __all__ = ["RolloutStatus"]

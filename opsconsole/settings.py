@@ -125,6 +125,9 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# One date format across the console, with its time zone (opsconsole/formats/en/formats.py:
+# the locale's own formats would otherwise win over DATETIME_FORMAT).
+FORMAT_MODULE_PATH = ["opsconsole.formats"]
 USE_I18N = False
 USE_TZ = True
 

@@ -77,6 +77,9 @@ DEFAULT_ENVIRONMENT = {
     "TENANT_SLUG": "{tenant}",
 }
 
+# The defaults that describe the console's database: left out for a tenant without one.
+DEFAULT_DB_NAMES = frozenset(name for name in DEFAULT_ENVIRONMENT if name.startswith("DB_"))
+
 ALARM_KINDS = ("errors", "throttles", "api-5xx", "db-cpu", "db-connections")
 # The console's alarm defaults: one breaching minute of three raises it (a canary's bake
 # watches these for a few minutes, so "5 of 5 minutes" would let a broken release pass).
@@ -190,6 +193,9 @@ class Statement(_Strict):
     action: StrList = Field(alias="Action", min_length=1)
     resource: StrList = Field(alias="Resource", min_length=1)
     condition: dict[str, dict[str, Any]] | None = Field(None, alias="Condition")
+    # Not IAM's: the release says every tenant reads these same resources (a team's
+    # exercise videos), so a wildcard need not come after {tenant}. Reads only.
+    shared: bool = Field(False, alias="Shared")
 
     @field_validator("action")
     @classmethod
@@ -250,8 +256,8 @@ class AlarmRule(_Strict):
     @field_validator("period_s")
     @classmethod
     def _period(cls, value: int | None) -> int | None:
-        if value is not None and (value < 60 or value % 60) and value not in (10, 30):
-            raise ValueError("10, 30, or a multiple of 60 seconds")
+        if value is not None and (value < 60 or value % 60) and value not in (10, 20, 30):
+            raise ValueError("10, 20, 30, or a multiple of 60 seconds")
         return value
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from tenants.attachments import attachment_drift
 from tenants.models import Tenant
 from tenants.provisioning import database
+from tenants.provisioning.alarm_topic import topic_drift
 from tenants.provisioning.alarms import alarm_drift
 from tenants.provisioning.api import api_drift
 from tenants.provisioning.common import Drift, tenant_of
@@ -16,12 +18,14 @@ from tenants.provisioning.network import network_drift
 
 CHECKS = [
     network_drift,
+    attachment_drift,
     database.database_drift,
     role_drift,
     log_group_drift,
     function_drift,
     api_drift,
     alarm_drift,
+    topic_drift,
 ]
 
 

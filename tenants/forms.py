@@ -77,6 +77,17 @@ def release_for(version: str):
         return None
 
 
+def outside_vpc_field() -> forms.BooleanField:
+    # Asked as "outside", so that a form posted without the box (a script, an old page)
+    # keeps the function where a tenant's database can be reached.
+    return forms.BooleanField(
+        required=False,
+        label="Run the function outside the VPC",
+        help_text="Only for a tenant that brings its own database and has no attached "
+        "services: it then reaches the internet without a NAT.",
+    )
+
+
 def _release_help(form: forms.Form, version: str) -> None:
     """Memory and timeout left blank follow the release: say what that is."""
     artifact = release_for(version)
@@ -124,6 +135,8 @@ class TenantSpecMixin:
     def _clean_contract(self, tenant: Tenant, version: str) -> None:
         """The checks that need the release: its settings against this tenant's."""
         for field, message in tenant_problems(tenant, release_for(version)):
+            if field == "function_in_vpc":
+                field = "outside_vpc"
             if field is not None and field not in self.fields:
                 field = None
             if field is None or field not in self.errors:
@@ -153,6 +166,7 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
     release = forms.ChoiceField(
         required=False, help_text="Default: the release new tenants start on (see Releases)."
     )
+    outside_vpc = outside_vpc_field()
     app_overrides_text = forms.CharField(
         label="Overrides of the release's settings (JSON)",
         required=False,
@@ -185,7 +199,6 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
             "db_backup_window",
             "db_maintenance_window",
             "serverless_seconds_until_auto_pause",
-            "function_in_vpc",
             "lambda_memory_mb",
             "lambda_timeout_s",
             "reserved_concurrency",
@@ -203,7 +216,6 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
             "db_backup_window": "Backup window (UTC)",
             "db_maintenance_window": "Maintenance window (UTC)",
             "serverless_seconds_until_auto_pause": "Pause after idle (s)",
-            "function_in_vpc": "Run the function inside the VPC",
             "log_retention_days": "Log retention (days)",
             "alarm_topic": "Alarms notify",
             "expected_requests_month": "Expected requests a month",
@@ -329,6 +341,7 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
         tenant.tags = self.cleaned_data["tags_text"]
         tenant.desired_release = self.cleaned_data.get("release") or ""
         tenant.app_overrides = self.cleaned_data.get("app_overrides_text") or {}
+        tenant.function_in_vpc = not self.cleaned_data.get("outside_vpc")
         if tenant.isolation != Isolation.SERVERLESS:
             tenant.serverless_min_acu = Decimal("0.5")
         return tenant
@@ -352,6 +365,7 @@ class TenantConfigForm(TenantSpecMixin, forms.ModelForm):
     )
 
     app_overrides_text = TenantOnboardForm.base_fields["app_overrides_text"]
+    outside_vpc = outside_vpc_field()
 
     class Meta:
         model = Tenant
@@ -367,7 +381,6 @@ class TenantConfigForm(TenantSpecMixin, forms.ModelForm):
             "db_backup_window",
             "db_maintenance_window",
             "serverless_seconds_until_auto_pause",
-            "function_in_vpc",
             "expected_requests_month",
             "expected_duration_ms",
         ]
@@ -401,5 +414,6 @@ class TenantConfigForm(TenantSpecMixin, forms.ModelForm):
                 setattr(tenant, name, cleaned.get(name))
             tenant.env_vars = cleaned.get("env_vars_text") or {}
             tenant.app_overrides = cleaned.get("app_overrides_text") or {}
+            tenant.function_in_vpc = not cleaned.get("outside_vpc")
             self._clean_contract(tenant, tenant.desired_release or tenant.current_release)
         return cleaned

@@ -8,9 +8,11 @@ from django.utils import timezone
 
 from opsconsole.jobs.models import Job
 from opsconsole.jobs.registry import register_job_kind
-from tenants import drift
+from tenants import drift, notifications  # noqa: F401 - registers the notification jobs
+from tenants.attachments import step_attachments, step_delete_attachments
 from tenants.models import Tenant, TenantStatus
 from tenants.provisioning import database
+from tenants.provisioning.alarm_topic import step_alarm_topic, step_delete_alarm_topic
 from tenants.provisioning.alarms import step_alarms, step_delete_alarms
 from tenants.provisioning.api import step_api, step_delete_api
 from tenants.provisioning.common import tenant_of
@@ -23,6 +25,7 @@ from tenants.provisioning.release import step_schema, step_verify
 
 PROVISION_STEPS = [
     ("network", "Network: subnets and security groups", step_network),
+    ("attachments", "Security-group rules for attached services", step_attachments),
     ("database", "Database", database.step_database),
     ("secret", "Database secret", database.step_secret),
     ("env_secret", "Secret environment variables", step_env_secret),
@@ -31,6 +34,7 @@ PROVISION_STEPS = [
     ("function", "Function, version and alias 'live'", step_function),
     ("schema", "Database schema of the release", step_schema),
     ("api", "HTTP API", step_api),
+    ("alarm_topic", "Alarm topic and who it notifies", step_alarm_topic),
     ("alarms", "Alarms", step_alarms),
     ("verify", "Verify: the release's health route", step_verify),
 ]
@@ -122,9 +126,12 @@ register_job_kind(
         ("function", "Delete the function", step_delete_function),
         ("api", "Delete the HTTP API", step_delete_api),
         ("alarms", "Delete the alarms", step_delete_alarms),
+        ("alarm_topic", "Delete the tenant's alarm topic", step_delete_alarm_topic),
         ("role", "Delete the IAM role", step_delete_role),
         ("database", "Delete the database", database.step_delete_database),
         ("secret", "Schedule the secrets' deletion", database.step_delete_secret),
+        # Last: the deleted function's network interfaces hold the group for minutes.
+        ("attachments", "Remove attached services' rules and the group", step_delete_attachments),
     ],
     on_success=_offboarded,
     on_failure=_offboard_failed,

@@ -14,11 +14,13 @@ SLUG_RE = re.compile(r"^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,39}$")
 RESERVED_SLUGS = {
     "admin",
     "api",
+    "attachments",
     "aws",
     "console",
     "default",
     "internal",
     "new",
+    "notifications",
     "opsconsole",
     "shared",
     "sandbox",

@@ -12,8 +12,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.conf import settings
 
 from tenants import naming
-from tenants.app_settings import effective_api, parse_overrides
-from tenants.models import Isolation, Tenant
+from tenants.app_settings import effective_alarms, effective_api, parse_overrides
+from tenants.models import AlarmTopicChoice, Isolation, Tenant
 from tenants.release_source import ReleaseArtifact
 
 HOURS_PER_MONTH = Decimal(730)
@@ -136,10 +136,17 @@ def planned_resources(tenant: Tenant, artifact: ReleaseArtifact | None = None) -
     )
     if tenant.custom_domain:
         items.append(PlannedResource("domain", tenant.custom_domain, f"API mapping to {stage}"))
+    rules = {}
+    if artifact is not None:
+        rules = effective_alarms(artifact.app_settings, parse_overrides(tenant.app_overrides))
     for what in naming.ALARM_KINDS:
         if not database and what.startswith("db-"):
             continue
+        if not rules.get(what, {}).get("enabled", True):
+            continue
         items.append(PlannedResource("alarm", naming.alarm_name(slug, what)))
+    if tenant.alarm_topic == AlarmTopicChoice.TENANT:
+        items.append(PlannedResource("alarm_topic", f"{naming.resource_prefix(slug)}-alarms"))
     return items
 
 

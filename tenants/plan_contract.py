@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tenants.app_settings import (
+    DEFAULT_DB_NAMES,
     PLACEHOLDERS,
     SECRET_PLACEHOLDERS,
     AppSettings,
@@ -41,7 +42,8 @@ def planned_environment(tenant: Tenant, app: AppSettings) -> tuple[list[PlannedV
     left_out: dict[str, str] = {}
     for name, template in app.environment.items():
         fields = template_fields(template)
-        if not database and fields & {p for p in PLACEHOLDERS if p.startswith("db_")}:
+        db_fields = {p for p in PLACEHOLDERS if p.startswith("db_")}
+        if not database and (fields & db_fields or name in DEFAULT_DB_NAMES):
             left_out[name] = "the tenant brings its own database"
             continue
         if "env_secret_arn" in fields and not tenant.secret_env_names:
@@ -137,6 +139,11 @@ def api_section(tenant: Tenant, app: AppSettings) -> PlanSection:
     stage = api.stage
     if stage != "$default":
         stage += f" (paths start with {api.path_prefix} on the default endpoint)"
+        section.warnings.append(
+            f"On a named stage an HTTP API puts the stage in every path the code sees "
+            f"({api.path_prefix}/...), in both payload formats. Code written for a REST API "
+            "(which leaves it out) either runs on $default or strips it itself."
+        )
     section.rows.append(("stage", stage))
     if api.cors:
         cors = api.cors
@@ -180,5 +187,16 @@ def contract_sections(tenant: Tenant, artifact: ReleaseArtifact | None) -> list[
 
 
 def _extra_sections(tenant: Tenant, app: AppSettings) -> list[tuple[str, list[str]]]:
-    """The sections the modules applying each setting describe themselves."""
-    return []
+    """The sections the modules applying each setting describe themselves (imported here:
+    they import much of provisioning, which imports this module's neighbours)."""
+    from tenants.attachments import attachments_plan
+    from tenants.provisioning.alarms import alarms_plan
+    from tenants.provisioning.database_choices import database_plan
+    from tenants.provisioning.identity import permissions_plan
+
+    return [
+        ("Database", database_plan(tenant)),
+        ("Attached services", attachments_plan(tenant)),
+        ("Permissions of the function's role", permissions_plan(tenant, app)),
+        ("Alarms", alarms_plan(tenant, app)),
+    ]

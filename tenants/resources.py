@@ -9,6 +9,7 @@ from tenants.models import ResourceStatus, Tenant, TenantResource
 _CONSOLE = "https://{region}.console.aws.amazon.com"
 _LINKS = {
     "network": "/vpcconsole/home?region={region}#VpcDetails:VpcId={identifier}",
+    "function_sg": "/vpcconsole/home?region={region}#SecurityGroup:groupId={identifier}",
     "database": "/rds/home?region={region}#database:id={identifier}",
     "db_instance": "/rds/home?region={region}#database:id={identifier}",
     "db_cluster": "/rds/home?region={region}#database:id={identifier};is-cluster=true",

@@ -91,6 +91,7 @@ def tenant_update_config(*, tenant: Tenant, form: TenantConfigForm, request: Htt
         tenant = form.save(commit=False)
         tenant.env_vars = form.cleaned_data["env_vars_text"]
         tenant.app_overrides = form.cleaned_data["app_overrides_text"]
+        tenant.function_in_vpc = not form.cleaned_data["outside_vpc"]
         tenant.secret_env_names = sorted(
             (set(tenant.secret_env_names) | set(set_values)) - set(remove)
         )

@@ -85,8 +85,39 @@ def tenant_problems(tenant: Tenant, artifact: ReleaseArtifact | None) -> list[Pr
                 "without it.",
             )
         )
+    out += _module_problems(tenant, app)
     for check in _CHECKS:
         out += check(tenant, app)
+    return out
+
+
+# A database choice's problem starts with the choice's name: the form field it goes to.
+_DATABASE_FIELDS = {
+    "engine version": "db_engine_version",
+    "Multi-AZ": "db_multi_az",
+    "backup window": "db_backup_window",
+    "maintenance window": "db_maintenance_window",
+    "the backup and maintenance windows": "db_maintenance_window",
+    "auto-pause": "serverless_seconds_until_auto_pause",
+}
+
+
+def _module_problems(tenant: Tenant, app: AppSettings) -> list[Problem]:
+    """The checks of the modules that apply each setting (imported here: they import the
+    models and AWS wrappers this module is kept free of)."""
+    from tenants.provisioning.database_choices import database_choice_problems
+    from tenants.provisioning.identity import permission_problems
+    from tenants.provisioning.network import network_problems
+
+    out: list[Problem] = [("function_in_vpc", p) for p in network_problems(tenant)]
+    for problem in database_choice_problems(tenant):
+        field = next(
+            (f for prefix, f in _DATABASE_FIELDS.items() if problem.startswith(prefix)), None
+        )
+        out.append((field, problem))
+    # The release's statements: nothing on the tenant's form can mend them but its choice
+    # of release, so they are the form's own errors.
+    out += [(None, f"The release's permissions: {p}") for p in permission_problems(tenant, app)]
     return out
 
 

@@ -6,6 +6,8 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from opsconsole.accounts.access import admin_required, operator_required, viewer_required
@@ -17,6 +19,7 @@ from tenants.health.fleet import FLEET_SORTS, fleet_table
 from tenants.health.status import STATUSES
 from tenants.models import Tenant, TenantStatus
 from tenants.plan_contract import contract_sections
+from tenants.provisioning.function_config import effective_function
 from tenants.resources import console_url
 
 SORTS = {
@@ -140,6 +143,8 @@ def tenant_detail(request: HttpRequest, slug: str) -> HttpResponse:
         {
             "tenant": tenant,
             "release": release,
+            # Memory and timeout the tenant runs with: its own, else its release's.
+            "function": effective_function(tenant, release) if release else None,
             "sections": contract_sections(tenant, release),
             "jobs": jobs,
             "active_job": next((j for j in jobs if not j.is_finished), None),
@@ -169,14 +174,57 @@ def tenant_edit(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "tenants/tenant_edit.html", {"tenant": tenant, "form": form})
 
 
-def _action(request: HttpRequest, slug: str, action, done: str) -> HttpResponse:
+# What a confirmation says before an action that stops traffic or rewrites a stack.
+_CONFIRM = {
+    "suspend": (
+        "Suspend {slug}?",
+        "Its function's reserved concurrency goes to 0: every request to its API fails "
+        "until someone presses Resume. Nothing is deleted.",
+        "Suspend",
+    ),
+    "repair": (
+        "Repair {slug}?",
+        "A reconcile job brings every resource of the tenant back to its desired state: "
+        "what drifted is changed back, what is missing is created again.",
+        "Repair",
+    ),
+}
+
+
+def _action(
+    request: HttpRequest, slug: str, action, done: str, *, confirm: str = ""
+) -> HttpResponse:
     tenant = get_tenant_for_user(request, slug)
+    if confirm and request.POST.get("confirmed") != "yes":
+        # A form posted without its dialog (no JavaScript, a script): ask on a page; going
+        # back is a link, which changes nothing.
+        title, body, label = _CONFIRM[confirm]
+        return render(
+            request,
+            "core/confirm_page.html",
+            {
+                "id": f"confirm-{confirm}",
+                "action": request.path,
+                "title": title.format(slug=tenant.slug),
+                "body": body,
+                "confirm_label": label,
+                "cancel_url": reverse("tenants:detail", args=[tenant.slug]),
+            },
+        )
     try:
-        action(tenant=tenant, request=request)
+        job = action(tenant=tenant, request=request)
     except services.TenantActionError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, done.format(slug=tenant.slug))
+        messages.success(
+            request,
+            format_html(
+                '{} <a href="{}">Job #{}</a> shows its steps.',
+                done.format(slug=tenant.slug),
+                reverse("jobs:detail", args=[job.pk]),
+                job.pk,
+            ),
+        )
     return redirect("tenants:detail", slug=tenant.slug)
 
 
@@ -189,7 +237,7 @@ def tenant_drift(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @operator_required
 def tenant_repair(request: HttpRequest, slug: str) -> HttpResponse:
-    return _action(request, slug, services.tenant_repair, "Repairing {slug}.")
+    return _action(request, slug, services.tenant_repair, "Repairing {slug}.", confirm="repair")
 
 
 @require_POST
@@ -200,6 +248,7 @@ def tenant_suspend(request: HttpRequest, slug: str) -> HttpResponse:
         slug,
         services.tenant_suspend,
         "Suspending {slug}: its function's reserved concurrency goes to 0.",
+        confirm="suspend",
     )
 
 

@@ -62,6 +62,8 @@ class HealthApps:
     calls: list[Call] = field(default_factory=list)
     # function name -> (status, body) its app answers on every route
     broken: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # The app's health routes (a team's own: /api/health); any other path is a 404.
+    health_paths: set[str] = field(default_factory=lambda: {"/healthz"})
     _real: Any = None
 
     def start(self, monkeypatch) -> None:
@@ -86,7 +88,7 @@ class HealthApps:
             call.scope = scope
             if broken:
                 status, body = broken
-            elif scope["method"] == "GET" and scope["path"] == "/healthz":
+            elif scope["method"] == "GET" and scope["path"] in self.health_paths:
                 status, body = 200, '{"status": "ok"}'
             else:
                 status, body = 404, '{"error": "no such route"}'

@@ -7,6 +7,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from opsconsole.accounts.access import viewer_required
+from opsconsole.audit import display
 from opsconsole.audit.models import AuditEvent
 
 
@@ -38,6 +39,8 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     if filters["until"] and (until := _day(filters["until"], end=True)):
         events = events.filter(at__lte=until)
     page = Paginator(events, 50).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    display.annotate(page.object_list, can_admin=request.user.has_role("admin"))
     query = urlencode({k: v for k, v in filters.items() if v})
     return render(
         request,
@@ -49,9 +52,12 @@ def audit_list(request: HttpRequest) -> HttpResponse:
             "actors": AuditEvent.objects.values_list("actor_name", flat=True)
             .distinct()
             .order_by("actor_name"),
-            "object_types": AuditEvent.objects.exclude(object_type="")
-            .values_list("object_type", flat=True)
-            .distinct()
-            .order_by("object_type"),
+            "object_types": [
+                (t, display.type_label(t))
+                for t in AuditEvent.objects.exclude(object_type="")
+                .values_list("object_type", flat=True)
+                .distinct()
+                .order_by("object_type")
+            ],
         },
     )

@@ -6,6 +6,8 @@ Gateway calls at all (management calls are limited to about 10/s per account).
 
 from __future__ import annotations
 
+import contextlib
+
 from opsconsole.aws.clients import call, client
 from opsconsole.aws.errors import AwsNotFound
 
@@ -32,10 +34,27 @@ def get_api(*, api_id: str, region: str | None = None) -> dict | None:
         return None
 
 
-def create_api(*, name: str, tags: dict[str, str], region: str | None = None) -> dict:
+def create_api(
+    *, name: str, tags: dict[str, str], cors: dict | None = None, region: str | None = None
+) -> dict:
+    extra = {"CorsConfiguration": cors} if cors else {}
     return call(
-        client("apigatewayv2", region).create_api, Name=name, ProtocolType="HTTP", Tags=tags
+        client("apigatewayv2", region).create_api,
+        Name=name,
+        ProtocolType="HTTP",
+        Tags=tags,
+        **extra,
     )
+
+
+def update_cors(*, api_id: str, cors: dict, region: str | None = None) -> None:
+    call(client("apigatewayv2", region).update_api, ApiId=api_id, CorsConfiguration=cors)
+
+
+def delete_cors(*, api_id: str, region: str | None = None) -> None:
+    """The API answers no preflight and adds no CORS headers any more."""
+    with contextlib.suppress(AwsNotFound):
+        call(client("apigatewayv2", region).delete_cors_configuration, ApiId=api_id)
 
 
 def list_integrations(*, api_id: str, region: str | None = None) -> list[dict]:
@@ -43,26 +62,33 @@ def list_integrations(*, api_id: str, region: str | None = None) -> list[dict]:
     return resp.get("Items", [])
 
 
-def create_lambda_integration(*, api_id: str, target_arn: str, region: str | None = None):
+def create_lambda_integration(
+    *, api_id: str, target_arn: str, payload_format: str = "2.0", region: str | None = None
+):
     return call(
         client("apigatewayv2", region).create_integration,
         ApiId=api_id,
         IntegrationType="AWS_PROXY",
         IntegrationUri=target_arn,
-        PayloadFormatVersion="2.0",
+        PayloadFormatVersion=payload_format,
         IntegrationMethod="POST",
     )
 
 
 def update_integration_target(
-    *, api_id: str, integration_id: str, target_arn: str, region: str | None = None
+    *,
+    api_id: str,
+    integration_id: str,
+    target_arn: str,
+    payload_format: str = "2.0",
+    region: str | None = None,
 ) -> None:
     call(
         client("apigatewayv2", region).update_integration,
         ApiId=api_id,
         IntegrationId=integration_id,
         IntegrationUri=target_arn,
-        PayloadFormatVersion="2.0",
+        PayloadFormatVersion=payload_format,
     )
 
 
@@ -92,14 +118,63 @@ def get_stage(*, api_id: str, stage: str, region: str | None = None) -> dict | N
         return None
 
 
-def create_stage(*, api_id: str, stage: str, tags: dict[str, str], region: str | None = None):
+def list_stages(*, api_id: str, region: str | None = None) -> list[dict]:
+    return call(client("apigatewayv2", region).get_stages, ApiId=api_id).get("Items", [])
+
+
+def create_stage(
+    *,
+    api_id: str,
+    stage: str,
+    tags: dict[str, str],
+    access_log: dict | None = None,
+    route_settings: dict | None = None,
+    region: str | None = None,
+):
+    """An auto-deployed stage: every route change is live at once (no deployments)."""
+    extra: dict = {}
+    if access_log:
+        extra["AccessLogSettings"] = access_log
+    if route_settings:
+        extra["DefaultRouteSettings"] = route_settings
     return call(
         client("apigatewayv2", region).create_stage,
         ApiId=api_id,
         StageName=stage,
         AutoDeploy=True,
         Tags=tags,
+        **extra,
     )
+
+
+def update_stage(
+    *,
+    api_id: str,
+    stage: str,
+    access_log: dict | None = None,
+    route_settings: dict | None = None,
+    region: str | None = None,
+) -> dict:
+    """Change what is given (AccessLogSettings, DefaultRouteSettings); turning access logs
+    off is ``delete_access_log_settings``."""
+    extra: dict = {}
+    if access_log:
+        extra["AccessLogSettings"] = access_log
+    if route_settings is not None:
+        extra["DefaultRouteSettings"] = route_settings
+    return call(client("apigatewayv2", region).update_stage, ApiId=api_id, StageName=stage, **extra)
+
+
+def delete_access_log_settings(*, api_id: str, stage: str, region: str | None = None) -> None:
+    call(client("apigatewayv2", region).delete_access_log_settings, ApiId=api_id, StageName=stage)
+
+
+def delete_stage(*, api_id: str, stage: str, region: str | None = None) -> bool:
+    try:
+        call(client("apigatewayv2", region).delete_stage, ApiId=api_id, StageName=stage)
+    except AwsNotFound:
+        return False
+    return True
 
 
 def get_domain(*, domain: str, region: str | None = None) -> dict | None:
@@ -138,6 +213,19 @@ def create_api_mapping(*, domain: str, api_id: str, stage: str, region: str | No
     return call(
         client("apigatewayv2", region).create_api_mapping,
         DomainName=domain,
+        ApiId=api_id,
+        Stage=stage,
+    )
+
+
+def update_api_mapping(
+    *, domain: str, mapping_id: str, api_id: str, stage: str, region: str | None = None
+) -> None:
+    """Point an existing mapping at another stage: the domain answers throughout."""
+    call(
+        client("apigatewayv2", region).update_api_mapping,
+        DomainName=domain,
+        ApiMappingId=mapping_id,
         ApiId=api_id,
         Stage=stage,
     )

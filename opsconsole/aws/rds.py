@@ -59,14 +59,22 @@ def create_db_instance(
     backup_retention_days: int = 7,
     storage_encrypted: bool = True,
     deletion_protection: bool = False,
+    multi_az: bool = False,
+    backup_window: str | None = None,
+    maintenance_window: str | None = None,
     region: str | None = None,
 ) -> dict:
     """Start creating a private instance; it is ``creating`` for minutes in AWS.
 
     The master password goes to RDS and nowhere else; callers keep it in Secrets Manager.
-    ``db_name`` is the database RDS creates in it, owned by the master user.
+    ``db_name`` is the database RDS creates in it, owned by the master user. Windows left
+    out: RDS picks them.
     """
-    kwargs: dict[str, Any] = {"DBName": db_name} if db_name else {}
+    kwargs: dict[str, Any] = _none_dropped(
+        DBName=db_name or None,
+        PreferredBackupWindow=backup_window or None,
+        PreferredMaintenanceWindow=maintenance_window or None,
+    )
     return call(
         client("rds", region).create_db_instance,
         DBInstanceIdentifier=identifier,
@@ -81,7 +89,7 @@ def create_db_instance(
         DBSubnetGroupName=subnet_group,
         VpcSecurityGroupIds=security_group_ids,
         PubliclyAccessible=False,
-        MultiAZ=False,
+        MultiAZ=multi_az,
         BackupRetentionPeriod=backup_retention_days,
         CopyTagsToSnapshot=True,
         DeletionProtection=deletion_protection,
@@ -113,6 +121,11 @@ def modify_db_instance(
     backup_retention_days: int | None = None,
     deletion_protection: bool | None = None,
     master_password: str | None = None,
+    multi_az: bool | None = None,
+    backup_window: str | None = None,
+    maintenance_window: str | None = None,
+    engine_version: str | None = None,
+    allow_major_version_upgrade: bool | None = None,
     apply_immediately: bool = True,
     region: str | None = None,
 ) -> dict:
@@ -128,6 +141,11 @@ def modify_db_instance(
             BackupRetentionPeriod=backup_retention_days,
             DeletionProtection=deletion_protection,
             MasterUserPassword=master_password,
+            MultiAZ=multi_az,
+            PreferredBackupWindow=backup_window,
+            PreferredMaintenanceWindow=maintenance_window,
+            EngineVersion=engine_version,
+            AllowMajorVersionUpgrade=allow_major_version_upgrade,
         ),
     )["DBInstance"]
 
@@ -187,10 +205,14 @@ def create_db_cluster(
     storage_encrypted: bool,
     deletion_protection: bool,
     tags: dict[str, str],
+    seconds_until_auto_pause: int | None = None,
+    backup_window: str | None = None,
+    maintenance_window: str | None = None,
     region: str | None = None,
 ) -> dict:
     """Start creating an Aurora Serverless v2 cluster (it has no instance yet: see
-    ``create_db_cluster_instance``). MinCapacity 0 lets it pause when idle."""
+    ``create_db_cluster_instance``). MinCapacity 0 lets it pause when idle, after
+    ``seconds_until_auto_pause`` (AWS's default when None)."""
     return call(
         client("rds", region).create_db_cluster,
         DBClusterIdentifier=identifier,
@@ -201,13 +223,25 @@ def create_db_cluster(
         MasterUserPassword=master_password,
         DBSubnetGroupName=subnet_group,
         VpcSecurityGroupIds=security_group_ids,
-        ServerlessV2ScalingConfiguration={"MinCapacity": min_capacity, "MaxCapacity": max_capacity},
+        ServerlessV2ScalingConfiguration=_scaling(
+            min_capacity, max_capacity, seconds_until_auto_pause
+        ),
         BackupRetentionPeriod=backup_retention_days,
         StorageEncrypted=storage_encrypted,
         DeletionProtection=deletion_protection,
         CopyTagsToSnapshot=True,
         Tags=tag_list(tags),
+        **_none_dropped(
+            PreferredBackupWindow=backup_window or None,
+            PreferredMaintenanceWindow=maintenance_window or None,
+        ),
     )["DBCluster"]
+
+
+def _scaling(minimum: float, maximum: float, seconds_until_auto_pause: int | None) -> dict:
+    return _none_dropped(
+        MinCapacity=minimum, MaxCapacity=maximum, SecondsUntilAutoPause=seconds_until_auto_pause
+    )
 
 
 def create_db_cluster_instance(
@@ -239,15 +273,21 @@ def modify_db_cluster(
     backup_retention_days: int | None = None,
     deletion_protection: bool | None = None,
     master_password: str | None = None,
+    seconds_until_auto_pause: int | None = None,
+    backup_window: str | None = None,
+    maintenance_window: str | None = None,
+    engine_version: str | None = None,
+    allow_major_version_upgrade: bool | None = None,
     apply_immediately: bool = True,
     region: str | None = None,
 ) -> dict:
-    """Change only what is given. Capacity needs both bounds: pass both or neither."""
+    """Change only what is given. Capacity needs both bounds: pass both or neither (and
+    them with ``seconds_until_auto_pause``: it is part of the same scaling setting)."""
     scaling = None
-    if min_capacity is not None or max_capacity is not None:
+    if min_capacity is not None or max_capacity is not None or seconds_until_auto_pause:
         if min_capacity is None or max_capacity is None:
             raise ValueError("modify_db_cluster: pass both min_capacity and max_capacity")
-        scaling = {"MinCapacity": min_capacity, "MaxCapacity": max_capacity}
+        scaling = _scaling(min_capacity, max_capacity, seconds_until_auto_pause)
     return call(
         client("rds", region).modify_db_cluster,
         DBClusterIdentifier=identifier,
@@ -257,8 +297,22 @@ def modify_db_cluster(
             BackupRetentionPeriod=backup_retention_days,
             DeletionProtection=deletion_protection,
             MasterUserPassword=master_password,
+            PreferredBackupWindow=backup_window,
+            PreferredMaintenanceWindow=maintenance_window,
+            EngineVersion=engine_version,
+            AllowMajorVersionUpgrade=allow_major_version_upgrade,
         ),
     )["DBCluster"]
+
+
+def describe_db_engine_versions(*, engine: str, region: str | None = None) -> list[str]:
+    """The versions of ``engine`` RDS offers in the region (status available), as given."""
+    items = _all_pages(
+        client("rds", region).describe_db_engine_versions,
+        "DBEngineVersions",
+        Engine=engine,
+    )
+    return [v["EngineVersion"] for v in items if v.get("Status", "available") == "available"]
 
 
 def delete_db_cluster(

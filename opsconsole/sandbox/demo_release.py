@@ -188,14 +188,16 @@ def migrations_for(names: tuple[str, ...]) -> tuple[DemoMigration, ...]:
     )
 
 
-def build_zip(files: dict[str, bytes]) -> bytes:
+def build_zip(files: dict[str, bytes], *, modes: dict[str, int] | None = None) -> bytes:
     """A Lambda deployment package. Entries are stored, not deflated: compressed bytes can
-    differ between zlib builds, and the release's recorded sha256 must not."""
+    differ between zlib builds, and the release's recorded sha256 must not. ``modes``
+    gives a file other permissions (a custom runtime's ``bootstrap`` is 0o755)."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
         for name in sorted(files):
             info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
-            info.external_attr = 0o100644 << 16  # a regular file, rw-r--r--
+            mode = (modes or {}).get(name, 0o644)
+            info.external_attr = (0o100000 | mode) << 16  # a regular file, rw-r--r--
             info.create_system = 3  # Unix, so the mode above is honoured
             zf.writestr(info, files[name], compress_type=zipfile.ZIP_STORED)
     return out.getvalue()
@@ -221,7 +223,7 @@ def build_layer_tar(files: dict[str, bytes], *, root: str = IMAGE_TASK_ROOT) -> 
     return out.getvalue()
 
 
-def build_image_config(*, version: str, diff_ids: list[str]) -> bytes:
+def build_image_config(*, version: str, diff_ids: list[str], handler: str = DEMO_HANDLER) -> bytes:
     """The image config, shaped like the Lambda Python base image's (entrypoint + handler).
 
     This demo image has only the app layer, no runtime underneath: it is there for the
@@ -240,7 +242,7 @@ def build_image_config(*, version: str, diff_ids: list[str]) -> bytes:
                 "LAMBDA_RUNTIME_DIR=/var/runtime",
             ],
             "Entrypoint": ["/lambda-entrypoint.sh"],
-            "Cmd": [DEMO_HANDLER],
+            "Cmd": [handler],
             "WorkingDir": "/var/task",
             "Labels": {"org.opencontainers.image.version": version},
         },

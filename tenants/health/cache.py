@@ -51,14 +51,26 @@ class Cached(Generic[T]):
         return bool(self.error) and self.value is not None
 
 
+# The services behind the operations the health pages call.
+_SERVICES = {
+    "GetMetricData": "CloudWatch",
+    "DescribeAlarms": "CloudWatch",
+    "FilterLogEvents": "CloudWatch Logs",
+    "GetFunction": "Lambda",
+    "GetFunctionConfiguration": "Lambda",
+}
+
+
 def describe_error(exc: BaseException) -> str:
     """A short sentence for a page note."""
     if isinstance(exc, AwsError):
         if exc.throttled:
             return f"AWS is throttling {exc.operation or 'the request'} ({exc.code})"
         if "<html" in exc.message.lower():
-            # An HTML error page as the message (a 500 from a proxy or the moto server).
-            return f"{exc.operation or 'AWS'}: HTTP error {exc.code or ''}".strip()
+            # An HTML error page as the message (a 500 from a proxy or the moto server):
+            # say who answered what, not the page's markup.
+            service = _SERVICES.get(exc.operation, "AWS")
+            return f"{service} answered HTTP {exc.code or 'error'} to {exc.operation or 'a call'}"
         text = str(exc)
     else:
         text = f"{type(exc).__name__}: {exc}"

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from opsconsole.aws import cloudwatch
+from opsconsole.core.humanize import duration_text
 from tenants import naming
 from tenants.health.cache import Cached, cached_fetch
 from tenants.health.metrics import MetricDef, metric_query
@@ -226,10 +227,14 @@ _LEVEL_ORDER = {DOWN: 0, DEGRADED: 1, HEALTHY: 2}
 _LAST = float("inf")
 
 
-def _note(what: str, cached: Cached) -> str:
+def _note(what: str, cached: Cached, retry_s: int) -> str:
+    """A sentence a person can act on: what is missing or old, why, and when the page asks
+    again (the cache does not ask AWS again for ``retry_s`` after a failure; the fleet
+    page reloads its table meanwhile, so nobody has to)."""
+    again = f"The page tries again in about {duration_text(retry_s)}."
     if cached.value is None:
-        return f"{what} unavailable: {cached.error}"
-    return f"{what} from {cached.age_s} s ago: {cached.error}"
+        return f"{what} unavailable right now: {cached.error}. {again}"
+    return f"{what} from {duration_text(cached.age_s or 0)} ago: {cached.error}. {again}"
 
 
 # (id, slug, status, status_reason, region): all a tenant's level needs from the database.
@@ -244,6 +249,8 @@ class FleetTable:
     positions: list[int]
     health_counts: dict[str, int]
     notes: list[str] = field(default_factory=list)
+    # When the notes say CloudWatch failed: how soon the page reloads its table to retry.
+    retry_s: int = 0
     age_s: int | None = None
     calls: int = 0  # GetMetricData calls this page view made (0 on a warm cache)
     base: list[tuple] = field(default_factory=list)
@@ -334,12 +341,16 @@ def fleet_table(tenants: QuerySet[Tenant], *, health: str = "", sort: str = "") 
         else:
             table.unavailable[snap.region] = standard.error
         if standard.error:
-            table.notes.append(_note(f"Metrics of {snap.region}", standard))
+            retry = settings.HEALTH_RETRY_SECONDS
+            table.retry_s = min(table.retry_s or retry, retry)
+            table.notes.append(_note(f"Metrics of {snap.region} are", standard, retry))
         if percentile.value is not None:
             table.p95.update(percentile.value["p95"])
             table.calls += percentile.value["calls"] if percentile.refreshed else 0
         if percentile.error:
-            table.notes.append(_note(f"p95 duration of {snap.region}", percentile))
+            retry = settings.HEALTH_PERCENTILE_RETRY_SECONDS
+            table.retry_s = min(table.retry_s or retry, retry)
+            table.notes.append(_note(f"p95 duration of {snap.region} is", percentile, retry))
     table.age_s = max(ages) if ages else None
 
     levels = table.levels = [table.level(*row) for row in base]

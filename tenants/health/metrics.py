@@ -147,16 +147,18 @@ def expected_resources(tenant: Tenant) -> list[tuple[str, str, bool]]:
     """(kind, name, critical) of what a provisioned tenant has."""
     slug = tenant.slug
     function = naming.function_name(slug)
-    database = {
-        Isolation.SHARED: ("database", naming.db_name(slug)),
-        Isolation.DEDICATED: ("db_instance", naming.db_instance_id(slug)),
-        Isolation.SERVERLESS: ("db_cluster", naming.db_cluster_id(slug)),
+    databases = {
+        Isolation.SHARED: [("database", naming.db_name(slug), True)],
+        Isolation.DEDICATED: [("db_instance", naming.db_instance_id(slug), True)],
+        Isolation.SERVERLESS: [("db_cluster", naming.db_cluster_id(slug), True)],
+        # The app brings its own database: the console has none of the tenant's to miss.
+        Isolation.NONE: [],
     }[Isolation(tenant.isolation)]
     return [
         ("function", function, True),
         ("alias", f"{function}:{naming.ALIAS}", True),
         ("api", naming.api_name(slug), True),
-        (*database, True),
+        *databases,
         ("log_group", naming.log_group_name(slug), False),
     ]
 
@@ -226,7 +228,7 @@ def tenant_targets(tenant: Tenant, resources: list[TenantResource]) -> list[Targ
                     DB_CLUSTER_METRICS,
                 )
             )
-    else:
+    elif tenant.isolation == Isolation.SHARED:
         db = _present(resources, "database")
         if db is not None:
             ident = db.identifier or settings.BASELINE["shared_db_instance"]

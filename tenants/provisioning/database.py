@@ -28,7 +28,8 @@ from opsconsole.jobs.models import Job, JobStep
 from tenants import naming, resources
 from tenants.models import Isolation, Tenant, TenantStatus
 from tenants.provisioning.common import Drift, tenant_of
-from tenants.provisioning.database_backup import step_final_backup, verified_backup
+from tenants.provisioning.database_backup import step_final_backup as _final_backup
+from tenants.provisioning.database_backup import verified_backup
 from tenants.provisioning.database_cluster import (
     cluster_endpoint,
     delete_serverless_database,
@@ -69,9 +70,14 @@ __all__ = [
     "step_secret",
 ]
 
+# What the steps report for a tenant whose app brings its own database (isolation none).
+NO_DATABASE = "none: the app brings its own database"
+
 
 def ensure_tenant_database(tenant: Tenant) -> dict[str, Any]:
     """Converge the tenant's database for its isolation; returns the step's output."""
+    if tenant.isolation == Isolation.NONE:
+        return {"database": NO_DATABASE}
     if tenant.isolation == Isolation.SHARED:
         return ensure_shared_database(tenant)
     if tenant.isolation == Isolation.DEDICATED:
@@ -113,6 +119,9 @@ def step_secret(job: Job, step: JobStep) -> dict[str, Any]:
     """Onboarding step 3: the DB secret holds engine, host, port, dbname, username and the
     password the database knows. Writes only when something differs."""
     tenant = tenant_of(job)
+    if tenant.isolation == Isolation.NONE:
+        # No database of the console's, so no credentials of it to keep.
+        return {"secret": NO_DATABASE}
     name = naming.db_secret_name(tenant.slug)
     endpoint = _client_endpoint(tenant)
     if endpoint is None:
@@ -166,11 +175,21 @@ def step_secret(job: Job, step: JobStep) -> dict[str, Any]:
 # --- offboarding -------------------------------------------------------------------------------
 
 
+def step_final_backup(job: Job, step: JobStep) -> dict[str, Any]:
+    """Offboarding: the final snapshot or dump (database_backup); nothing to back up when
+    the app brings its own database (its data is the team's, never the console's)."""
+    if tenant_of(job).isolation == Isolation.NONE:
+        return {"backup": f"skipped ({NO_DATABASE})"}
+    return _final_backup(job, step)
+
+
 def step_delete_database(job: Job, step: JobStep) -> dict[str, Any]:
     """Offboarding: drop the tenant's database, only after this offboarding's final backup
     exists. Shared: its database and role; dedicated: the instance; serverless: instances
     and cluster; the RDS Proxy first."""
     tenant = tenant_of(job)
+    if tenant.isolation == Isolation.NONE:
+        return {"deleted": [], "database": NO_DATABASE}
     backup = verified_backup(tenant, job)
     deleted: list[str] = []
     if tenant.isolation == Isolation.SHARED:
@@ -193,6 +212,8 @@ def database_drift(tenant: Tenant) -> list[Drift]:
     database, proxy and DB secret. Read-only; empty when all is well. Never shows a
     password."""
     if tenant.status in (TenantStatus.OFFBOARDED, TenantStatus.OFFBOARDING):
+        return []
+    if tenant.isolation == Isolation.NONE:
         return []
     if tenant.isolation == Isolation.SHARED:
         drifts, endpoint = shared_drift(tenant)

@@ -14,7 +14,14 @@ from opsconsole.jobs.registry import StepWait
 from tenants import naming
 from tenants.models import Isolation, Tenant
 from tenants.provisioning.common import Drift, tags_for, tenant_network
-from tenants.provisioning.database_common import compare, mark_deleted, setting
+from tenants.provisioning.database_choices import (
+    choice_pairs,
+    engine_change,
+    wanted_auto_pause,
+    wanted_version,
+    window_changes,
+)
+from tenants.provisioning.database_common import compare, mark_deleted
 from tenants.provisioning.database_instance import delete_instance
 from tenants.provisioning.database_proxy import ensure_proxy
 from tenants.provisioning.database_rds import (
@@ -48,14 +55,20 @@ def _cluster_corrections(tenant: Tenant, cluster: dict) -> tuple[dict[str, Any],
     pending = (cluster.get("PendingModifiedValues") or {}).get("ServerlessV2ScalingConfiguration")
     scaling = pending or scaling
     want_min, want_max = float(tenant.serverless_min_acu), float(tenant.serverless_max_acu)
-    if (scaling.get("MinCapacity"), scaling.get("MaxCapacity")) != (want_min, want_max):
+    pause = wanted_auto_pause(tenant)
+    if (scaling.get("MinCapacity"), scaling.get("MaxCapacity")) != (want_min, want_max) or (
+        pause is not None and scaling.get("SecondsUntilAutoPause") != pause
+    ):
         changes.update(min_capacity=want_min, max_capacity=want_max)
+        if pause is not None:
+            changes["seconds_until_auto_pause"] = pause
     if int(effective(cluster, "BackupRetentionPeriod") or 0) != tenant.db_backup_retention_days:
         changes["backup_retention_days"] = tenant.db_backup_retention_days
     if bool(cluster.get("DeletionProtection")) != tenant.db_deletion_protection:
         changes["deletion_protection"] = tenant.db_deletion_protection
     if bool(cluster.get("StorageEncrypted")) != tenant.db_storage_encrypted:
         notes.append("storage encryption cannot change on an existing cluster")
+    changes.update(window_changes(tenant, cluster))
     return changes, notes
 
 
@@ -71,7 +84,7 @@ def ensure_serverless_database(tenant: Tenant) -> dict[str, Any]:
         cluster = rds.create_db_cluster(
             identifier=identifier,
             engine=AURORA_ENGINE,
-            engine_version=setting("TENANT_AURORA_ENGINE_VERSION"),
+            engine_version=wanted_version(tenant),
             database_name=naming.db_name(slug),
             master_username=naming.db_user(slug),
             master_password=value["password"],
@@ -83,6 +96,9 @@ def ensure_serverless_database(tenant: Tenant) -> dict[str, Any]:
             storage_encrypted=tenant.db_storage_encrypted,
             deletion_protection=tenant.db_deletion_protection,
             tags=tags_for(tenant),
+            seconds_until_auto_pause=wanted_auto_pause(tenant),
+            backup_window=tenant.db_backup_window,
+            maintenance_window=tenant.db_maintenance_window.lower(),
             region=region,
         )
         logger.info("Creating Aurora cluster %s for tenant %s", identifier, slug)
@@ -102,6 +118,20 @@ def ensure_serverless_database(tenant: Tenant) -> dict[str, Any]:
         logger.info("Correcting Aurora cluster %s: %s", identifier, sorted(changes))
         cluster = rds_change(rds.modify_db_cluster, identifier=identifier, region=region, **changes)
         record_rds(tenant, kind="db_cluster", resource=cluster)
+    upgrade, upgrade_notes = engine_change(tenant, effective(cluster, "EngineVersion"))
+    notes += upgrade_notes
+    if upgrade:
+        # A restart of the cluster: RDS does it in the tenant's maintenance window.
+        logger.info("Upgrading Aurora cluster %s to %s", identifier, upgrade["engine_version"])
+        cluster = rds_change(
+            rds.modify_db_cluster,
+            identifier=identifier,
+            region=region,
+            apply_immediately=False,
+            **upgrade,
+        )
+        record_rds(tenant, kind="db_cluster", resource=cluster)
+        changes["engine_version"] = upgrade["engine_version"]
 
     instance_id = cluster_instance_id(slug)
     instance = rds.describe_db_instance(identifier=instance_id, region=region)
@@ -210,7 +240,11 @@ def serverless_drift(tenant: Tenant) -> tuple[list[Drift], tuple[str, int] | Non
             tenant.db_deletion_protection,
             bool(cluster.get("DeletionProtection")),
         ),
+        *choice_pairs(tenant, cluster, effective(cluster, "EngineVersion")),
     ]
+    pause = wanted_auto_pause(tenant)
+    if pause is not None:
+        pairs.append(("seconds_until_auto_pause", pause, scaling.get("SecondsUntilAutoPause")))
     drifts = compare("db_cluster", identifier, pairs)
     instance_id = cluster_instance_id(tenant.slug)
     if rds.describe_db_instance(identifier=instance_id, region=tenant.region) is None:

@@ -15,12 +15,13 @@ from opsconsole.jobs.registry import StepWait
 from tenants import naming
 from tenants.models import Isolation, Tenant
 from tenants.provisioning.common import Drift, tags_for, tenant_network
-from tenants.provisioning.database_common import (
-    POSTGRES_ENGINE,
-    compare,
-    mark_deleted,
-    setting,
+from tenants.provisioning.database_choices import (
+    choice_pairs,
+    engine_change,
+    wanted_version,
+    window_changes,
 )
+from tenants.provisioning.database_common import POSTGRES_ENGINE, compare, mark_deleted
 from tenants.provisioning.database_proxy import ensure_proxy
 from tenants.provisioning.database_rds import (
     RDS_RETRY_S,
@@ -59,6 +60,10 @@ def _instance_corrections(tenant: Tenant, instance: dict) -> tuple[dict[str, Any
         changes["deletion_protection"] = tenant.db_deletion_protection
     if bool(instance.get("StorageEncrypted")) != tenant.db_storage_encrypted:
         notes.append("storage encryption cannot change on an existing instance")
+    # Both conversions keep the instance up (the standby is built from a snapshot).
+    if bool(effective(instance, "MultiAZ")) != tenant.db_multi_az:
+        changes["multi_az"] = tenant.db_multi_az
+    changes.update(window_changes(tenant, instance))
     return changes, notes
 
 
@@ -74,7 +79,7 @@ def ensure_dedicated_database(tenant: Tenant) -> dict[str, Any]:
             identifier=identifier,
             instance_class=tenant.db_instance_class,
             engine=POSTGRES_ENGINE,
-            engine_version=setting("TENANT_DB_ENGINE_VERSION"),
+            engine_version=wanted_version(tenant),
             allocated_storage_gb=tenant.db_allocated_storage_gb,
             master_username=naming.db_user(slug),
             master_password=value["password"],
@@ -85,6 +90,9 @@ def ensure_dedicated_database(tenant: Tenant) -> dict[str, Any]:
             backup_retention_days=tenant.db_backup_retention_days,
             storage_encrypted=tenant.db_storage_encrypted,
             deletion_protection=tenant.db_deletion_protection,
+            multi_az=tenant.db_multi_az,
+            backup_window=tenant.db_backup_window,
+            maintenance_window=tenant.db_maintenance_window.lower(),
             region=region,
         )
         logger.info("Creating RDS instance %s for tenant %s", identifier, slug)
@@ -109,6 +117,20 @@ def ensure_dedicated_database(tenant: Tenant) -> dict[str, Any]:
             rds.modify_db_instance, identifier=identifier, region=region, **changes
         )
         record_rds(tenant, kind="db_instance", resource=instance)
+    upgrade, upgrade_notes = engine_change(tenant, effective(instance, "EngineVersion"))
+    notes += upgrade_notes
+    if upgrade:
+        # A restart of the database: RDS does it in the tenant's maintenance window.
+        logger.info("Upgrading RDS instance %s to %s", identifier, upgrade["engine_version"])
+        instance = rds_change(
+            rds.modify_db_instance,
+            identifier=identifier,
+            region=region,
+            apply_immediately=False,
+            **upgrade,
+        )
+        record_rds(tenant, kind="db_instance", resource=instance)
+        changes["engine_version"] = upgrade["engine_version"]
     host, port = endpoint_of(instance)
     output: dict[str, Any] = {
         "isolation": Isolation.DEDICATED,
@@ -202,6 +224,8 @@ def dedicated_drift(tenant: Tenant) -> tuple[list[Drift], tuple[str, int] | None
             tenant.db_deletion_protection,
             bool(instance.get("DeletionProtection")),
         ),
+        ("multi_az", tenant.db_multi_az, bool(effective(instance, "MultiAZ"))),
+        *choice_pairs(tenant, instance, effective(instance, "EngineVersion")),
     ]
     host, port = endpoint_of(instance)
     return compare("db_instance", identifier, pairs), ((host, port) if host else None)

@@ -15,6 +15,7 @@ from opsconsole.aws import secrets, ssm
 from tenants import resources
 from tenants.app_settings import (
     DB_PLACEHOLDERS,
+    DEFAULT_DB_NAMES,
     AppSettings,
     parse_overrides,
     template_fields,
@@ -107,7 +108,7 @@ def environment(tenant: Tenant, app: AppSettings) -> Environment:
     secret_names = app.secret_names()
     for name, template in app.environment.items():
         fields = template_fields(template)
-        if not database and fields & set(DB_PLACEHOLDERS):
+        if not database and (fields & set(DB_PLACEHOLDERS) or name in DEFAULT_DB_NAMES):
             out.left_out[name] = "the tenant brings its own database"
             continue
         if "env_secret_arn" in fields and not env_secret:

@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, urlsplit
 from opsconsole.aws import lambda_
 from opsconsole.aws.errors import AwsError
 from tenants import naming, resources
+from tenants.app_settings import ApiShape as AppApiShape
 from tenants.models import Tenant
 from tenants.provisioning import api as tenant_api
 from tenants.provisioning.common import account_id
@@ -129,27 +130,50 @@ class ApiShape:
     account_id: str = ""
     stage: str = tenant_api.STAGE
     route_key: str = tenant_api.ROUTE
+    # What the stage puts before the route's path in the path the function is told about
+    # ("/production" for a named stage on the API's own endpoint; nothing on $default or
+    # behind a custom domain, whose mapping stands for the stage).
+    path_prefix: str = ""
 
 
 def api_shape(tenant: Tenant) -> ApiShape:
-    """The tenant's API as its record says: the integration's payload format
-    (``details["payload_format_version"]``, 2.0 when the record names none), the API id,
-    the host clients call (the custom domain, else execute-api). The console gives every
-    API one ``$default`` route on the ``$default`` stage (tenants.provisioning.api)."""
+    """The tenant's API as the API step recorded it (``details``: the integration's
+    ``payload_format_version`` and the ``stage``), else as its release and overrides
+    declare it (``tenant_api_shape``): the check sends what the API in front of the
+    function sends today. A deployment moves only the alias, so a release declaring
+    another format or stage than the API has is judged by what the API will really
+    send it. The host is the custom domain, else execute-api; the console gives every
+    API one ``$default`` route (tenants.provisioning.api)."""
     record = resources.find(tenant, kind="api")
     details = (record.details if record else None) or {}
-    payload_format = str(details.get("payload_format_version") or DEFAULT_PAYLOAD_FORMAT)
+    payload_format = details.get("payload_format_version")
+    stage = details.get("stage")
+    if not payload_format or not stage:
+        try:
+            declared = tenant_api.tenant_api_shape(tenant)
+        except (LookupError, RuntimeError, ValueError):
+            # No release to read (removed, or no release source): what the API step
+            # gives an API no release declares.
+            declared = AppApiShape()
+        payload_format = payload_format or declared.payload_format
+        stage = stage or declared.stage
+    payload_format = str(payload_format)
     if payload_format not in PAYLOAD_FORMATS:
         payload_format = DEFAULT_PAYLOAD_FORMAT
     api_id = record.identifier if record else ""
     domain = tenant.custom_domain or (
         f"{api_id}.execute-api.{tenant.region}.amazonaws.com" if api_id else ""
     )
+    # On the API's own endpoint a named stage is the path's first segment, and API
+    # Gateway leaves it in rawPath, requestContext.http.path (2.0) and path (1.0).
+    prefix = "" if tenant.custom_domain or stage == tenant_api.STAGE else f"/{stage}"
     return ApiShape(
         payload_format=payload_format,
         api_id=api_id,
         domain=domain,
         account_id=account_id(tenant.region),
+        stage=stage,
+        path_prefix=prefix,
     )
 
 
@@ -183,7 +207,8 @@ def health_event(
     when = datetime.fromtimestamp(now, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
     method = check.method.upper()
     parts = urlsplit(check.path)
-    path, query = parts.path or "/", parts.query
+    route_path, query = parts.path or "/", parts.query
+    path = shape.path_prefix + route_path
     pairs = parse_qsl(query, keep_blank_values=True)
     request_id = _request_id()
     domain_prefix = shape.domain.split(".", 1)[0]
@@ -196,7 +221,7 @@ def health_event(
         "x-forwarded-port": "443",
         "x-forwarded-proto": "https",
     }
-    resource, path_parameters = _route_resource(shape.route_key, path)
+    resource, path_parameters = _route_resource(shape.route_key, route_path)
     if shape.payload_format == "1.0":
         multi: dict[str, list[str]] = {}
         for key, value in pairs:

@@ -10,10 +10,15 @@ from tenants import naming, resources
 from tenants.provisioning.common import Drift, account_id, tags_for, tenant_of
 
 
+def retention_days(tenant) -> int:
+    """The tenant's retention, else the console's."""
+    return tenant.log_retention_days or settings.TENANT_LOG_RETENTION_DAYS
+
+
 def step_log_group(job, step) -> dict:
     tenant = tenant_of(job)
     name = naming.log_group_name(tenant.slug)
-    days = settings.TENANT_LOG_RETENTION_DAYS
+    days = retention_days(tenant)
     group = None
     if resources.find(tenant, kind="log_group") is not None:
         group = logs.describe_log_group(name=name, region=tenant.region)
@@ -43,7 +48,7 @@ def log_group_drift(tenant) -> list[Drift]:
     group = logs.describe_log_group(name=name, region=tenant.region)
     if group is None:
         return [Drift("log_group", name, "exists", "present", "missing")]
-    days = settings.TENANT_LOG_RETENTION_DAYS
+    days = retention_days(tenant)
     if group.get("retentionInDays") != days:
         return [Drift("log_group", name, "retention_days", days, group.get("retentionInDays"))]
     return []

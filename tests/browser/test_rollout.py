@@ -54,6 +54,9 @@ def test_operator_deploys_to_all_tenants(
     assert "3</strong> tenant(s) in 3 wave(s)" in preview.inner_html()
     page.fill("input[name=bake_s]", "0")
     page.click("#rollout-start")
+    # The confirmation names the release and the tenants; starting is its own click.
+    assert f"Deploy {NEW} to 3 tenant(s)?" in page.locator("#confirm-start").inner_text()
+    page.click("#rollout-start-confirm")
     page.wait_for_url(f"{live_server.url}/rollouts/*/")
 
     # The page updates itself (htmx polling) until the summary appears.

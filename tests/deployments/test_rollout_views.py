@@ -76,6 +76,11 @@ def test_operator_previews_then_starts(
         "canary_minutes": 10,
         "action": "start",
     }
+    # Start asks first (tests/test_confirmations.py covers the confirmation itself).
+    asked = c.post(f"/releases/{release.version}/deploy/", form)
+    assert asked.status_code == 200 and b'id="rollout-start-confirm"' in asked.content
+    assert not Rollout.objects.exists()
+    form.update(action="confirm-start", expected_total="5")
     with django_capture_on_commit_callbacks(execute=True):
         response = c.post(f"/releases/{release.version}/deploy/", form)
     assert response.status_code == 302, response.content.decode()[-3000:]
@@ -92,7 +97,7 @@ def test_operator_previews_then_starts(
     rollout.refresh_from_db()
     assert rollout.status == RolloutStatus.PAUSED
     assert AuditEvent.objects.filter(action="rollout.pause").exists()
-    assert c.post(f"/rollouts/{rollout.pk}/cancel/").status_code == 302
+    assert c.post(f"/rollouts/{rollout.pk}/cancel/", {"confirmed": "yes"}).status_code == 302
     rollout.refresh_from_db()
     assert rollout.status == RolloutStatus.CANCELLED  # nothing was in flight
     live = c.get(f"/rollouts/{rollout.pk}/live/")

@@ -23,7 +23,6 @@ VALID = {
     "lambda_timeout_s": "30",
     "env_vars_text": "LOG_LEVEL=info",
     "tags_text": "plan=enterprise",
-    "function_in_vpc": "on",
     "form_token": "token-1",
 }
 
@@ -119,7 +118,12 @@ def test_onboard_creates_the_tenant_and_its_job_once(
     assert tenant.tags == {"plan": "enterprise"}
     job = Job.objects.get()
     assert (job.kind, job.subject_id) == ("tenant_provision", "acme")
-    assert [s.name for s in job.steps.all()][:3] == ["network", "database", "secret"]
+    assert [s.name for s in job.steps.all()][:4] == [
+        "network",
+        "attachments",
+        "database",
+        "secret",
+    ]
     assert sent == [[job.pk]]
     assert AuditEvent.objects.filter(action="tenant.onboard", object_repr="acme").count() == 1
 
@@ -177,3 +181,29 @@ def test_offboard_needs_the_slug_typed(admin):
     assert response.status_code == 400 and b"Type the slug acme" in response.content
     tenant.refresh_from_db()
     assert tenant.status == "active" and not Job.objects.exists()
+
+
+@pytest.mark.parametrize("action", ["suspend", "repair"])
+def test_suspend_and_repair_ask_first_and_cancelling_changes_nothing(admin, action):
+    tenant = Tenant.objects.create(name="Acme", slug="acme", region="us-east-1", status="active")
+    url = reverse(f"tenants:{action}", args=["acme"])
+    # Posted without the dialog's confirmation: a page that asks, naming the tenant.
+    asked = admin.post(url)
+    assert asked.status_code == 200
+    page = asked.content.decode()
+    assert f"{action.title()} acme?" in page and 'name="confirmed" value="yes"' in page
+    # Its way back is a link to the tenant page: following it changes nothing.
+    assert f'href="{reverse("tenants:detail", args=["acme"])}"' in page
+    tenant.refresh_from_db()
+    assert tenant.status == "active" and not Job.objects.exists()
+    assert not AuditEvent.objects.filter(action=f"tenant.{action}").exists()
+    # The tenant page's own button opens the dialog (confirm.js), no inline script.
+    detail = admin.get(reverse("tenants:detail", args=["acme"])).content.decode()
+    assert f'data-confirm="confirm-{action}"' in detail and f'id="confirm-{action}"' in detail
+    assert "onclick=" not in detail and "onsubmit=" not in detail
+
+    done = admin.post(url, {"confirmed": "yes"}, follow=True)
+    job = Job.objects.get()
+    assert f'href="{reverse("jobs:detail", args=[job.pk])}"' in done.content.decode()
+    tenant.refresh_from_db()
+    assert tenant.status == ("suspended" if action == "suspend" else "active")

@@ -11,10 +11,14 @@ behaviour a console needs to be tested against something faithful:
   ``awslambdaric`` talks to), ``lambda_images`` (container images pushed here),
   ``lambda_telemetry`` (START/END/REPORT logs and AWS/Lambda metrics);
 - ``apigw_proxy`` / ``apigw_routes`` / ``apigw_events``: tenants' HTTP APIs answer real HTTP
-  at ``/_aws/execute-api/<api-id>/`` (payload 1.0 and 2.0); ``apigw_endpoint``: the
-  ApiEndpoint each API reports is that address;
+  at ``/_aws/execute-api/<api-id>/`` (payload 1.0 and 2.0, by stage), with the API's
+  CORS (``apigw_cors``), its stage's throttling (``apigw_throttle``) and access logs
+  (``apigw_access_log``); ``apigw_endpoint``: the ApiEndpoint each API reports is that
+  address; ``apigw_ext``: UpdateStage, DeleteAccessLogSettings and UpdateApiMapping;
 - ``cloudwatch_ext`` / ``alarm_evaluator``: percentile statistics, and metric alarms
   evaluated every minute as CloudWatch does;
+- ``sns_delivery``: HTTP(S) subscriptions confirm (SubscriptionConfirmation, SubscribeURL)
+  before they get notifications, delivered as SNS delivers them;
 - ``rds_ext``: RDS endpoints are the local PostgreSQL's address, and creating an instance
   or cluster creates its master role and database there.
 

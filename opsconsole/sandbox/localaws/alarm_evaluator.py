@@ -10,8 +10,10 @@ documents: ``breaching`` / ``notBreaching`` fill them in; ``missing`` (the defau
 ``ignore`` judge the present ones (with fewer than M present, ALARM only when all present
 breach), and when none is present ``missing`` goes INSUFFICIENT_DATA while ``ignore`` keeps
 the state. Only a change of state is written (``set_alarm_state``: history, reason text and
-reason data as CloudWatch writes them), and then, when actions are enabled, each SNS topic
-of the new state's actions gets CloudWatch's notification.
+reason data as CloudWatch writes them). Every change of state, the evaluator's or a
+SetAlarmState call's (CloudWatch: "the action configured for the appropriate state is
+invoked"), then publishes CloudWatch's notification to each SNS topic of the new state's
+actions when actions are enabled (``sns_delivery`` delivers it to HTTP(S) subscribers).
 
 Not evaluated: metric math and anomaly-detection alarms (left INSUFFICIENT_DATA with a
 reason that says so, never a made-up OK) and composite alarms (left as they are).
@@ -67,6 +69,7 @@ def start(config: LocalAwsConfig) -> None:
     if not _patched:
         _patched = True
         _patch_put_metric_alarm()
+        _patch_set_alarm_state()
     if _thread is None:
         _thread = threading.Thread(
             target=_loop, args=(config,), name="localaws-alarm-evaluator", daemon=True
@@ -97,6 +100,30 @@ def _patch_put_metric_alarm() -> None:
         return alarm
 
     cls.put_metric_alarm = put_metric_alarm  # type: ignore[method-assign]
+
+
+def _patch_set_alarm_state() -> None:
+    cls = models.CloudWatchBackend
+    original = cls.set_alarm_state
+
+    def set_alarm_state(
+        self: Any, alarm_name: str, reason: str, reason_data: str, state_value: str
+    ) -> None:
+        alarm = self.alarms.get(alarm_name)
+        old = alarm.state_value if alarm is not None else None
+        original(self, alarm_name, reason, reason_data, state_value)
+        alarm = self.alarms[alarm_name]
+        if old != state_value and alarm.actions_enabled:
+            changed = cloudwatch_ext.epoch(alarm.state_updated_timestamp)
+            actions = {
+                "ALARM": alarm.alarm_actions,
+                "OK": alarm.ok_actions,
+                "INSUFFICIENT_DATA": alarm.insufficient_data_actions,
+            }[state_value]
+            for arn in actions or []:
+                _notify(arn, alarm, self.region_name, old, state_value, reason, changed)
+
+    cls.set_alarm_state = set_alarm_state  # type: ignore[method-assign]
 
 
 def _loop(config: LocalAwsConfig) -> None:
@@ -258,15 +285,8 @@ def _transition(
         cw.set_alarm_state(alarm.name, reason, json.dumps(data), state)
     except models.ResourceNotFound:
         return  # deleted meanwhile
+    # The patched set_alarm_state has published the notification.
     logger.info("alarm %s (%s): %s -> %s", alarm.name, region, old, state)
-    if old != state and alarm.actions_enabled:
-        actions = {
-            "ALARM": alarm.alarm_actions,
-            "OK": alarm.ok_actions,
-            "INSUFFICIENT_DATA": alarm.insufficient_data_actions,
-        }[state]
-        for arn in actions or []:
-            _notify(arn, alarm, region, old, state, reason, now)
 
 
 def _notify(

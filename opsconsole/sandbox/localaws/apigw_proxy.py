@@ -17,7 +17,11 @@ mappings (moto's apigatewayv2 backend, any region). Then, as API Gateway does:
    <path>``), or the answer is 500, as in AWS, where a missing permission is an
    integration failure; the event of the integration's payload format version
    (``apigw_events``) goes to ``lambda_invoke.invoke``.
-4. The answer: mapped back (status, headers, cookies, base64 bodies); a function error,
+   Before the route: an API with a CorsConfiguration answers CORS preflights itself
+   (``apigw_cors``), and a stage's default route throttling may answer 429
+   (``apigw_throttle``).
+4. The answer: mapped back (status, headers, cookies, base64 bodies), with the API's CORS
+   headers in place of the function's; a function error,
    a throttled invoke or an answer that cannot be mapped is 500
    ``{"message":"Internal Server Error"}``; no answer within the integration's timeout
    (30 s by default) is 503 ``{"message":"Service Unavailable"}``, as HTTP APIs answer.
@@ -25,6 +29,8 @@ mappings (moto's apigatewayv2 backend, any region). Then, as API Gateway does:
 Each request carries ``apigw-requestid`` and writes AWS/ApiGateway Count, 4xx, 5xx, Latency,
 IntegrationLatency (ms) and DataProcessed (bytes) by ApiId and by ApiId + Stage, as HTTP
 APIs publish them (route-level "detailed metrics" are not written).
+A stage with AccessLogSettings gets a line a request in its log group
+(``apigw_access_log``).
 
 Lookups are cached per API (and per domain) and dropped whenever any apigatewayv2 call
 changes something (a generation counter bumped by every create/update/delete/import), so
@@ -50,7 +56,15 @@ from moto.apigatewayv2 import models as apigw_models
 from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
-from opsconsole.sandbox.localaws import apigw_events, apigw_routes, lambda_invoke, telemetry
+from opsconsole.sandbox.localaws import (
+    apigw_access_log,
+    apigw_cors,
+    apigw_events,
+    apigw_routes,
+    apigw_throttle,
+    lambda_invoke,
+    telemetry,
+)
 from opsconsole.sandbox.localaws.apigw_events import ApiRequest, Malformed
 from opsconsole.sandbox.localaws.config import LocalAwsConfig
 from opsconsole.sandbox.localaws.moto_state import ACCOUNT_ID, backend, regions_with
@@ -247,6 +261,7 @@ def _request_id() -> str:
 
 def route(request: Request) -> Response | None:
     started = time.perf_counter()
+    epoch_ms = int(time.time() * 1000)
     target = _target(request)
     if target is None:
         return None
@@ -254,9 +269,46 @@ def route(request: Request) -> Response | None:
     if isinstance(target, tuple):
         # No such API or stage: nothing to count it for (HTTP APIs write nothing either).
         return _respond(*_error(target), request_id)
-    status, headers, body, integration_ms = _serve(request, target, request_id)
+    info: dict[str, Any] = {}
+    stage = target.api.stages.get(target.stage)
+    cors = target.api.cors_configuration
+    answered = apigw_cors.preflight(cors, request)
+    integration_ms = None
+    if answered is not None:
+        status, headers, body = answered
+    elif not apigw_throttle.admit(target.api.api_id, target.stage, stage):
+        status, headers, body = _error(apigw_throttle.TOO_MANY)
+    else:
+        status, headers, body, integration_ms = _serve(request, target, request_id, info)
+        headers = apigw_cors.response_headers(cors, request, headers)
+    latency_ms = (time.perf_counter() - started) * 1000
     size = len(request.get_data(cache=True)) + len(body)
-    _metrics(target, status, (time.perf_counter() - started) * 1000, integration_ms, size)
+    _metrics(target, status, latency_ms, integration_ms, size)
+    apigw_access_log.write(
+        stage,
+        target.region,
+        apigw_access_log.Entry(
+            account_id=ACCOUNT_ID,
+            api_id=target.api.api_id,
+            stage=target.stage,
+            domain_name=target.domain_name,
+            domain_prefix=target.domain_prefix,
+            request_id=request_id,
+            source_ip=request.remote_addr or "127.0.0.1",
+            user_agent=request.headers.get("User-Agent", ""),
+            epoch_ms=epoch_ms,
+            method=request.method.upper(),
+            path=target.path_v1,
+            protocol=request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+            route_key=info.get("route_key", "-"),
+            status=status,
+            response_length=len(body),
+            response_latency_ms=latency_ms,
+            integration_latency_ms=integration_ms,
+            integration_status=info.get("integration_status"),
+            integration_error=info.get("integration_error", ""),
+        ),
+    )
     return _respond(status, headers, body, request_id)
 
 
@@ -276,13 +328,17 @@ def _error(status_body: tuple[int, bytes]) -> Answer:
     return status_body[0], [("content-type", "application/json")], status_body[1]
 
 
-def _serve(request: Request, target: Target, request_id: str) -> tuple[int, list, bytes, Any]:
-    """(status, headers, body, integration latency in ms or None)."""
+def _serve(
+    request: Request, target: Target, request_id: str, info: dict[str, Any]
+) -> tuple[int, list, bytes, Any]:
+    """(status, headers, body, integration latency in ms or None). ``info`` gets what the
+    access log tells: the route key, the integration's status and error message."""
     method = request.method.upper()
     selected = apigw_routes.select_route(target.api, method, target.route_path, _generation)
     if selected is None:
         return (*_error(NOT_FOUND), None)
     route_model, match = selected
+    info["route_key"] = match.route_key
     integration_id = (route_model.target or "").removeprefix("integrations/")
     integration = target.api.integrations.get(integration_id) if integration_id else None
     if integration is None:
@@ -298,6 +354,7 @@ def _serve(request: Request, target: Target, request_id: str) -> tuple[int, list
             integration.integration_type,
             integration.integration_uri,
         )
+        info["integration_error"] = "The integration is not a Lambda proxy integration"
         return (*_error(INTERNAL_ERROR), None)
     fn_region, fn_name, qualifier = function
     fn_region = fn_region or target.region
@@ -314,6 +371,10 @@ def _serve(request: Request, target: Target, request_id: str) -> tuple[int, list
             fn_name,
             f":{qualifier}" if qualifier else "",
             source_arn,
+        )
+        info["integration_error"] = (
+            "The IAM role configured on the integration or API Gateway doesn't have "
+            "permissions to call the integration. Check the permissions and try again."
         )
         return (*_error(INTERNAL_ERROR), None)
 
@@ -352,7 +413,9 @@ def _serve(request: Request, target: Target, request_id: str) -> tuple[int, list
         result = future.result(timeout=timeout_s)
     except FutureTimeout:
         logger.info("API %s: %s gave no answer in %.0f s", target.api.api_id, fn_name, timeout_s)
+        info["integration_error"] = "Network error communicating with endpoint"
         return (*_error(UNAVAILABLE), None)
+    info["integration_status"] = result.status
     integration_ms = (time.perf_counter() - invoked) * 1000
     if result.status != 200 or result.function_error:
         logger.info(
@@ -362,11 +425,17 @@ def _serve(request: Request, target: Target, request_id: str) -> tuple[int, list
             result.status,
             result.function_error or getattr(result, "error_type", None) or "",
         )
+        info["integration_error"] = (
+            "The Lambda function returned an error"
+            if result.function_error
+            else f"Lambda answered {result.status}"
+        )
         return (*_error(INTERNAL_ERROR), integration_ms)
     try:
         answer = (apigw_events.answer_v1 if v1 else apigw_events.answer_v2)(result.payload)
     except Malformed as exc:
         logger.info("API %s: %s's answer cannot be mapped (%s)", target.api.api_id, fn_name, exc)
+        info["integration_error"] = f"The Lambda function's response cannot be mapped: {exc}"
         return (*_error(INTERNAL_ERROR), integration_ms)
     return (*answer, integration_ms)
 

@@ -18,6 +18,7 @@ from werkzeug.wrappers import Request, Response
 
 from opsconsole.sandbox.localaws import (
     apigw_endpoint,
+    apigw_ext,
     apigw_proxy,
     cloudwatch_ext,
     faults,
@@ -25,6 +26,8 @@ from opsconsole.sandbox.localaws import (
     lambda_invoke,
     rds_engine_versions,
     rds_ext,
+    rds_windows,
+    sns_delivery,
 )
 from opsconsole.sandbox.localaws.config import LocalAwsConfig
 
@@ -37,11 +40,14 @@ EXTENSIONS: list[ModuleType] = [
     faults,
     lambda_invoke,
     lambda_architecture,
+    apigw_ext,  # before apigw_proxy, which wraps the backend's update_/delete_ calls
     apigw_proxy,
     apigw_endpoint,
     cloudwatch_ext,
+    sns_delivery,
     rds_ext,
     rds_engine_versions,
+    rds_windows,
 ]
 
 

@@ -1,0 +1,278 @@
+"""What the rollout pages say about a rollout, in people's words.
+
+``rollouts.py`` decides and does; this module only reads the rows it wrote and explains
+them: which phase a running rollout is in (a wave deploying, the canary being watched, the
+pause between waves), how long that lasts, why each tenant is in its wave (the rule of
+``rollouts.plan_waves``), and what a confirmation should name before an operator acts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from deployments.models import Deployment, DeploymentStatus, Release, Rollout, RolloutStatus
+from deployments.rollouts import Preview
+from opsconsole.core.humanize import duration_text
+from opsconsole.jobs.models import JobStep, StepStatus
+from tenants.models import Tenant
+
+# plan_waves: the canary, then this share of the target (rounded up), then the rest.
+SECOND_WAVE_SHARE = 0.10
+
+
+def wave_name(wave: int) -> str:
+    """'Wave 1 (canary)', 'Wave 2': waves are 0-based in the rows, 1-based for people."""
+    return "Wave 1 (canary)" if wave == 0 else f"Wave {wave + 1}"
+
+
+def wave_rules(deployments: list[Deployment], wave_sizes: list[int]) -> list[str]:
+    """The rule plan_waves applied to put tenants in each wave, one sentence per wave.
+
+    The planner orders the target by ring, then slug. Its canary is every ring-0 tenant of
+    the target, or the first tenant in that order when the target has none in ring 0."""
+    if not wave_sizes:
+        return []
+    canary = [d for d in deployments if d.wave == 0]
+    ring0 = bool(canary) and all(d.tenant.ring == 0 for d in canary)
+    return [_canary_rule(ring0), *_later_rules(wave_sizes)]
+
+
+def _later_rules(wave_sizes: list[int]) -> list[str]:
+    total = sum(wave_sizes)
+    rules = []
+    for wave, size in enumerate(wave_sizes[1:], start=1):
+        if wave == 1:
+            rules.append(
+                f"The next {size} in ring order: {int(SECOND_WAVE_SHARE * 100)}% of the "
+                f"{total} targeted, rounded up"
+            )
+        else:
+            rules.append("The rest of the target, once the wave before has baked")
+    return rules
+
+
+def _canary_rule(ring0: bool) -> str:
+    if ring0:
+        return "Canary: the target's ring-0 tenants go first"
+    return "Canary: the target has no ring-0 tenant, so the first tenant in ring order goes first"
+
+
+def preview_wave_rules(preview: Preview) -> list[str]:
+    """wave_rules for a preview, which knows slugs only (one query for the canary's rings)."""
+    if not preview.waves:
+        return []
+    canary = preview.waves[0]
+    ring0 = Tenant.objects.filter(slug__in=canary, ring=0).count() == len(canary)
+    sizes = [len(w) for w in preview.waves]
+    return [_canary_rule(ring0), *_later_rules(sizes)]
+
+
+def start_confirmation(release: Release, preview: Preview) -> dict:
+    """What the Start confirmation names: the release, how many tenants, the canary."""
+    canary = preview.waves[0] if preview.waves else []
+    lines = [
+        f"{preview.total} tenant(s) get {release.version}, in {len(preview.waves)} wave(s).",
+        f"The canary first: {', '.join(canary[:8])}{', …' if len(canary) > 8 else ''}.",
+        f"About {duration_text(preview.estimate_s)} in all, bake time included.",
+    ]
+    if preview.busy:
+        lines.append(f"{len(preview.busy)} tenant(s) are in another rollout.")
+    if preview.downgrades:
+        lines.append(f"{len(preview.downgrades)} tenant(s) go down to an older release.")
+    return {
+        "title": f"Deploy {release.version} to {preview.total} tenant(s)?",
+        "lines": lines,
+        "total": preview.total,
+    }
+
+
+def wave_reason(deployment: Deployment, *, canary_ring0: bool) -> str:
+    """Why this tenant is in its wave, for its row."""
+    ring = deployment.tenant.ring
+    if deployment.wave == 0:
+        return "ring 0: canary" if canary_ring0 else f"first in ring order (ring {ring})"
+    if deployment.wave == 1:
+        return f"next {int(SECOND_WAVE_SHARE * 100)}% in ring order (ring {ring})"
+    return f"the rest (ring {ring})"
+
+
+def annotate_reasons(deployments: list[Deployment]) -> None:
+    """Give each row ``wave_reason`` (no query: the rows carry their tenants)."""
+    canary = [d for d in deployments if d.wave == 0]
+    ring0 = bool(canary) and all(d.tenant.ring == 0 for d in canary)
+    for deployment in deployments:
+        deployment.wave_reason = wave_reason(deployment, canary_ring0=ring0)
+
+
+@dataclass
+class Phase:
+    """A running rollout's phase for people: the pill's word and one sentence."""
+
+    label: str  # "Baking", "Waiting", "Deploying"
+    sentence: str
+    remaining_s: int | None = None
+    ends_at: datetime | None = None
+
+    @property
+    def remaining(self) -> str:
+        return duration_text(self.remaining_s) if self.remaining_s is not None else ""
+
+
+def _moved_at(jobs: list[int]) -> dict[int, float]:
+    """{job id: when its alias moved} for the deployments already watching (one query):
+    the traffic step records the moment all traffic reached the new version."""
+    rows = JobStep.objects.filter(
+        job_id__in=jobs, name="traffic", status=StepStatus.SUCCEEDED
+    ).values_list("job_id", "output")
+    return {
+        job: out["moved_at"] for job, out in rows if isinstance(out, dict) and out.get("moved_at")
+    }
+
+
+def rollout_phase(
+    rollout: Rollout, deployments: list[Deployment], *, now: datetime | None = None
+) -> Phase | None:
+    """What a running rollout is doing now, or None when its status says it all.
+
+    The orchestrator's states, read back: the current wave's deployments watching their
+    tenants (the canary watches the whole bake, ``Rollout.watch_s``), the pause after a
+    wave (``Rollout.pause_after_s``), a weighted canary on the alias, or tenants held by
+    another rollout. "0 running · 4 pending" is one of these, never "stuck"."""
+    if rollout.status != RolloutStatus.RUNNING:
+        return None
+    now = now or timezone.now()
+    wave = rollout.current_wave
+    mine = [d for d in deployments if d.wave == wave]
+    running = [d for d in mine if d.status == DeploymentStatus.RUNNING]
+    pending = [d for d in mine if d.status == DeploymentStatus.PENDING]
+    later = sum(1 for d in deployments if d.wave > wave and d.status == DeploymentStatus.PENDING)
+    who = "the canary" if wave == 0 else f"wave {wave + 1}"
+    if running:
+        moved = _moved_at([d.job_id for d in running if d.job_id])
+        watching, canaries = [], []
+        for d in running:
+            if d.job_id in moved:
+                left = rollout.watch_s(d.wave) - (now.timestamp() - moved[d.job_id])
+                watching.append(max(0.0, left))
+            elif d.canary_started_at:
+                left = rollout.canary_minutes * 60 - (now - d.canary_started_at).total_seconds()
+                canaries.append(max(0.0, left))
+        if len(watching) == len(running) and not pending and watching:
+            left = int(math.ceil(max(watching)))
+            then = f"; then {wave_name(wave + 1).lower()} ({later} pending)" if later else ""
+            return Phase(
+                "Baking",
+                f"Baking: watching {who}'s alarms and error rate for {duration_text(left)} "
+                f"more{then}.",
+                left,
+                now + timedelta(seconds=left),
+            )
+        if canaries and len(canaries) + len(watching) == len(running):
+            left = int(math.ceil(max(canaries)))
+            return Phase(
+                "Canary",
+                f"Canary traffic: {rollout.canary_percent}% of {who}'s requests go to the new "
+                f"version for {duration_text(left)} more, then all of them.",
+                left,
+                now + timedelta(seconds=left),
+            )
+        return None  # deploying: the rows say which step each one is on
+    if pending:
+        held = sorted({d.reason for d in pending if d.reason.startswith("waiting for")})
+        if held:
+            return Phase(
+                "Waiting",
+                f"Waiting: {len(pending)} tenant(s) of {who} are in another rollout "
+                f"({', '.join(r.removeprefix('waiting for ') for r in held)}); they start "
+                "when it lets go of them.",
+            )
+        return Phase("Starting", f"Starting {len(pending)} deployment(s) of {who}.")
+    if later:
+        nxt = wave_name(wave + 1).lower()
+        pause = rollout.pause_after_s(wave)
+        if rollout.wave_finished_at and pause:
+            left = int(math.ceil(pause - (now - rollout.wave_finished_at).total_seconds()))
+            if left > 0:
+                return Phase(
+                    "Baking",
+                    f"Baking: {wave_name(wave).lower()} is done; {nxt} ({later} tenant(s)) "
+                    f"starts in {duration_text(left)} (bake time {duration_text(pause)}).",
+                    left,
+                    now + timedelta(seconds=left),
+                )
+        return Phase(
+            "Baking",
+            f"Bake over: {nxt} ({later} tenant(s)) starts at the orchestrator's next pass "
+            f"(every {settings.ROLLOUT_ADVANCE_SECONDS} s).",
+            0,
+        )
+    return None
+
+
+# --- what confirmations name ------------------------------------------------------------
+
+
+def rollback_plan(rollout: Rollout) -> dict[str, list[str]]:
+    """{previous release: [slugs]} a Roll back would start, as ``rollout_rollback`` picks
+    them (the tenants it touched that ran a release before it)."""
+    touched = rollout.deployments.filter(
+        status__in=[DeploymentStatus.SUCCEEDED, DeploymentStatus.FAILED, DeploymentStatus.RUNNING]
+    ).exclude(from_release="")
+    plan: dict[str, list[str]] = {}
+    for version, slug in touched.values_list("from_release", "tenant__slug").order_by(
+        "tenant__slug"
+    ):
+        plan.setdefault(version, []).append(slug)
+    return plan
+
+
+def action_facts(rollout: Rollout, counts: dict) -> dict[str, dict]:
+    """For each confirmable action: its title, what it does (lines) and its button."""
+    totals = counts["totals"]
+    version = rollout.release.version
+    plan = rollback_plan(rollout)
+    back = sum(len(s) for s in plan.values())
+    back_lines = [
+        f"{len(slugs)} tenant(s) go back to {release}: {', '.join(slugs[:8])}"
+        + (", …" if len(slugs) > 8 else "")
+        for release, slugs in plan.items()
+    ]
+    if rollout.status in (RolloutStatus.RUNNING, RolloutStatus.PAUSED, RolloutStatus.HALTED):
+        back_lines.insert(0, f"Rollout #{rollout.pk} is cancelled first: nothing pending starts.")
+    back_lines.append("Database migrations stay applied: the schema is not rolled back.")
+    return {
+        "cancel": {
+            "title": f"Cancel rollout #{rollout.pk} of {version}?",
+            "lines": [
+                f"{totals['pending']} pending deployment(s) will not start.",
+                f"{totals['running']} running deployment(s) finish; their tenants keep {version}.",
+                f"{totals['succeeded']} tenant(s) already on {version} stay on it "
+                "(Roll back undoes those).",
+            ],
+            "button": "Cancel the rollout",
+            "keep": "Keep it running",
+        },
+        "rollback": {
+            "title": f"Roll back {back} tenant(s) from {version}?",
+            "lines": back_lines
+            if back
+            else ["No tenant of this rollout has an earlier release to go back to."],
+            "button": "Roll back",
+            "keep": "Don't roll back",
+        },
+        "retry": {
+            "title": f"Retry {totals['failed']} failed deployment(s) of {version}?",
+            "lines": [
+                f"{totals['failed']} tenant(s) are deployed {version} again from the first "
+                "step (every step is safe to run twice).",
+                "A halted rollout runs again.",
+            ],
+            "button": "Retry failed",
+            "keep": "Don't retry",
+        },
+    }
