@@ -20,6 +20,10 @@ from opsconsole.sandbox import services
 
 PASSWORD = "correct-horse-battery-staple"
 
+# moto's EC2 loads thousands of AMIs for every fresh account (every test); no test uses
+# one. The local AWS servers the tests start inherit it.
+os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+
 
 def _user(username: str, role: str) -> User:
     return User.objects.create_user(username=username, password=PASSWORD, role=role)

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 from django.conf import settings
 
@@ -43,6 +45,19 @@ def _config(*, fast: bool, read_timeout_s: float | None = None) -> Config:
 
 
 @functools.cache
+def _loader() -> botocore.loaders.Loader:
+    """botocore's service models, read once per process: a new session (after
+    reset_clients) would parse the same JSON files again, about half a second each time."""
+    return botocore.loaders.create_loader()
+
+
+def _botocore_session() -> botocore.session.Session:
+    session = botocore.session.get_session()
+    session.register_component("data_loader", _loader())
+    return session
+
+
+@functools.cache
 def _session() -> boto3.session.Session:
     if settings.SANDBOX and not settings.AWS_ENDPOINT_URL.startswith("https://"):
         # The local moto server accepts any key; fixed ones keep a developer's real
@@ -50,8 +65,9 @@ def _session() -> boto3.session.Session:
         return boto3.session.Session(
             aws_access_key_id="sandbox",
             aws_secret_access_key="sandbox",  # noqa: S106
+            botocore_session=_botocore_session(),
         )
-    return boto3.session.Session()
+    return boto3.session.Session(botocore_session=_botocore_session())
 
 
 @functools.cache

@@ -47,7 +47,7 @@ def test_admin_onboards_a_tenant_and_sees_it_active(
     page.locator(".page-head .pill-active").wait_for(timeout=90_000)
     assert page.locator(".page-head .pill").inner_text() == "Active"
     assert "execute-api" in page.locator(".facts").inner_text()
-    resources = page.locator("table.table").first.inner_text()
+    resources = page.locator("#tenant-resources").inner_text()
     for kind in ("function", "api", "db_secret", "role", "alarm"):
         assert kind in resources
     tenant = Tenant.objects.get(slug="t9-globex")
