@@ -51,6 +51,19 @@ def outsider_user(db) -> User:
 
 
 @pytest.fixture
+def fast_budget(settings):
+    """A Lambda rate budget of the test's own, generous enough not to slow it down."""
+    from deployments import pipeline
+
+    settings.RATE_BUDGET_PREFIX = f"test-budget-{uuid.uuid4().hex[:8]}"
+    settings.LAMBDA_CONTROL_RATE = 10_000
+    settings.LAMBDA_CONTROL_BURST = 10_000
+    pipeline._budget.cache_clear()
+    yield
+    pipeline._budget.cache_clear()
+
+
+@pytest.fixture
 def client_for(client):
     def login(user: User):
         client.force_login(user)

@@ -14,6 +14,7 @@ upgrades) is reported, never "corrected": RDS cannot downgrade.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -25,6 +26,8 @@ from opsconsole.aws.errors import AwsError
 from tenants import resources
 from tenants.models import Isolation, Tenant
 from tenants.provisioning.database_common import POSTGRES_ENGINE, setting
+
+logger = logging.getLogger(__name__)
 
 AURORA_ENGINE = "aurora-postgresql"
 ENGINE_VERSIONS_CACHE_S = 300
@@ -298,3 +301,36 @@ def database_plan(tenant: Tenant) -> list[str]:
         seconds = tenant.serverless_seconds_until_auto_pause or AWS_DEFAULT_AUTO_PAUSE_S
         lines.append(f"Aurora pauses after {_duration(seconds)} idle")
     return lines
+
+
+def apply_corrections(
+    tenant: Tenant,
+    *,
+    kind: str,
+    what: str,
+    resource: dict,
+    modify: Any,
+    identifier: str,
+    region: str,
+    changes: dict[str, Any],
+) -> tuple[dict, dict[str, Any], list[str]]:
+    """Apply ``changes`` to an RDS instance or cluster at once, then an engine upgrade
+    the tenant asked for in its maintenance window (a restart: RDS does it then).
+
+    ``modify`` is rds.modify_db_instance or rds.modify_db_cluster. Returns the resource
+    as RDS last answered, every change made, and notes (a refused downgrade)."""
+    from tenants.provisioning.database_rds import effective, rds_change, record_rds
+
+    if changes:
+        logger.info("Correcting %s %s: %s", what, identifier, sorted(changes))
+        resource = rds_change(modify, identifier=identifier, region=region, **changes)
+        record_rds(tenant, kind=kind, resource=resource)
+    upgrade, notes = engine_change(tenant, effective(resource, "EngineVersion"))
+    if upgrade:
+        logger.info("Upgrading %s %s to %s", what, identifier, upgrade["engine_version"])
+        resource = rds_change(
+            modify, identifier=identifier, region=region, apply_immediately=False, **upgrade
+        )
+        record_rds(tenant, kind=kind, resource=resource)
+        changes = {**changes, "engine_version": upgrade["engine_version"]}
+    return resource, changes, notes

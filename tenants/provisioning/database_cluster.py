@@ -15,8 +15,8 @@ from tenants import naming
 from tenants.models import Isolation, Tenant
 from tenants.provisioning.common import Drift, tags_for, tenant_network
 from tenants.provisioning.database_choices import (
+    apply_corrections,
     choice_pairs,
-    engine_change,
     wanted_auto_pause,
     wanted_version,
     window_changes,
@@ -31,7 +31,6 @@ from tenants.provisioning.database_rds import (
     effective,
     endpoint_of,
     fingerprint,
-    rds_change,
     record_rds,
     subnet_group_name,
     wait_unless_available,
@@ -114,24 +113,17 @@ def ensure_serverless_database(tenant: Tenant) -> dict[str, Any]:
         tenant, kind="db_cluster", resource=cluster, arn=arn, password=value["password"]
     )
     changes, notes = _cluster_corrections(tenant, cluster)
-    if changes:
-        logger.info("Correcting Aurora cluster %s: %s", identifier, sorted(changes))
-        cluster = rds_change(rds.modify_db_cluster, identifier=identifier, region=region, **changes)
-        record_rds(tenant, kind="db_cluster", resource=cluster)
-    upgrade, upgrade_notes = engine_change(tenant, effective(cluster, "EngineVersion"))
+    cluster, changes, upgrade_notes = apply_corrections(
+        tenant,
+        kind="db_cluster",
+        what="Aurora cluster",
+        resource=cluster,
+        modify=rds.modify_db_cluster,
+        identifier=identifier,
+        region=region,
+        changes=changes,
+    )
     notes += upgrade_notes
-    if upgrade:
-        # A restart of the cluster: RDS does it in the tenant's maintenance window.
-        logger.info("Upgrading Aurora cluster %s to %s", identifier, upgrade["engine_version"])
-        cluster = rds_change(
-            rds.modify_db_cluster,
-            identifier=identifier,
-            region=region,
-            apply_immediately=False,
-            **upgrade,
-        )
-        record_rds(tenant, kind="db_cluster", resource=cluster)
-        changes["engine_version"] = upgrade["engine_version"]
 
     instance_id = cluster_instance_id(slug)
     instance = rds.describe_db_instance(identifier=instance_id, region=region)

@@ -16,8 +16,8 @@ from tenants import naming
 from tenants.models import Isolation, Tenant
 from tenants.provisioning.common import Drift, tags_for, tenant_network
 from tenants.provisioning.database_choices import (
+    apply_corrections,
     choice_pairs,
-    engine_change,
     wanted_version,
     window_changes,
 )
@@ -30,7 +30,6 @@ from tenants.provisioning.database_rds import (
     effective,
     endpoint_of,
     fingerprint,
-    rds_change,
     record_rds,
     subnet_group_name,
     wait_unless_available,
@@ -111,26 +110,17 @@ def ensure_dedicated_database(tenant: Tenant) -> dict[str, Any]:
         tenant, kind="db_instance", resource=instance, arn=arn, password=value["password"]
     )
     changes, notes = _instance_corrections(tenant, instance)
-    if changes:
-        logger.info("Correcting RDS instance %s: %s", identifier, sorted(changes))
-        instance = rds_change(
-            rds.modify_db_instance, identifier=identifier, region=region, **changes
-        )
-        record_rds(tenant, kind="db_instance", resource=instance)
-    upgrade, upgrade_notes = engine_change(tenant, effective(instance, "EngineVersion"))
+    instance, changes, upgrade_notes = apply_corrections(
+        tenant,
+        kind="db_instance",
+        what="RDS instance",
+        resource=instance,
+        modify=rds.modify_db_instance,
+        identifier=identifier,
+        region=region,
+        changes=changes,
+    )
     notes += upgrade_notes
-    if upgrade:
-        # A restart of the database: RDS does it in the tenant's maintenance window.
-        logger.info("Upgrading RDS instance %s to %s", identifier, upgrade["engine_version"])
-        instance = rds_change(
-            rds.modify_db_instance,
-            identifier=identifier,
-            region=region,
-            apply_immediately=False,
-            **upgrade,
-        )
-        record_rds(tenant, kind="db_instance", resource=instance)
-        changes["engine_version"] = upgrade["engine_version"]
     host, port = endpoint_of(instance)
     output: dict[str, Any] = {
         "isolation": Isolation.DEDICATED,

@@ -62,6 +62,12 @@ def parameter_arn(name: str, *, region: str, account: str) -> str:
     return f"arn:aws:ssm:{region}:{account}:parameter/{name.lstrip('/')}"
 
 
+# Secrets Manager ends every ARN with "-" and six random characters, known only once the
+# secret exists; an estimate of the policy (its size, checked before anything is created)
+# stands in the six-character wildcard IAM documents for it, of the same length.
+_ARN_SUFFIX_WILDCARD = "??????"
+
+
 def console_statements(tenant: Tenant, *, account: str, estimate: bool = False) -> list[dict]:
     """The console's least-privilege statements. ``estimate``: for a tenant not yet
     provisioned, the secrets it will have, by name (their ARNs' random suffix unknown)."""
@@ -73,7 +79,10 @@ def console_statements(tenant: Tenant, *, account: str, estimate: bool = False) 
         names = [naming.env_secret_name(tenant.slug)] if tenant.secret_env_names else []
         if tenant.isolation != Isolation.NONE:
             names.insert(0, naming.db_secret_name(tenant.slug))
-        secrets = [f"arn:aws:secretsmanager:{region}:{account}:secret:{n}-XXXXXX" for n in names]
+        secrets = [
+            f"arn:aws:secretsmanager:{region}:{account}:secret:{n}-{_ARN_SUFFIX_WILDCARD}"
+            for n in names
+        ]
     elif (
         not estimate
         and tenant.isolation != Isolation.NONE

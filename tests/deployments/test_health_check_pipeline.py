@@ -34,13 +34,14 @@ from tenants.models import Tenant
 from tests.deployments.test_rollout import (  # noqa: F401 - fixtures
     alias_version,
     drive,
-    fast_budget,
     quick,
     seeded,
 )
 from tests.tenants.conftest import drop_tenant_databases, make_tenant, run_job
 
 NEW = "2026.12.0-hc"
+
+pytestmark = pytest.mark.usefixtures("fast_budget")
 
 
 @pytest.fixture

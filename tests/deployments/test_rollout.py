@@ -6,7 +6,6 @@ Tenants are onboarded for real (the provisioning job, inline); deployments run t
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -41,22 +40,13 @@ from tests.tenants.conftest import drop_tenant_databases, make_tenant, run_job
 
 NEW = "2026.12.0"
 
+pytestmark = pytest.mark.usefixtures("fast_budget")
+
 
 @pytest.fixture
 def seeded(aws, db):
     """The sandbox baseline and demo release in in-process moto."""
     return seed_in_process()
-
-
-@pytest.fixture(autouse=True)
-def fast_budget(settings):
-    """A budget of its own per test, generous enough not to slow the test down."""
-    settings.RATE_BUDGET_PREFIX = f"test-budget-{uuid.uuid4().hex[:8]}"
-    settings.LAMBDA_CONTROL_RATE = 10_000
-    settings.LAMBDA_CONTROL_BURST = 10_000
-    pipeline._budget.cache_clear()
-    yield
-    pipeline._budget.cache_clear()
 
 
 @pytest.fixture

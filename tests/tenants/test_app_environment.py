@@ -4,11 +4,8 @@ release's memory, timeout and architecture applied (on a deployment too)."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
-from deployments import pipeline
 from deployments.models import Release
 from deployments.releases import ReleaseInput, ReleaseRefused, release_register
 from deployments.rollouts import Strategy, Target, rollout_start
@@ -20,7 +17,7 @@ from tenants.forms import parse_pairs
 from tests.deployments.test_rollout import drive
 from tests.tenants.conftest import drop_tenant_databases, make_tenant, run_job
 
-pytestmark = pytest.mark.usefixtures("seeded", "le_dbs")
+pytestmark = pytest.mark.usefixtures("seeded", "le_dbs", "fast_budget")
 
 
 @pytest.fixture
@@ -28,16 +25,6 @@ def le_dbs():
     drop_tenant_databases("tenant_le")
     yield
     drop_tenant_databases("tenant_le")
-
-
-@pytest.fixture(autouse=True)
-def fast_budget(settings):
-    settings.RATE_BUDGET_PREFIX = f"test-budget-{uuid.uuid4().hex[:8]}"
-    settings.LAMBDA_CONTROL_RATE = 10_000
-    settings.LAMBDA_CONTROL_BURST = 10_000
-    pipeline._budget.cache_clear()
-    yield
-    pipeline._budget.cache_clear()
 
 
 def register(version: str, **changes) -> Release:

@@ -3,11 +3,8 @@ VPC: onboarding, a rollout, drift and offboarding against in-process moto."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
-from deployments import pipeline
 from deployments.models import DeploymentStatus, RolloutStatus
 from deployments.rollouts import Target, rollout_start
 from opsconsole.aws.clients import client
@@ -20,7 +17,7 @@ from tenants.provisioning.network import network_problems
 from tests.deployments.test_rollout import NEW, drive, quick, register_new
 from tests.tenants.conftest import drop_tenant_databases, make_tenant, run_job
 
-pytestmark = pytest.mark.usefixtures("seeded", "hb_dbs")
+pytestmark = pytest.mark.usefixtures("seeded", "hb_dbs", "fast_budget")
 
 OWN_DB = "postgres://app@team-db.example.com:5432/app"
 
@@ -30,17 +27,6 @@ def hb_dbs():
     drop_tenant_databases("tenant_hb")
     yield
     drop_tenant_databases("tenant_hb")
-
-
-@pytest.fixture(autouse=True)
-def fast_budget(settings):
-    """A rate budget of the test's own, generous enough not to slow it down."""
-    settings.RATE_BUDGET_PREFIX = f"test-budget-{uuid.uuid4().hex[:8]}"
-    settings.LAMBDA_CONTROL_RATE = 10_000
-    settings.LAMBDA_CONTROL_BURST = 10_000
-    pipeline._budget.cache_clear()
-    yield
-    pipeline._budget.cache_clear()
 
 
 def own_db_tenant(slug: str = "hb-own", **spec) -> Tenant:

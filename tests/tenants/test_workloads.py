@@ -13,13 +13,11 @@ API's payload format, stage and CORS, the role's statements, the security groups
 from __future__ import annotations
 
 import hashlib
-import uuid
 
 import pytest
 import requests
 from django.conf import settings
 
-from deployments import pipeline
 from deployments.models import Release
 from deployments.releases import ReleaseInput, release_register
 from opsconsole.aws import ecr, secrets
@@ -35,7 +33,7 @@ from tenants.provisioning.env_secret import write_env_secret
 from tests import workload_apps
 from tests.tenants.conftest import drop_tenant_databases, make_tenant, run_job
 
-pytestmark = pytest.mark.usefixtures("live_workloads")
+pytestmark = pytest.mark.usefixtures("live_workloads", "fast_budget")
 
 ACCOUNT = "123456789012"
 DB_NAMES = ["DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME"]
@@ -51,16 +49,6 @@ def live_workloads(live_aws, db):
     sandbox_seed()
     yield
     drop_tenant_databases("tenant_wl")
-
-
-@pytest.fixture(autouse=True)
-def fast_budget(settings):
-    settings.RATE_BUDGET_PREFIX = f"test-budget-{uuid.uuid4().hex[:8]}"
-    settings.LAMBDA_CONTROL_RATE = 10_000
-    settings.LAMBDA_CONTROL_BURST = 10_000
-    pipeline._budget.cache_clear()
-    yield
-    pipeline._budget.cache_clear()
 
 
 def register(version: str, *, artifact: str = "zip", **changes) -> Release:
