@@ -210,3 +210,24 @@ class AlarmSubscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.protocol} {self.endpoint}"
+
+
+class TenantScope(models.Model):
+    """Limits one user to some tenants: an account manager, a customer's own engineer.
+
+    A user without a scope row sees every tenant their role allows. A user with one sees
+    only the tenants listed here, plus those whose tags match one of ``tags`` (``{"team":
+    ["acme", "globex"]}``: a tenant tagged ``team=acme`` or ``team=globex``). An empty
+    scope sees nothing. Every other tenant, and everything about it, answers 404.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tenant_scope"
+    )
+    tenants = models.ManyToManyField(Tenant, blank=True, related_name="scoped_users")
+    # Tag key -> the values that admit a tenant.
+    tags = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"scope of {self.user}"
