@@ -59,7 +59,7 @@ from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from deployments import artifacts, pipeline, rollouts, tasks  # noqa: E402
+from deployments import artifacts, pipeline, rollout_display, rollouts, tasks  # noqa: E402
 from deployments.models import Deployment, DeploymentStatus, Release, Rollout  # noqa: E402
 from deployments.tenant_release import DeploymentsReleaseSource  # noqa: E402
 from opsconsole.aws.errors import AwsError  # noqa: E402
@@ -408,7 +408,7 @@ def main() -> None:
             scheduler.cond.notify_all()
         for t in scheduler.threads:
             t.join(timeout=5)
-        counts = rollouts.rollout_counts(rollout)["totals"]
+        counts = rollout_display.rollout_counts(rollout)["totals"]
         failed = list(
             Deployment.objects.filter(rollout=rollout, status="failed").values_list(
                 "reason", flat=True

@@ -169,12 +169,15 @@ class RolloutForm(forms.Form):
     canary_minutes = forms.IntegerField(min_value=1, max_value=120, initial=10)
     confirm_downgrade = forms.BooleanField(required=False)
 
-    def __init__(self, data=None, *args, **kwargs):
+    def __init__(self, data=None, *args, only_tenants: list[str] | None = None, **kwargs):
+        """``only_tenants``: the user sees these tenants only, so names them one by one
+        (deployments.rollout_scope.target_refusal); the form opens with all of them."""
         if data is None or "target" not in data:
             # The preview opens with the defaults a careful operator would pick.
             defaults = Strategy.default()
             data = {
-                "target": "all",
+                "target": "all" if only_tenants is None else "tenants",
+                "values": ", ".join(only_tenants or []),
                 "on_conflict": "wait",
                 "max_parallel": defaults.max_parallel,
                 "canary_max_failures": defaults.canary_max_failures,

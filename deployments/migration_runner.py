@@ -263,6 +263,7 @@ def _open(creds: _Credentials, report: StatusCallback) -> psycopg.Connection:
         "connect_timeout": connect_timeout,
         "application_name": APPLICATION_NAME,
         "sslmode": setting("TENANT_DB_SSLMODE"),
+        "sslrootcert": setting("TENANT_DB_SSLROOTCERT"),
         "autocommit": True,
         # No server-side prepared statements: safe behind RDS Proxy and PgBouncer.
         "prepare_threshold": None,

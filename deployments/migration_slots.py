@@ -29,6 +29,7 @@ DEFAULTS: dict[str, int | str] = {
     "TENANT_MIGRATION_LOCK_TIMEOUT_MS": 5_000,
     "TENANT_MIGRATION_STATEMENT_TIMEOUT_MS": 300_000,
     "TENANT_DB_SSLMODE": "prefer",
+    "TENANT_DB_SSLROOTCERT": "",  # empty: libpq's default (settings.py: the RDS CA bundle)
 }
 
 

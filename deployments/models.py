@@ -289,7 +289,12 @@ class ApiToken(models.Model):
     )
     prefix = models.CharField(max_length=12, db_index=True)
     key_sha256 = models.CharField(max_length=64, unique=True)
+    # The token acts with this role or its owner's, whichever is lower (a read-only CI
+    # token of an admin). Blank on tokens made before roles: the owner's role.
+    role = models.CharField(max_length=16, blank=True, db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Null only on tokens made before expiry existed; new tokens always expire.
+    expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 

@@ -49,6 +49,8 @@ from opsconsole.core import rows
 from opsconsole.jobs.models import Job
 from opsconsole.jobs.registry import StepTransient, StepWait, register_job_kind
 from opsconsole.jobs.services import step_output
+from opsconsole.webhooks import events as webhook_events
+from opsconsole.webhooks.services import emit
 from tenants import naming, release_source
 from tenants.models import Tenant
 from tenants.provisioning import function as fn
@@ -590,6 +592,13 @@ def deployment_failed(job: Job) -> None:
         Tenant.objects.filter(pk=deployment.tenant_id).update(
             desired_release=deployment.from_release or deployment.tenant.current_release
         )
+        payload = webhook_events.deployment_payload(
+            deployment,
+            tenant_slug=deployment.tenant.slug,
+            release=deployment.rollout.release.version,
+            reason=f"{job.error} ({reverted})",
+        )
+        emit(webhook_events.DEPLOYMENT_FAILED, payload)
         _kick(deployment.rollout_id)
 
 

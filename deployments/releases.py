@@ -37,8 +37,23 @@ from tenants.app_settings import parse_app_settings, stored_app_settings
 from tenants.app_settings import problems as app_settings_problems
 from tenants.provisioning import health_check
 
-VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-+]{0,63}$")
+# The version is the image's ECR tag too: [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}, so no "+"
+# (semver build metadata); \Z, since "$" would let a final newline through.
+VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}\Z")
 ARCHITECTURES = {"x86_64", "arm64"}
+# Lambda's own rules: Handler is [^\s]+ up to 128; a runtime id such as python3.12.
+HANDLER_RE = re.compile(r"^[^\s]{1,128}\Z")
+RUNTIME_RE = re.compile(r"^[a-z0-9.]{3,32}\Z")
+
+
+def function_problems(*, runtime: str, handler: str) -> list[str]:
+    """What Lambda would refuse of a release's runtime and handler (blank: not given)."""
+    problems = []
+    if runtime and not RUNTIME_RE.match(runtime):
+        problems.append("runtime: a Lambda runtime id such as python3.12 or provided.al2023")
+    if handler and not HANDLER_RE.match(handler):
+        problems.append("handler: up to 128 characters without spaces (app.handler, bootstrap)")
+    return problems
 
 
 class ReleaseRefused(ValueError):  # noqa: N818 - a refusal, shown to the person
@@ -107,9 +122,13 @@ def release_register(data: ReleaseInput, *, created_by=None) -> Release:
     problems: list[str] = []
     version = data.version.strip()
     if not VERSION_RE.match(version):
-        problems.append("version: letters, digits, '.', '-', '_' or '+', up to 64")
+        problems.append(
+            "version: letters, digits, '.', '-' or '_', up to 64 (it becomes the ECR image "
+            "tag, which allows no '+')"
+        )
     elif Release.objects.filter(version=version).exists():
         problems.append(f"version: {version} is already registered (releases are immutable)")
+    problems.extend(function_problems(runtime=data.runtime, handler=data.handler))
     if data.architecture not in ARCHITECTURES:
         problems.append(f"architecture: one of {', '.join(sorted(ARCHITECTURES))}")
     if not 128 <= int(data.memory_mb) <= 10240:

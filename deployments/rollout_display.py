@@ -11,11 +11,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
+from django.db.models import Count, OuterRef, Subquery
 from django.utils import timezone
 
-from deployments.models import Deployment, DeploymentStatus, Release, Rollout, RolloutStatus
+from deployments.models import (
+    DEPLOYMENT_DONE,
+    Deployment,
+    DeploymentStatus,
+    Release,
+    Rollout,
+    RolloutStatus,
+)
 from deployments.rollouts import Preview
 from opsconsole.core.humanize import duration_text
 from opsconsole.jobs.models import JobStep, StepStatus
@@ -217,10 +226,12 @@ def rollout_phase(
 # --- what confirmations name ------------------------------------------------------------
 
 
-def rollback_plan(rollout: Rollout) -> dict[str, list[str]]:
+def rollback_plan(rollout: Rollout, deployments=None) -> dict[str, list[str]]:
     """{previous release: [slugs]} a Roll back would start, as ``rollout_rollback`` picks
-    them (the tenants it touched that ran a release before it)."""
-    touched = rollout.deployments.filter(
+    them (the tenants it touched that ran a release before it), among ``deployments``
+    (a scoped user's) when given."""
+    source = rollout.deployments if deployments is None else deployments
+    touched = source.filter(
         status__in=[DeploymentStatus.SUCCEEDED, DeploymentStatus.FAILED, DeploymentStatus.RUNNING]
     ).exclude(from_release="")
     plan: dict[str, list[str]] = {}
@@ -231,11 +242,11 @@ def rollback_plan(rollout: Rollout) -> dict[str, list[str]]:
     return plan
 
 
-def action_facts(rollout: Rollout, counts: dict) -> dict[str, dict]:
+def action_facts(rollout: Rollout, counts: dict, deployments=None) -> dict[str, dict]:
     """For each confirmable action: its title, what it does (lines) and its button."""
     totals = counts["totals"]
     version = rollout.release.version
-    plan = rollback_plan(rollout)
+    plan = rollback_plan(rollout, deployments)
     back = sum(len(s) for s in plan.values())
     back_lines = [
         f"{len(slugs)} tenant(s) go back to {release}: {', '.join(slugs[:8])}"
@@ -275,4 +286,74 @@ def action_facts(rollout: Rollout, counts: dict) -> dict[str, dict]:
             "button": "Retry failed",
             "keep": "Don't retry",
         },
+    }
+
+
+# --- what the pages show ---------------------------------------------------------------
+
+
+def rollout_rows(rollout: Rollout, deployments=None):
+    """The rollout's deployments (or ``deployments``, those a scoped user sees) for its
+    page, each with ``live_step``: the label of its job's first unfinished step (running,
+    waiting, failed or next), read in the same query, so the step a deployment is on is
+    never written twice."""
+    live_step = (
+        JobStep.objects.filter(job_id=OuterRef("job_id"))
+        .exclude(status__in=[StepStatus.SUCCEEDED, StepStatus.SKIPPED])
+        .order_by("position")
+        .values("label")[:1]
+    )
+    rows = rollout.deployments if deployments is None else deployments
+    return (
+        rows.select_related("tenant", "job")
+        .annotate(live_step=Subquery(live_step))
+        .order_by("wave", "position")
+    )
+
+
+def rollout_counts(rollout: Rollout, deployments=None) -> dict[str, Any]:
+    """Counts by status and wave, over ``deployments`` (a scoped user's) when given: the
+    waves' sizes are then theirs too, not the plan's."""
+    source = rollout.deployments if deployments is None else deployments
+    rows = list(source.values("wave", "status").annotate(n=Count("id")).order_by())
+    sizes = list(rollout.wave_sizes)
+    if deployments is not None:
+        sizes = [0] * len(sizes)
+        for row in rows:
+            if row["wave"] < len(sizes):
+                sizes[row["wave"]] += row["n"]
+    totals = {s: 0 for s in DeploymentStatus.values}
+    waves = [
+        {"number": i + 1, "size": size, **{s: 0 for s in DeploymentStatus.values}}
+        for i, size in enumerate(sizes)
+    ]
+    for row in rows:
+        totals[row["status"]] += row["n"]
+        if row["wave"] < len(waves):
+            waves[row["wave"]][row["status"]] += row["n"]
+    for wave in waves:
+        done = sum(wave[s] for s in DEPLOYMENT_DONE)
+        wave["done"] = done
+        wave["percent"] = int(100 * done / wave["size"]) if wave["size"] else 100
+        wave["ok_percent"] = int(100 * wave["succeeded"] / wave["size"]) if wave["size"] else 0
+        wave["bad_percent"] = (
+            int(100 * (wave["failed"] + wave["cancelled"]) / wave["size"]) if wave["size"] else 0
+        )
+    return {"totals": totals, "waves": waves, "total": sum(sizes)}
+
+
+def rollout_summary(rollout: Rollout, deployments=None) -> dict[str, Any]:
+    """Which tenants run which release, among those this rollout targeted (and
+    ``deployments`` holds, when given)."""
+    source = rollout.deployments if deployments is None else deployments
+    releases: dict[str, int] = {}
+    for version in Tenant.objects.filter(pk__in=source.values("tenant_id")).values_list(
+        "current_release", flat=True
+    ):
+        releases[version or "(none)"] = releases.get(version or "(none)", 0) + 1
+    end = rollout.finished_at or timezone.now()
+    return {
+        "duration": end - rollout.created_at,
+        "releases": sorted(releases.items(), key=lambda kv: -kv[1]),
+        "failures": list(source.filter(status=DeploymentStatus.FAILED).select_related("tenant")),
     }

@@ -18,11 +18,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from deployments.models import (
-    DEPLOYMENT_DONE,
     ROLLOUT_OPEN,
     Deployment,
     DeploymentStatus,
@@ -33,9 +32,12 @@ from deployments.models import (
     watch_seconds,
 )
 from deployments.pipeline import JOB_KIND, mark_succeeded
+from deployments.rollout_scope import target_refusal
 from opsconsole.jobs.models import FINISHED as JOB_FINISHED
-from opsconsole.jobs.models import JobStatus, JobStep, StepStatus
+from opsconsole.jobs.models import JobStatus
 from opsconsole.jobs.services import job_cancel, job_create_many
+from opsconsole.webhooks import events as webhook_events
+from opsconsole.webhooks.services import emit
 from tenants.models import Tenant, TenantStatus
 
 logger = logging.getLogger(__name__)
@@ -227,6 +229,10 @@ def rollout_start(
 ) -> Rollout:
     if strategy.max_parallel < 1:
         raise RolloutRefused("Max parallel must be at least 1.")
+    # A user limited to some tenants names those tenants: never all, a ring or a tag.
+    refusal = target_refusal(created_by, target)
+    if refusal:
+        raise RolloutRefused(refusal)
     tenants = select_targets(release, target)
     if not tenants:
         raise RolloutRefused(f"No tenant to deploy to ({target.describe()}).")
@@ -262,6 +268,7 @@ def rollout_start(
                     row.reason = f"in rollout #{busy[tenant.slug]}"
                 rows.append(row)
         Deployment.objects.bulk_create(rows)
+        emit(webhook_events.ROLLOUT_STARTED, webhook_events.rollout_payload(rollout))
         transaction.on_commit(lambda: _send_advance(rollout.pk))
     return rollout
 
@@ -307,9 +314,14 @@ def _sync(rollout: Rollout) -> None:
                 only_running=True,
             )
             continue
-        Deployment.objects.filter(pk=dep.pk, status=DeploymentStatus.RUNNING).update(
+        changed = Deployment.objects.filter(pk=dep.pk, status=DeploymentStatus.RUNNING).update(
             status=status, finished_at=job.finished_at or timezone.now(), reason=job.error[:2000]
         )
+        if changed and status == DeploymentStatus.FAILED:
+            payload = webhook_events.deployment_payload(
+                dep, tenant_slug=dep.tenant.slug, release=rollout.release.version, reason=job.error
+            )
+            emit(webhook_events.DEPLOYMENT_FAILED, payload)
 
 
 def _wave_counts(rollout: Rollout, wave: int) -> dict[str, int]:
@@ -462,6 +474,7 @@ def rollout_advance(rollout_id: int, *, now=None) -> dict[str, Any]:
         if rollout.status == RolloutStatus.CANCELLING and not running:
             rollout.status, rollout.finished_at = RolloutStatus.CANCELLED, now
             rollout.save(update_fields=["status", "finished_at"])
+            emit(webhook_events.ROLLOUT_FINISHED, webhook_events.rollout_payload(rollout))
         while rollout.status == RolloutStatus.RUNNING:
             wave = rollout.current_wave
             broken = _threshold_broken(rollout, wave, counts)
@@ -469,6 +482,7 @@ def rollout_advance(rollout_id: int, *, now=None) -> dict[str, Any]:
                 reason = f"Halted: {broken}{_first_failure(rollout, wave)}"
                 rollout.status, rollout.status_reason = RolloutStatus.HALTED, reason[:500]
                 rollout.save(update_fields=["status", "status_reason"])
+                emit(webhook_events.ROLLOUT_HALTED, webhook_events.rollout_payload(rollout))
                 break
             n, pending_left = _fill(rollout, wave, running)
             started += n
@@ -481,6 +495,7 @@ def rollout_advance(rollout_id: int, *, now=None) -> dict[str, Any]:
                 rollout.status, rollout.finished_at = RolloutStatus.SUCCEEDED, now
                 rollout.status_reason = ""
                 rollout.save(update_fields=["status", "finished_at", "status_reason"])
+                emit(webhook_events.ROLLOUT_FINISHED, webhook_events.rollout_payload(rollout))
                 break
             if rollout.wave_finished_at is None:
                 rollout.wave_finished_at = now
@@ -628,65 +643,6 @@ def rollout_rollback(rollout: Rollout, *, created_by=None) -> list[Rollout]:
     if not created:
         raise RolloutRefused("No tenant of this rollout has an earlier release to go back to.")
     return created
-
-
-# --- what the pages show ---------------------------------------------------------------
-
-
-def rollout_rows(rollout: Rollout):
-    """The rollout's deployments for its page, each with ``live_step``: the label of its
-    job's first unfinished step (running, waiting, failed or next), read in the same
-    query, so the step a deployment is on is never written twice."""
-    live_step = (
-        JobStep.objects.filter(job_id=OuterRef("job_id"))
-        .exclude(status__in=[StepStatus.SUCCEEDED, StepStatus.SKIPPED])
-        .order_by("position")
-        .values("label")[:1]
-    )
-    return (
-        rollout.deployments.select_related("tenant", "job")
-        .annotate(live_step=Subquery(live_step))
-        .order_by("wave", "position")
-    )
-
-
-def rollout_counts(rollout: Rollout) -> dict[str, Any]:
-    rows = rollout.deployments.values("wave", "status").annotate(n=Count("id"))
-    totals = {s: 0 for s in DeploymentStatus.values}
-    waves = [
-        {"number": i + 1, "size": size, **{s: 0 for s in DeploymentStatus.values}}
-        for i, size in enumerate(rollout.wave_sizes)
-    ]
-    for row in rows:
-        totals[row["status"]] += row["n"]
-        if row["wave"] < len(waves):
-            waves[row["wave"]][row["status"]] += row["n"]
-    for wave in waves:
-        done = sum(wave[s] for s in DEPLOYMENT_DONE)
-        wave["done"] = done
-        wave["percent"] = int(100 * done / wave["size"]) if wave["size"] else 100
-        wave["ok_percent"] = int(100 * wave["succeeded"] / wave["size"]) if wave["size"] else 0
-        wave["bad_percent"] = (
-            int(100 * (wave["failed"] + wave["cancelled"]) / wave["size"]) if wave["size"] else 0
-        )
-    return {"totals": totals, "waves": waves, "total": sum(rollout.wave_sizes)}
-
-
-def rollout_summary(rollout: Rollout) -> dict[str, Any]:
-    """Which tenants run which release, among those this rollout targeted."""
-    releases: dict[str, int] = {}
-    for version in Tenant.objects.filter(
-        pk__in=rollout.deployments.values("tenant_id")
-    ).values_list("current_release", flat=True):
-        releases[version or "(none)"] = releases.get(version or "(none)", 0) + 1
-    end = rollout.finished_at or timezone.now()
-    return {
-        "duration": end - rollout.created_at,
-        "releases": sorted(releases.items(), key=lambda kv: -kv[1]),
-        "failures": list(
-            rollout.deployments.filter(status=DeploymentStatus.FAILED).select_related("tenant")
-        ),
-    }
 
 
 def cancel_running_jobs(rollout: Rollout) -> int:

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from django.db.models import Max
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 
-from deployments.migration_runner import plan_database
 from deployments.models import Release, ReleaseMigration, SchemaStatus
-from deployments.tenant_release import database_target, release_specs
+from deployments.schema_plans import schema_plan_reading, tenant_plan_release
 from opsconsole.accounts.access import viewer_required
 from tenants.models import Tenant, TenantStatus
+from tenants.scope import visible_tenant_or_404, visible_tenants
 
 
 @viewer_required
 def schema_fleet(request: HttpRequest) -> HttpResponse:
     tenants = list(
-        Tenant.objects.exclude(status=TenantStatus.OFFBOARDED)
+        visible_tenants(request.user)
+        .exclude(status=TenantStatus.OFFBOARDED)
         .select_related("schema")
         .order_by("slug")
     )
@@ -61,21 +62,23 @@ def schema_fleet(request: HttpRequest) -> HttpResponse:
 
 @viewer_required
 def schema_plan(request: HttpRequest, slug: str) -> HttpResponse:
-    """The migrations a tenant's database still lacks (one read of its history table)."""
-    tenant = get_object_or_404(Tenant, slug=slug)
-    version = tenant.desired_release or tenant.current_release
-    release = Release.objects.filter(version=version).prefetch_related("migrations").first()
-    plan = None
-    error = ""
-    if release is None:
-        error = "The tenant has no release yet."
-    else:
-        try:
-            plan = plan_database(target=database_target(tenant), migrations=release_specs(release))
-        except RuntimeError as exc:
-            error = str(exc)
-    return render(
-        request,
-        "deployments/schema_plan.html",
-        {"tenant": tenant, "release": release, "plan": plan, "error": error},
-    )
+    """The migrations a tenant's database still lacks, as a worker last read them (the web
+    process never connects to a tenant database); htmx polls while a reading is due."""
+    tenant = visible_tenant_or_404(request.user, slug=slug)
+    release = tenant_plan_release(tenant)
+    reading = schema_plan_reading(tenant, release) if release else None
+    template = "deployments/schema_plan.html"
+    if getattr(request, "htmx", False):
+        # The fragment polls itself only while the reading is due (see the template).
+        template += "#plan"
+    return render(request, template, _plan_context(tenant, release, reading))
+
+
+def _plan_context(tenant: Tenant, release: Release | None, reading) -> dict:
+    return {
+        "tenant": tenant,
+        "release": release,
+        "reading": reading,
+        "plan": reading.value if reading else None,
+        "error": "" if release else "The tenant has no release yet.",
+    }

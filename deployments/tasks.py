@@ -13,3 +13,11 @@ def rollout_advance_task(rollout_id: int) -> dict:
 @shared_task(ignore_result=True)
 def rollouts_advance_all() -> int:
     return rollouts.rollouts_advance_all()
+
+
+@shared_task(ignore_result=True)
+def schema_read_plan(slug: str) -> None:
+    """Read one tenant's schema plan for its page (asked by the page when due)."""
+    from deployments.schema_plans import schema_plan_read
+
+    schema_plan_read(slug=slug)

@@ -3,11 +3,11 @@ from __future__ import annotations
 import json
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.html import format_html
-from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from deployments import rollout_display, rollouts
@@ -20,10 +20,21 @@ from deployments.releases import (
     release_start_new_tenants_on,
 )
 from deployments.rollout_display import preview_wave_rules, start_confirmation
+from deployments.rollout_scope import (
+    rollout_reaches_hidden,
+    rollout_visible,
+    target_refusal,
+    visible_deployments,
+    visible_rollout_or_404,
+    visible_rollouts,
+)
 from deployments.rollouts import RolloutRefused
-from opsconsole.accounts.access import operator_required, viewer_required
+from opsconsole.accounts.access import POST, operator_required, role_required, viewer_required
+from opsconsole.accounts.models import Role
 from opsconsole.audit.services import audit_record
 from opsconsole.jobs.models import Job
+from tenants.models import Tenant, TenantStatus
+from tenants.scope import refuse_scoped, user_is_scoped, visible_jobs, visible_tenants
 
 
 @viewer_required
@@ -63,21 +74,24 @@ def release_detail(request: HttpRequest, version: str) -> HttpResponse:
             "release": release,
             "app_settings_json": json.dumps(release.app_settings, indent=2),
             "migrations": release.migrations.all(),
-            "rollouts": release.rollouts.all()[:10],
+            "rollouts": visible_rollouts(request.user, release.rollouts.all())[:10],
             "deployed": release_is_deployed(release),
             "chosen_for_new_tenants": Release.objects.filter(starts_new_tenants=True)
             .values_list("version", flat=True)
             .first(),
-            "push_job": Job.objects.filter(kind="release_push", subject_id=release.version)
+            # The push is the fleet's job: a scoped user sees the release, not its job.
+            "push_job": visible_jobs(
+                request.user, Job.objects.filter(kind="release_push", subject_id=release.version)
+            )
             .prefetch_related("steps")
             .first(),
         },
     )
 
 
-@operator_required
-@require_POST
+@role_required(Role.OPERATOR, methods=POST)
 def release_start_new_tenants(request: HttpRequest, version: str) -> HttpResponse:
+    refuse_scoped(request.user, "The release new tenants start on")
     release = get_object_or_404(Release, version=version)
     release_start_new_tenants_on(release)
     audit_record(request=request, action="release.start_new_tenants", obj=release)
@@ -90,13 +104,23 @@ def rollout_new(request: HttpRequest, version: str) -> HttpResponse:
     """The preview (waves, estimate, downgrades, busy tenants), then Start, then a
     confirmation naming the release and the tenants, then the rollout."""
     release = get_object_or_404(Release, version=version)
-    form = RolloutForm(request.POST or None)
+    only = None
+    if user_is_scoped(request.user):
+        only = list(
+            visible_tenants(request.user, Tenant.objects.filter(status=TenantStatus.ACTIVE))
+            .order_by("slug")
+            .values_list("slug", flat=True)
+        )
+    form = RolloutForm(request.POST or None, only_tenants=only)
     preview = None
     error = ""
     confirm = None
     action = request.POST.get("action") if request.method == "POST" else ""
     if form.is_valid():
         target, strategy = form.get_target(), form.get_strategy()
+        # Refused before the preview, which would name tenants the user may not see.
+        error = target_refusal(request.user, target)
+    if form.is_valid() and not error:
         preview = rollouts.rollout_preview(release, target, strategy)
         # The confirmation names a count: if the target changed since (another tenant
         # onboarded, a field edited behind a non-modal dialog), it asks again.
@@ -159,15 +183,21 @@ def rollout_new(request: HttpRequest, version: str) -> HttpResponse:
 @viewer_required
 def rollout_list(request: HttpRequest) -> HttpResponse:
     items = [
-        (rollout, rollouts.rollout_counts(rollout))
-        for rollout in Rollout.objects.select_related("release", "created_by")[:100]
+        (
+            rollout,
+            rollout_display.rollout_counts(rollout, visible_deployments(request.user, rollout)),
+        )
+        for rollout in visible_rollouts(request.user).select_related("release", "created_by")[:100]
     ]
     return render(request, "deployments/rollout_list.html", {"items": items})
 
 
-def _rollout_context(rollout: Rollout) -> dict:
-    counts = rollouts.rollout_counts(rollout)
-    rows = list(rollouts.rollout_rows(rollout))
+def _rollout_context(request: HttpRequest, rollout: Rollout) -> dict:
+    """The page as this user sees it: a scoped user's tenants only, counted over those."""
+    mine = visible_deployments(request.user, rollout)
+    partial = rollout_reaches_hidden(request.user, rollout)
+    counts = rollout_display.rollout_counts(rollout, mine)
+    rows = list(rollout_display.rollout_rows(rollout, mine))
     rollout_display.annotate_reasons(rows)
     for wave, rule in zip(
         counts["waves"], rollout_display.wave_rules(rows, rollout.wave_sizes), strict=True
@@ -178,22 +208,30 @@ def _rollout_context(rollout: Rollout) -> dict:
         "counts": counts,
         "deployments": rows,
         "phase": rollout_display.rollout_phase(rollout, rows),
-        "confirm": rollout_display.action_facts(rollout, counts),
-        "summary": rollouts.rollout_summary(rollout) if rollout.is_finished else None,
+        "confirm": rollout_display.action_facts(rollout, counts, mine),
+        "summary": rollout_display.rollout_summary(rollout, mine) if rollout.is_finished else None,
+        # It also deploys to tenants this user does not see: theirs to watch, not to steer.
+        "partial": partial,
     }
 
 
 @viewer_required
 def rollout_detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
-    rollout = get_object_or_404(Rollout.objects.select_related("release"), pk=rollout_id)
-    return render(request, "deployments/rollout_detail.html", _rollout_context(rollout))
+    rollout = visible_rollout_or_404(
+        request.user, Rollout.objects.select_related("release"), pk=rollout_id
+    )
+    return render(request, "deployments/rollout_detail.html", _rollout_context(request, rollout))
 
 
 @viewer_required
 def rollout_live(request: HttpRequest, rollout_id: int) -> HttpResponse:
     """The live partial; 286 (stop polling) once the rollout is over."""
-    rollout = get_object_or_404(Rollout.objects.select_related("release"), pk=rollout_id)
-    response = render(request, "deployments/rollout_detail.html#live", _rollout_context(rollout))
+    rollout = visible_rollout_or_404(
+        request.user, Rollout.objects.select_related("release"), pk=rollout_id
+    )
+    response = render(
+        request, "deployments/rollout_detail.html#live", _rollout_context(request, rollout)
+    )
     if rollout.is_finished:
         return HttpResponseStopPolling(response.content)
     return response
@@ -214,14 +252,18 @@ def _link(rollout_id: int) -> str:
     return reverse("deployments:rollout_detail", args=[rollout_id])
 
 
-@require_POST
-@operator_required
+@role_required(Role.OPERATOR, visible=rollout_visible, methods=POST)
 def rollout_action(request: HttpRequest, rollout_id: int, action: str) -> HttpResponse:
     rollout = get_object_or_404(Rollout.objects.select_related("release"), pk=rollout_id)
     if action not in _ACTIONS and action != "rollback":
         return HttpResponse(status=404)
+    if rollout_reaches_hidden(request.user, rollout):
+        raise PermissionDenied(
+            f"Rollout #{rollout.pk} also deploys to tenants you do not see: only someone who "
+            "sees all of them may pause, resume, cancel, retry or roll it back."
+        )
     if action in CONFIRMED_ACTIONS and request.POST.get("confirmed") != "yes":
-        counts = rollouts.rollout_counts(rollout)
+        counts = rollout_display.rollout_counts(rollout)
         return render(
             request,
             "deployments/rollout_confirm.html",
@@ -259,7 +301,7 @@ def rollout_action(request: HttpRequest, rollout_id: int, action: str) -> HttpRe
             for warning in rollouts.rollback_warnings(rollout, back.release):
                 messages.warning(request, warning)
         return redirect("deployments:rollout_detail", rollout_id=created[0].pk)
-    before = rollouts.rollout_counts(rollout)["totals"] if action == "cancel" else None
+    before = rollout_display.rollout_counts(rollout)["totals"] if action == "cancel" else None
     done = _ACTIONS[action](rollout)
     audit_record(request=request, action=f"rollout.{action}", obj=rollout, changed=bool(done))
     rollout.refresh_from_db()
@@ -270,7 +312,9 @@ def rollout_action(request: HttpRequest, rollout_id: int, action: str) -> HttpRe
         # a message would only surface on some later page.
         messages.success(request, _done_message(rollout, action, done, before))
     if request.htmx:
-        return render(request, "deployments/rollout_detail.html#live", _rollout_context(rollout))
+        return render(
+            request, "deployments/rollout_detail.html#live", _rollout_context(request, rollout)
+        )
     return redirect("deployments:rollout_detail", rollout_id=rollout.pk)
 
 

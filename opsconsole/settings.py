@@ -9,10 +9,13 @@ Two modes:
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from csp.constants import NONCE, NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 from opsconsole.env import env_bool, env_int, env_list, env_str
 
@@ -22,6 +25,11 @@ SANDBOX_DIR = BASE_DIR / ".sandbox"
 SANDBOX = env_bool("OPSCONSOLE_SANDBOX", True)
 DEBUG = env_bool("DJANGO_DEBUG", False)
 PRODUCTION = not SANDBOX
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured(
+        "DJANGO_DEBUG is set in production (OPSCONSOLE_SANDBOX=0): debug pages show settings "
+        "and tracebacks to anyone who causes an error. Unset DJANGO_DEBUG."
+    )
 
 
 def _sandbox_secret_key() -> str:
@@ -64,18 +72,26 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    # Its Swagger UI's own static files (served from the package, not a CDN).
+    "ninja",
     "template_partials",
+    "csp",
+    "axes",
     "opsconsole.core",
     "opsconsole.accounts",
     "opsconsole.audit",
     "opsconsole.jobs",
+    "opsconsole.webhooks",
     "tenants",
     "deployments",
+    "opsconsole.api",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before every middleware that renders a page, so each page can use request.csp_nonce.
+    "csp.middleware.CSPMiddleware",
     "opsconsole.core.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -84,6 +100,12 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # /api/ only: text PostgreSQL cannot store is refused before anything reads it...
+    "opsconsole.api.guard.NulTextMiddleware",
+    # ...and a change repeated with the same Idempotency-Key is done once.
+    "opsconsole.api.idempotency.IdempotencyMiddleware",
+    # Last, as django-axes asks: it turns a lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "opsconsole.urls"
@@ -107,21 +129,129 @@ TEMPLATES = [
 
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5)
+
+# --- Database TLS (issue 13) -----------------------------------------------------------
+# Production checks the server's certificate against the RDS CA bundle shipped in
+# opsconsole/aws/certs/ (its header says where it came from), for the console's own
+# database and for tenant databases alike. The sandbox's local PostgreSQL has no
+# certificate: `prefer`, as libpq does by default.
+RDS_CA_BUNDLE = str(Path(__file__).resolve().parent / "aws" / "certs" / "rds-ca-bundle.pem")
+_SSLMODE_DEFAULT = "verify-full" if PRODUCTION else "prefer"
+_SSLROOTCERT_DEFAULT = RDS_CA_BUNDLE if PRODUCTION else ""
+
+
+def _database_tls(mode_var: str, cert_var: str) -> tuple[str, str]:
+    mode = env_str(mode_var, _SSLMODE_DEFAULT)
+    cert = env_str(cert_var, _SSLROOTCERT_DEFAULT)
+    if mode in {"verify-ca", "verify-full"} and cert and not Path(cert).is_file():
+        raise ImproperlyConfigured(
+            f"{cert_var} names {cert}, which is not a file: {mode_var}={mode} needs the CA "
+            "certificates that signed the database server's certificate."
+        )
+    return mode, cert
+
+
+# A sslmode in DATABASE_URL's query string wins over DB_SSLMODE.
+DB_SSLMODE, DB_SSLROOTCERT = _database_tls("DB_SSLMODE", "DB_SSLROOTCERT")
+DATABASES["default"]["OPTIONS"].setdefault("sslmode", DB_SSLMODE)
+if DB_SSLROOTCERT:
+    DATABASES["default"]["OPTIONS"].setdefault("sslrootcert", DB_SSLROOTCERT)
+TENANT_DB_SSLMODE, TENANT_DB_SSLROOTCERT = _database_tls(
+    "TENANT_DB_SSLMODE", "TENANT_DB_SSLROOTCERT"
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "tenants:list"
 LOGOUT_REDIRECT_URL = "login"
+PASSWORD_MIN_LENGTH = env_int("PASSWORD_MIN_LENGTH", 12)
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": PASSWORD_MIN_LENGTH},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# --- Production hardening (issue 13): HTTPS, cookies, proxies, CSP, login lockout -------
+# `manage.py check --deploy --fail-level WARNING` passes with the production defaults
+# (tests/test_hardening.py). Each can be loosened from the environment where a deployment
+# really needs it.
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = PRODUCTION
-CSRF_COOKIE_SECURE = PRODUCTION
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", PRODUCTION)
+# htmx sends the token from the page (base.html hx-headers); no script reads the cookie.
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", PRODUCTION)
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+# A load balancer's health check speaks plain HTTP to the target: answer it, not redirect.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 86400 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", PRODUCTION)
+
+
+def _proxy_ssl_header(value: str) -> tuple[str, str] | None:
+    # "X-Forwarded-Proto" or "X-Forwarded-Proto: https" -> Django's (META key, value).
+    if not value:
+        return None
+    name, _, expected = value.partition(":")
+    return "HTTP_" + name.strip().upper().replace("-", "_"), expected.strip() or "https"
+
+
+# Only behind a proxy that always sets (and overwrites) this header, e.g. an AWS ALB:
+# SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto. Unset, requests are judged by their own scheme.
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header(env_str("SECURE_PROXY_SSL_HEADER", ""))
+# Client addresses (audit log, login lockout) from X-Forwarded-For, only when the request
+# comes from one of TRUSTED_PROXIES (addresses or networks); the client is the hop
+# TRUSTED_PROXY_COUNT from the right (opsconsole/core/proxies.py).
+USE_X_FORWARDED_FOR = env_bool("USE_X_FORWARDED_FOR", False)
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1)
+if USE_X_FORWARDED_FOR and not TRUSTED_PROXIES:
+    raise ImproperlyConfigured(
+        "USE_X_FORWARDED_FOR=1 needs TRUSTED_PROXIES: the addresses or networks of the "
+        "proxies in front of the console (e.g. the load balancer's subnets, 10.0.0.0/20)."
+    )
+if TRUSTED_PROXY_COUNT < 1:
+    raise ImproperlyConfigured(f"TRUSTED_PROXY_COUNT must be 1 or more, got {TRUSTED_PROXY_COUNT}.")
+
+# Login throttling (django-axes): a username from one address is locked for
+# AXES_COOLOFF_MINUTES after AXES_FAILURE_LIMIT failures in a row.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "opsconsole.core.proxies.client_address"
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+# Failures are in the audit log (opsconsole/accounts/login_audit.py); axes's own log lines
+# would repeat them, and its start-up banner would land in every command's output.
+AXES_VERBOSE = False
+
+# Content-Security-Policy (django-csp): scripts and styles from our own static files only;
+# an inline <script> or <style> needs nonce="{{ request.csp_nonce }}". htmx's own indicator
+# style is turned off in base.html (its rules live in console.css).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],  # data: for the API page's Swagger UI icons
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -148,6 +278,8 @@ LOGGING = {
         # botocore logs request bodies at DEBUG, which would put secret values in the logs.
         "botocore": {"level": "WARNING"},
         "boto3": {"level": "WARNING"},
+        # django-axes logs every login at INFO; failures are in the audit log already.
+        "axes": {"level": "WARNING"},
     },
 }
 
@@ -157,6 +289,11 @@ SANDBOX_AWS_PORT = env_int("SANDBOX_AWS_PORT", 4566)
 AWS_ENDPOINT_URL = env_str(
     "AWS_ENDPOINT_URL", f"http://127.0.0.1:{SANDBOX_AWS_PORT}" if SANDBOX else ""
 )
+if PRODUCTION and AWS_ENDPOINT_URL:
+    raise ImproperlyConfigured(
+        f"AWS_ENDPOINT_URL is set ({AWS_ENDPOINT_URL}) in production (OPSCONSOLE_SANDBOX=0): "
+        "every AWS call would go there instead of AWS. Unset AWS_ENDPOINT_URL."
+    )
 AWS_MAX_ATTEMPTS = env_int("AWS_MAX_ATTEMPTS", 3)
 OPSCONSOLE_REGIONS = env_list("OPSCONSOLE_REGIONS", [AWS_REGION])
 # Names of what the account already has (created by the sandbox seed, or by the platform
@@ -209,6 +346,12 @@ CELERY_BEAT_SCHEDULE = {
     "tenants-drift-daily": {
         "task": "tenants.tasks.tenants_check_drift_daily",
         "schedule": crontab(hour=env_int("DRIFT_CHECK_HOUR_UTC", 3), minute=17),
+    },
+    # Numbers that need a master secret are read by workers only (tenants.health.readings).
+    "health-read-shared-dbs": {
+        "task": "tenants.tasks.health_read_shared_dbs",
+        "schedule": env_int("HEALTH_SHARED_DB_SECONDS", 60),
+        "options": {"expires": env_int("HEALTH_SHARED_DB_SECONDS", 60)},
     },
 }
 
@@ -311,7 +454,7 @@ TENANT_MIGRATION_RESUME_WAIT_S = env_int("TENANT_MIGRATION_RESUME_WAIT_S", 30)
 TENANT_MIGRATION_LOCK_WAIT_S = env_int("TENANT_MIGRATION_LOCK_WAIT_S", 120)
 TENANT_MIGRATION_LOCK_TIMEOUT_MS = env_int("TENANT_MIGRATION_LOCK_TIMEOUT_MS", 5000)
 TENANT_MIGRATION_STATEMENT_TIMEOUT_MS = env_int("TENANT_MIGRATION_STATEMENT_TIMEOUT_MS", 300000)
-TENANT_DB_SSLMODE = env_str("TENANT_DB_SSLMODE", "prefer")
+# TENANT_DB_SSLMODE and TENANT_DB_SSLROOTCERT: see "Database TLS" above.
 
 # --- Health (issue 6) ---
 # The cache lives in the broker's Redis under its own key prefix. Never call cache.clear():
@@ -378,3 +521,28 @@ DEPLOY_UPDATE_POLL_S = env_int("DEPLOY_UPDATE_POLL_S", 5)
 # How long a deployment after the canary wave watches its tenant once the alias moved (at
 # most the rollout's bake): it holds a max_parallel slot meanwhile (docs/rollouts.md).
 DEPLOY_WATCH_S = env_int("DEPLOY_WATCH_S", 0)
+
+# --- Outgoing webhooks (docs/webhooks.md) ---
+# The console's own address (https://console.example.com): payloads link to the object.
+OPSCONSOLE_BASE_URL = env_str("OPSCONSOLE_BASE_URL", "")
+WEBHOOK_TIMEOUT_S = env_int("WEBHOOK_TIMEOUT_S", 5)
+# Hosts an endpoint may name with plain http (a receiver on the same machine).
+WEBHOOK_HTTP_HOSTS = env_list("WEBHOOK_HTTP_HOSTS", ["127.0.0.1", "localhost"] if SANDBOX else [])
+WEBHOOK_SECRET_CACHE_S = env_int("WEBHOOK_SECRET_CACHE_S", 300)
+WEBHOOK_SECRET_RECOVERY_DAYS = env_int("WEBHOOK_SECRET_RECOVERY_DAYS", 7)
+# Retries due sooner than this go as a countdown; later ones (and lost ones) the sweep sends.
+WEBHOOK_COUNTDOWN_MAX_S = env_int("WEBHOOK_COUNTDOWN_MAX_S", 900)
+WEBHOOK_SWEEP_GRACE_S = env_int("WEBHOOK_SWEEP_GRACE_S", 60)
+WEBHOOK_DELIVERY_KEEP_DAYS = env_int("WEBHOOK_DELIVERY_KEEP_DAYS", 30)
+CELERY_BEAT_SCHEDULE["webhooks-send-due"] = {
+    "task": "opsconsole.webhooks.tasks.webhooks_send_due",
+    "schedule": env_int("WEBHOOK_SWEEP_SECONDS", 30),
+}
+
+# --- the JSON API (opsconsole/api) -------------------------------------------------------
+# New tokens expire after this many days unless their maker chooses (1 to 365).
+API_TOKEN_DEFAULT_DAYS = env_int("API_TOKEN_DEFAULT_DAYS", 90)
+# Requests a minute per token; above it the API answers 429 with Retry-After.
+API_RATE_PER_MINUTE = env_int("API_RATE_PER_MINUTE", 120)
+NINJA_PAGINATION_PER_PAGE = 50
+NINJA_PAGINATION_MAX_LIMIT = 500

@@ -3,6 +3,7 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from opsconsole.api.main import api
 from opsconsole.audit.views import audit_list
 from opsconsole.core import views as core_views
 
@@ -22,9 +23,11 @@ urlpatterns = [
     path("audit/", audit_list, name="audit"),
     path("users/", include("opsconsole.accounts.urls")),
     path("jobs/", include("opsconsole.jobs.urls")),
+    path("webhooks/", include("opsconsole.webhooks.urls")),
     path("tenants/", include("tenants.urls")),
     path("", include("deployments.urls")),
-    path("api/v1/", include("deployments.api_urls")),
+    path("api/v1/", api.urls),
+    path("account/tokens/", include("opsconsole.api.urls")),
 ]
 
 handler403 = "opsconsole.core.errors.forbidden"

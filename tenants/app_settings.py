@@ -47,7 +47,9 @@ LAMBDA_RESERVED_ENV = frozenset(
         "LAMBDA_RUNTIME_DIR",
     }
 )
-ENV_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# Lambda's own key pattern, [a-zA-Z]([a-zA-Z0-9_])+: two characters at least. \Z, not $,
+# which would let a final newline through.
+ENV_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]+\Z")
 
 # Placeholders an environment template may use, and what each becomes.
 DB_PLACEHOLDERS = {
@@ -96,9 +98,9 @@ ALARM_DEFAULTS = {
     },
 }
 
-IAM_ACTION_RE = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*?]+$")
+IAM_ACTION_RE = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*?]+\Z")
 IAM_RESOURCE_PLACEHOLDERS = frozenset({"tenant", "account", "region"})
-STAGE_RE = re.compile(r"^(\$default|[A-Za-z0-9_-]{1,128})$")
+STAGE_RE = re.compile(r"^(\$default|[A-Za-z0-9_-]{1,128})\Z")
 HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "*"}
 
 
@@ -113,7 +115,10 @@ def template_fields(template: str) -> set[str]:
 def reserved_reason(name: str) -> str | None:
     """Why ``name`` cannot be a function variable, or None when it can."""
     if not ENV_NAME_RE.match(name):
-        return "not a valid name (letters, digits and underscores, starting with a letter)"
+        return (
+            "not a valid name (letters, digits and underscores, starting with a letter, "
+            "two characters at least)"
+        )
     if name in LAMBDA_RESERVED_ENV:
         return "Lambda sets it itself (a reserved variable)"
     return None
@@ -286,7 +291,7 @@ class AppSettings(_Strict):
             reason = reserved_reason(name)
             if reason:
                 raise ValueError(f"{name}: {reason}")
-            if not re.match(r"^/?[A-Za-z0-9_.\-/{}]{1,1011}$", parameter):
+            if not re.match(r"^/?[A-Za-z0-9_.\-/{}]{1,1011}\Z", parameter):
                 raise ValueError(f"{name}: {parameter!r} is not a parameter name")
             unknown = template_fields(parameter) - IAM_RESOURCE_PLACEHOLDERS
             if unknown:
@@ -360,7 +365,8 @@ class TenantOverrides(_Strict):
     """What one tenant changes of its release's settings (absent: the release's)."""
 
     runtime: str | None = Field(None, pattern=r"^[a-z0-9.]{3,32}$")
-    handler: str | None = Field(None, min_length=1, max_length=128)
+    # Lambda's Handler pattern: [^\s]+.
+    handler: str | None = Field(None, pattern=r"^[^\s]{1,128}$")
     api: dict[str, Any] | None = None
     alarms: AlarmRules = {}
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
 
-from opsconsole.accounts.access import admin_required, viewer_required
+from opsconsole.accounts.access import POST, role_required, viewer_required
+from opsconsole.accounts.models import Role
 from tenants import attachment_services
 from tenants.models import Attachment, Tenant
+from tenants.scope import refuse_scoped, scope_filter, tenant_slug_visible, user_is_scoped
 from tenants.views import get_tenant_for_user
 
 
@@ -78,9 +80,16 @@ def fleet_attachments(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if not request.user.has_role("admin"):
             raise PermissionDenied("This needs the admin role.")
+        refuse_scoped(request.user, "A fleet attachment")
         if _add(request, form, None):
             return redirect("tenants:attachments")
-    attachments = Attachment.objects.select_related("tenant").order_by("tenant__slug", "name")
+    # A scoped user sees the fleet's attachments (they reach their tenants too) and the
+    # own attachments of their tenants only.
+    attachments = (
+        Attachment.objects.select_related("tenant")
+        .filter(Q(tenant__isnull=True) | scope_filter(request.user, "tenant__"))
+        .order_by("tenant__slug", "name")
+    )
     return render(
         request,
         "tenants/attachments.html",
@@ -93,8 +102,7 @@ def fleet_attachments(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_POST
-@admin_required
+@role_required(Role.ADMIN, visible=tenant_slug_visible, methods=POST)
 def tenant_attachment_add(request: HttpRequest, slug: str) -> HttpResponse:
     tenant = get_tenant_for_user(request, slug)
     form = AttachmentForm(request.POST)
@@ -104,13 +112,19 @@ def tenant_attachment_add(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect("tenants:detail", slug=tenant.slug)
 
 
-@require_POST
-@admin_required
+def _attachment_visible(request: HttpRequest, *, pk: int, **_) -> None:
+    if user_is_scoped(request.user):
+        seen = Q(tenant__isnull=True) | scope_filter(request.user, "tenant__")
+        if not Attachment.objects.filter(seen, pk=pk).exists():
+            raise Http404("No such attachment.")
+
+
+@role_required(Role.ADMIN, visible=_attachment_visible, methods=POST)
 def attachment_remove(request: HttpRequest, pk: int) -> HttpResponse:
     attachment = get_object_or_404(Attachment.objects.select_related("tenant"), pk=pk)
     tenant = attachment.tenant
-    if tenant is not None:
-        get_tenant_for_user(request, tenant.slug)
+    if tenant is None:
+        refuse_scoped(request.user, "A fleet attachment")
     name = attachment.name
     slugs = attachment_services.attachment_remove(attachment=attachment, request=request)
     messages.success(

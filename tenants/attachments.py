@@ -43,10 +43,10 @@ from tenants.provisioning.common import (
 
 KIND = "function_sg"
 PLACEHOLDERS = ("host", "port", "tenant")
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}\Z")  # \Z: "$" lets a final newline in
 SG_ID_RE = re.compile(r"^sg-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
-HOST_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\.?$")
+HOST_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\.?\Z")
 # ENIs of a deleted Lambda function are released by AWS in minutes (up to ~20).
 ENI_RETRY_S = 60
 

@@ -173,8 +173,9 @@ def time_chart(
         color = s.color or PALETTE[i % len(PALETTE)]
         latest = next((v for _, v in sorted(s.points, reverse=True) if v is not None), None)
         legend.append(
-            f'<span class="legend-item"><span class="swatch" style="display:inline-block;'
-            f'width:10px;height:3px;vertical-align:middle;background:{color}"></span> '
+            # An SVG swatch: a style attribute would need 'unsafe-inline' in the CSP.
+            f'<span class="legend-item"><svg class="swatch" width="10" height="3" '
+            f'aria-hidden="true"><rect width="10" height="3" fill="{color}"/></svg> '
             f'{escape(s.label)} <span class="muted">{escape(format_value(latest, unit))}'
             f"</span></span>"
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from decimal import Decimal
 
 from django import forms
@@ -20,8 +21,25 @@ from tenants.validation import tenant_problems
 # has secret variables kept in Secrets Manager.
 CONSOLE_ENV = {"ENV_SECRET_ARN"}
 LAMBDA_ENV_LIMIT_BYTES = 4096
-DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-ACM_ARN_RE = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
+DOMAIN_RE = re.compile(r"^(?=.{1,253}\Z)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z")
+ACM_ARN_RE = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}\Z")
+# What AWS's tagging APIs accept besides letters, numbers and spaces of any script.
+TAG_PUNCTUATION = set("_.:/=+-@")
+MAX_TAGS = 48  # AWS's 50 a resource, less the console's Tenant and ManagedBy
+
+
+def tag_problem(key: str, value: str) -> str | None:
+    """Why AWS would refuse this tag, or None (the tagging API's rules)."""
+    if not 1 <= len(key) <= 128:
+        return "a key has 1 to 128 characters"
+    if len(value) > 256:
+        return "a value has at most 256 characters"
+    if key.lower().startswith("aws:"):
+        return "keys starting with aws: are AWS's own"
+    for char in key + value:
+        if unicodedata.category(char)[0] not in "LZN" and char not in TAG_PUNCTUATION:
+            return f"{char!r} is not allowed (letters, digits, spaces and _ . : / = + - @)"
+    return None
 
 
 def parse_pairs(text: str, *, field: str) -> dict[str, str]:
@@ -102,12 +120,31 @@ def _release_help(form: forms.Form, version: str) -> None:
             )
 
 
+class SecretTextarea(forms.Textarea):
+    """A textarea that never sends its value back to the browser (as PasswordInput does):
+    a form shown again keeps what was typed server-side (tenants.secret_hold)."""
+
+    def format_value(self, value):
+        return None
+
+
 def format_pairs(pairs: dict[str, str]) -> str:
     return "\n".join(f"{k}={v}" for k, v in sorted(pairs.items()))
 
 
 class TenantSpecMixin:
     """Validation shared by onboarding and configuration edits."""
+
+    # Secret values a previous submit of this form gave (tenants.secret_hold): used when
+    # the secret input comes back empty, since it is never sent back to the browser.
+    held_secrets: dict[str, str]
+
+    def _secret_env(self) -> dict[str, str]:
+        text = self.cleaned_data.get("secret_env_text", "")
+        pairs = parse_pairs(text, field="secret")
+        if not pairs and not text.strip() and self.held_secrets:
+            return dict(self.held_secrets)
+        return pairs
 
     def _clean_lambda(self, cleaned: dict) -> None:
         memory = cleaned.get("lambda_memory_mb")
@@ -153,7 +190,7 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
     secret_env_text = forms.CharField(
         label="Secret environment variables",
         required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "STRIPE_KEY=sk_live_..."}),
+        widget=SecretTextarea(attrs={"rows": 3, "placeholder": "STRIPE_KEY=sk_live_..."}),
         help_text="NAME=value, one per line. Values go to Secrets Manager only, never to the "
         "console's database; the function reads them through ENV_SECRET_ARN.",
     )
@@ -230,8 +267,9 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
             "certificate_arn": "ACM certificate ARN",
         }
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, held_secrets: dict[str, str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.held_secrets = held_secrets or {}
         regions = settings.OPSCONSOLE_REGIONS
         self.fields["region"] = forms.ChoiceField(
             choices=[(r, r) for r in regions], initial=regions[0]
@@ -279,7 +317,7 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
         return parse_pairs(self.cleaned_data.get("env_vars_text", ""), field="env")
 
     def clean_secret_env_text(self) -> dict[str, str]:
-        return parse_pairs(self.cleaned_data.get("secret_env_text", ""), field="secret")
+        return self._secret_env()
 
     def clean_tags_text(self) -> dict[str, str]:
         tags: dict[str, str] = {}
@@ -290,7 +328,14 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
             key, sep, value = line.partition("=")
             if not sep or not key.strip():
                 raise forms.ValidationError(f"Line {number}: expected key=value.")
-            tags[key.strip()[:128]] = value.strip()[:256]
+            problem = tag_problem(key.strip(), value.strip())
+            if problem:
+                raise forms.ValidationError(f"Line {number}: {problem}.")
+            tags[key.strip()] = value.strip()
+        if len(tags) > MAX_TAGS:
+            raise forms.ValidationError(
+                f"At most {MAX_TAGS} tags: AWS allows 50 a resource, and the console adds two."
+            )
         return tags
 
     def clean_custom_domain(self) -> str:
@@ -356,7 +401,7 @@ class TenantConfigForm(TenantSpecMixin, forms.ModelForm):
     secret_env_text = forms.CharField(
         label="Set or replace secret environment variables",
         required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
+        widget=SecretTextarea(attrs={"rows": 3}),
         help_text="NAME=value lines set or replace those secrets; the others stay as they are. "
         "Current values are never shown.",
     )
@@ -366,6 +411,8 @@ class TenantConfigForm(TenantSpecMixin, forms.ModelForm):
 
     app_overrides_text = TenantOnboardForm.base_fields["app_overrides_text"]
     outside_vpc = outside_vpc_field()
+    # Keys the secret values held between two submits (tenants.secret_hold).
+    form_token = forms.CharField(widget=forms.HiddenInput, required=False)
 
     class Meta:
         model = Tenant
@@ -386,8 +433,9 @@ class TenantConfigForm(TenantSpecMixin, forms.ModelForm):
         ]
         labels = TenantOnboardForm.Meta.labels
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, held_secrets: dict[str, str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.held_secrets = held_secrets or {}
         self.fields["env_vars_text"].initial = format_pairs(self.instance.env_vars)
         self.fields["remove_secret_env"].choices = [(n, n) for n in self.instance.secret_env_names]
         overrides = self.instance.app_overrides
@@ -396,6 +444,11 @@ class TenantConfigForm(TenantSpecMixin, forms.ModelForm):
         )
         _release_help(self, self.instance.desired_release or self.instance.current_release)
 
+    @property
+    def changed_data(self) -> list[str]:
+        # The token only keys held secret values: it is no change of the tenant's (audit).
+        return [name for name in super().changed_data if name != "form_token"]
+
     def clean_app_overrides_text(self) -> dict:
         return parse_overrides_text(self.cleaned_data.get("app_overrides_text", ""))
 
@@ -403,7 +456,7 @@ class TenantConfigForm(TenantSpecMixin, forms.ModelForm):
         return parse_pairs(self.cleaned_data.get("env_vars_text", ""), field="env")
 
     def clean_secret_env_text(self) -> dict[str, str]:
-        return parse_pairs(self.cleaned_data.get("secret_env_text", ""), field="secret")
+        return self._secret_env()
 
     def clean(self):
         cleaned = super().clean()

@@ -8,6 +8,8 @@ from django.utils import timezone
 
 from opsconsole.jobs.models import Job
 from opsconsole.jobs.registry import register_job_kind
+from opsconsole.webhooks import events as webhook_events
+from opsconsole.webhooks.services import emit
 from tenants import drift, notifications  # noqa: F401 - registers the notification jobs
 from tenants.attachments import step_attachments, step_delete_attachments
 from tenants.models import Tenant, TenantStatus
@@ -48,17 +50,27 @@ def _provisioned(job: Job) -> None:
         "status_reason": "",
         "updated_at": timezone.now(),
     }
-    if tenant.status in (TenantStatus.PROVISIONING, TenantStatus.FAILED):
+    onboarded = tenant.status in (TenantStatus.PROVISIONING, TenantStatus.FAILED)
+    if onboarded:
         updates["status"] = TenantStatus.ACTIVE
     Tenant.objects.filter(pk=tenant.pk).update(**updates)
+    if onboarded:
+        payload = webhook_events.tenant_payload(tenant, status=TenantStatus.ACTIVE, job_id=job.pk)
+        emit(webhook_events.TENANT_ONBOARDED, payload)
 
 
 def _provision_failed(job: Job) -> None:
     tenant = tenant_of(job)
     updates = {"status_reason": job.error[:255], "updated_at": timezone.now()}
-    if tenant.status == TenantStatus.PROVISIONING:
+    failed = tenant.status == TenantStatus.PROVISIONING
+    if failed:
         updates["status"] = TenantStatus.FAILED
     Tenant.objects.filter(pk=tenant.pk).update(**updates)
+    if failed:
+        payload = webhook_events.tenant_payload(
+            tenant, status=TenantStatus.FAILED, reason=job.error, job_id=job.pk
+        )
+        emit(webhook_events.TENANT_FAILED, payload)
 
 
 def _step_concurrency(job, step) -> dict:

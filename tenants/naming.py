@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 PREFIX = "opsconsole"
-SLUG_RE = re.compile(r"^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,39}$")
+SLUG_RE = re.compile(r"^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,39}\Z")  # \Z: no final newline
 # Slugs that would collide with the console's own names or read as something else.
 RESERVED_SLUGS = {
     "admin",

@@ -7,14 +7,18 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
 
-from opsconsole.accounts.access import admin_required, viewer_required
+from opsconsole.accounts.access import POST, role_required, viewer_required
+from opsconsole.accounts.models import Role
 from opsconsole.jobs.models import Job
 from tenants import notifications
 from tenants.models import AlarmSubscription, AlarmTopicChoice, Tenant, TenantStatus
 from tenants.provisioning.alarm_topic import FLEET_TOPIC, fleet_regions
+from tenants.scope import refuse_scoped, tenant_slug_visible, user_is_scoped, visible_tenants
 from tenants.views import get_tenant_for_user
+
+_TENANT_ADMIN = role_required(Role.ADMIN, visible=tenant_slug_visible, methods=POST)
+_FLEET_ADMIN = role_required(Role.ADMIN, methods=POST)
 
 
 def _back(tenant: Tenant | None) -> HttpResponse:
@@ -74,8 +78,7 @@ def _refresh(request: HttpRequest, tenant: Tenant | None) -> HttpResponse:
 # --- one tenant --------------------------------------------------------------------------
 
 
-@require_POST
-@admin_required
+@_TENANT_ADMIN
 def tenant_topic(request: HttpRequest, slug: str) -> HttpResponse:
     tenant = get_tenant_for_user(request, slug)
     try:
@@ -91,20 +94,17 @@ def tenant_topic(request: HttpRequest, slug: str) -> HttpResponse:
     return _back(tenant)
 
 
-@require_POST
-@admin_required
+@_TENANT_ADMIN
 def tenant_add(request: HttpRequest, slug: str) -> HttpResponse:
     return _add(request, get_tenant_for_user(request, slug))
 
 
-@require_POST
-@admin_required
+@_TENANT_ADMIN
 def tenant_remove(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     return _remove(request, get_tenant_for_user(request, slug), pk)
 
 
-@require_POST
-@admin_required
+@_TENANT_ADMIN
 def tenant_refresh(request: HttpRequest, slug: str) -> HttpResponse:
     return _refresh(request, get_tenant_for_user(request, slug))
 
@@ -114,13 +114,21 @@ def tenant_refresh(request: HttpRequest, slug: str) -> HttpResponse:
 
 @viewer_required
 def fleet(request: HttpRequest) -> HttpResponse:
+    # A scoped user sees which of their tenants use the fleet's topic, not who else
+    # (the fleet's subscribers are the operators' addresses) nor its jobs.
+    scoped = user_is_scoped(request.user)
     rows = AlarmSubscription.objects.filter(tenant__isnull=True)
-    users = Tenant.objects.filter(alarm_topic=AlarmTopicChoice.FLEET).exclude(
-        status=TenantStatus.OFFBOARDED
+    users = visible_tenants(
+        request.user,
+        Tenant.objects.filter(alarm_topic=AlarmTopicChoice.FLEET).exclude(
+            status=TenantStatus.OFFBOARDED
+        ),
     )
     job = Job.objects.filter(
         subject_type=notifications.FLEET_SUBJECT[0], subject_id=notifications.FLEET_SUBJECT[1]
     ).first()
+    if scoped:
+        rows, job = rows.none(), None
     return render(
         request,
         "tenants/fleet_notifications.html",
@@ -135,19 +143,19 @@ def fleet(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_POST
-@admin_required
+@_FLEET_ADMIN
 def fleet_add(request: HttpRequest) -> HttpResponse:
+    refuse_scoped(request.user, "The fleet's topic")
     return _add(request, None)
 
 
-@require_POST
-@admin_required
+@_FLEET_ADMIN
 def fleet_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    refuse_scoped(request.user, "The fleet's topic")
     return _remove(request, None, pk)
 
 
-@require_POST
-@admin_required
+@_FLEET_ADMIN
 def fleet_refresh(request: HttpRequest) -> HttpResponse:
+    refuse_scoped(request.user, "The fleet's topic")
     return _refresh(request, None)

@@ -11,3 +11,23 @@ def tenants_check_drift_daily() -> int:
     from tenants.services import tenants_check_drift_all
 
     return tenants_check_drift_all()
+
+
+@shared_task(ignore_result=True)
+def health_read_shared_db(region: str, instance: str) -> None:
+    """One sample of a shared instance's pg_stat_database (asked by a page, or by beat)."""
+    from tenants.health.shared_db import shared_db_read
+
+    shared_db_read(region=region, instance=instance)
+
+
+@shared_task(ignore_result=True)
+def health_read_shared_dbs() -> int:
+    """Beat, once a minute: a sample of every shared instance a live tenant uses, so the
+    rates on its page come from two samples a minute apart."""
+    from tenants.health.shared_db import shared_db_instances
+
+    instances = sorted(shared_db_instances())
+    for region, instance in instances:
+        health_read_shared_db.delay(region, instance)
+    return len(instances)

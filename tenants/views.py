@@ -5,15 +5,16 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.html import format_html
-from django.views.decorators.http import require_POST
+from django.views.decorators.cache import never_cache
 
-from opsconsole.accounts.access import admin_required, operator_required, viewer_required
+from opsconsole.accounts.access import POST, admin_required, role_required, viewer_required
+from opsconsole.accounts.models import Role
 from opsconsole.aws.errors import AwsError
 from opsconsole.jobs.models import Job
-from tenants import plan, services
+from tenants import plan, secret_hold, services
 from tenants.forms import TenantConfigForm, TenantOnboardForm, release_for
 from tenants.health.fleet import FLEET_SORTS, fleet_table
 from tenants.health.status import STATUSES
@@ -21,6 +22,7 @@ from tenants.models import Tenant, TenantStatus
 from tenants.plan_contract import contract_sections
 from tenants.provisioning.function_config import effective_function
 from tenants.resources import console_url
+from tenants.scope import refuse_scoped, tenant_slug_visible, visible_tenant_or_404, visible_tenants
 
 SORTS = {
     "slug": "slug",
@@ -33,9 +35,9 @@ SORTS = {
 
 
 def get_tenant_for_user(request: HttpRequest, slug: str) -> Tenant:
-    """The tenant, if this user may see it. Role checks ran in the decorator already (an
-    outsider got 404 there); this is the one place to add per-tenant scoping later."""
-    return get_object_or_404(Tenant, slug=slug)
+    """The tenant, if this user may see it (tenants.scope); else 404. Role checks ran in
+    the decorator already (an outsider got 404 there)."""
+    return visible_tenant_or_404(request.user, slug=slug)
 
 
 @viewer_required
@@ -45,7 +47,7 @@ def tenant_list(request: HttpRequest) -> HttpResponse:
     Flat in SQL (status counts, the tenants, missing resources) however many tenants
     there are; the CloudWatch numbers come from a cache refreshed once a minute.
     """
-    tenants = Tenant.objects.all()
+    tenants = visible_tenants(request.user)
     status = request.GET.get("status", "")
     query = request.GET.get("q", "").strip()
     sort = request.GET.get("sort", "slug")
@@ -61,7 +63,9 @@ def tenant_list(request: HttpRequest) -> HttpResponse:
     if query:
         tenants = tenants.filter(Q(slug__icontains=query) | Q(name__icontains=query))
     tenants = tenants.order_by(SORTS.get(sort, "slug"), "slug")
-    counts = dict(Tenant.objects.values_list("status").annotate(n=Count("id")))
+    counts = dict(
+        visible_tenants(request.user).values_list("status").annotate(n=Count("id")).order_by()
+    )
     table = fleet_table(tenants, health=health, sort=sort)
     page = Paginator(table.positions, settings.HEALTH_FLEET_PAGE_SIZE).get_page(
         request.GET.get("page")
@@ -85,8 +89,11 @@ def tenant_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+@never_cache  # a page with a secret input: no-store
 @admin_required
 def tenant_onboard(request: HttpRequest) -> HttpResponse:
+    # A new tenant would be outside a scoped admin's own scope (the API refuses it too).
+    refuse_scoped(request.user, "Onboarding")
     if request.method != "POST":
         form = TenantOnboardForm(initial={"form_token": uuid.uuid4().hex})
         return render(request, "tenants/tenant_onboard.html", {"form": form})
@@ -94,7 +101,8 @@ def tenant_onboard(request: HttpRequest) -> HttpResponse:
     already = services.tenant_for_token(request.POST.get("form_token", ""))
     if already is not None:
         return redirect("tenants:detail", slug=already.slug)
-    form = TenantOnboardForm(request.POST)
+    data, held = secret_hold.form_data_and_held(request)
+    form = TenantOnboardForm(data, held_secrets=held)
     context: dict = {"form": form}
     if form.is_valid():
         tenant = form.build_tenant()
@@ -115,8 +123,10 @@ def tenant_onboard(request: HttpRequest) -> HttpResponse:
                     None, f"AWS refused the secret variables, nothing was created: {exc}"
                 )
             else:
+                secret_hold.form_secrets_forget(request, form)
                 messages.success(request, f"Onboarding {tenant.slug}: its steps run below.")
                 return redirect("tenants:detail", slug=tenant.slug)
+    secret_hold.form_secrets_keep(form, user_id=request.user.pk)
     return render(request, "tenants/tenant_onboard.html", context)
 
 
@@ -157,11 +167,16 @@ def tenant_detail(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-@admin_required
+@never_cache  # a page with a secret input: no-store
+@role_required(Role.ADMIN, visible=tenant_slug_visible)
 def tenant_edit(request: HttpRequest, slug: str) -> HttpResponse:
     tenant = get_tenant_for_user(request, slug)
-    form = TenantConfigForm(request.POST or None, instance=tenant)
-    if request.method == "POST" and form.is_valid():
+    if request.method != "POST":
+        form = TenantConfigForm(instance=tenant, initial={"form_token": uuid.uuid4().hex})
+        return render(request, "tenants/tenant_edit.html", {"tenant": tenant, "form": form})
+    data, held = secret_hold.form_data_and_held(request)
+    form = TenantConfigForm(data, instance=tenant, held_secrets=held)
+    if form.is_valid():
         try:
             services.tenant_update_config(tenant=tenant, form=form, request=request)
         except services.TenantActionError as exc:
@@ -169,8 +184,10 @@ def tenant_edit(request: HttpRequest, slug: str) -> HttpResponse:
         except AwsError as exc:
             form.add_error(None, f"AWS refused the secret variables, nothing was changed: {exc}")
         else:
+            secret_hold.form_secrets_forget(request, form)
             messages.success(request, "Saved. A reconcile job applies it to AWS.")
             return redirect("tenants:detail", slug=tenant.slug)
+    secret_hold.form_secrets_keep(form, user_id=request.user.pk)
     return render(request, "tenants/tenant_edit.html", {"tenant": tenant, "form": form})
 
 
@@ -228,20 +245,17 @@ def _action(
     return redirect("tenants:detail", slug=tenant.slug)
 
 
-@require_POST
-@operator_required
+@role_required(Role.OPERATOR, visible=tenant_slug_visible, methods=POST)
 def tenant_drift(request: HttpRequest, slug: str) -> HttpResponse:
     return _action(request, slug, services.tenant_check_drift, "Checking {slug} for drift.")
 
 
-@require_POST
-@operator_required
+@role_required(Role.OPERATOR, visible=tenant_slug_visible, methods=POST)
 def tenant_repair(request: HttpRequest, slug: str) -> HttpResponse:
     return _action(request, slug, services.tenant_repair, "Repairing {slug}.", confirm="repair")
 
 
-@require_POST
-@admin_required
+@role_required(Role.ADMIN, visible=tenant_slug_visible, methods=POST)
 def tenant_suspend(request: HttpRequest, slug: str) -> HttpResponse:
     return _action(
         request,
@@ -252,13 +266,12 @@ def tenant_suspend(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-@require_POST
-@admin_required
+@role_required(Role.ADMIN, visible=tenant_slug_visible, methods=POST)
 def tenant_resume(request: HttpRequest, slug: str) -> HttpResponse:
     return _action(request, slug, services.tenant_resume, "Resuming {slug}.")
 
 
-@admin_required
+@role_required(Role.ADMIN, visible=tenant_slug_visible)
 def tenant_offboard(request: HttpRequest, slug: str) -> HttpResponse:
     tenant = get_tenant_for_user(request, slug)
     error = ""

@@ -61,19 +61,16 @@ def web_behind_proxy(transactional_db, settings, live_aws, tmp_path):
 
 
 def test_healthz_is_503_while_the_database_is_unreachable_and_200_when_back(web_behind_proxy):
+    # An anonymous caller (as a load balancer is) gets up or down, never which check failed
+    # or its error text: tests/test_health.py shows a console member the details.
     port, proxy, log = web_behind_proxy
     status, body = _healthz(port)
-    assert (status, body["checks"]["database"]["ok"]) == (200, True), body
+    assert (status, body) == (200, {"status": "ok"}), body
 
     proxy.cut()
     status, body = _healthz(port)
-    assert status == 503, body
-    database = body["checks"]["database"]
-    assert database["ok"] is False
-    assert "OperationalError" in database["error"], database
-    # Only the database is down: the other checks still say so.
-    assert body["checks"]["broker"]["ok"] and body["checks"]["aws"]["ok"], body
+    assert (status, body) == (503, {"status": "down"}), (body, log.read_text()[-2000:])
 
     proxy.start()  # the database is back on the same address
     status, body = _healthz(port)
-    assert status == 200, (body, log.read_text()[-2000:])
+    assert (status, body) == (200, {"status": "ok"}), (body, log.read_text()[-2000:])

@@ -1,11 +1,16 @@
 from django import forms
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 
 from opsconsole.accounts.models import Role, User
 
 
 class UserCreateForm(forms.ModelForm):
-    password = forms.CharField(widget=forms.PasswordInput, help_text="At least 8 characters.")
+    password = forms.CharField(
+        widget=forms.PasswordInput,
+        help_text=f"At least {settings.PASSWORD_MIN_LENGTH} characters, not only digits, "
+        "not a common password and not like the username or email.",
+    )
 
     class Meta:
         model = User
@@ -13,7 +18,12 @@ class UserCreateForm(forms.ModelForm):
 
     def clean_password(self):
         password = self.cleaned_data["password"]
-        validate_password(password)
+        # The similarity check needs the user the password is for.
+        candidate = User(
+            username=self.cleaned_data.get("username", ""),
+            email=self.cleaned_data.get("email", ""),
+        )
+        validate_password(password, candidate)
         return password
 
     def save(self, commit: bool = True) -> User:

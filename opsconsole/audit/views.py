@@ -9,6 +9,7 @@ from django.utils import timezone
 from opsconsole.accounts.access import viewer_required
 from opsconsole.audit import display
 from opsconsole.audit.models import AuditEvent
+from tenants.scope import audit_scope_filter
 
 
 def _day(value: str, *, end: bool) -> datetime | None:
@@ -21,7 +22,10 @@ def _day(value: str, *, end: bool) -> datetime | None:
 
 @viewer_required
 def audit_list(request: HttpRequest) -> HttpResponse:
-    events = AuditEvent.objects.all()
+    # A user limited to some tenants reads the entries about those tenants and their jobs
+    # only (tenants.scope.audit_scope_filter); the filters' choices come from those too.
+    mine = AuditEvent.objects.filter(audit_scope_filter(request.user))
+    events = mine
     filters = {
         key: request.GET.get(key, "").strip()
         for key in ("actor", "action", "object_type", "object_id", "since", "until")
@@ -49,12 +53,10 @@ def audit_list(request: HttpRequest) -> HttpResponse:
             "page": page,
             "filters": filters,
             "query": query,
-            "actors": AuditEvent.objects.values_list("actor_name", flat=True)
-            .distinct()
-            .order_by("actor_name"),
+            "actors": mine.values_list("actor_name", flat=True).distinct().order_by("actor_name"),
             "object_types": [
                 (t, display.type_label(t))
-                for t in AuditEvent.objects.exclude(object_type="")
+                for t in mine.exclude(object_type="")
                 .values_list("object_type", flat=True)
                 .distinct()
                 .order_by("object_type")

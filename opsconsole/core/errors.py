@@ -2,7 +2,7 @@
 
 import logging
 
-from django.http import HttpResponseServerError
+from django.http import HttpResponseServerError, JsonResponse
 from django.shortcuts import render
 
 logger = logging.getLogger(__name__)
@@ -17,13 +17,26 @@ def forbidden(request, exception=None):
     )
 
 
+def _api(request, status: int, message: str) -> JsonResponse | None:
+    """Under /api/ an error is JSON in the API's shape, never an HTML page."""
+    if not request.path.startswith("/api/"):
+        return None
+    return JsonResponse({"message": message, "field": None, "problems": []}, status=status)
+
+
 def not_found(request, exception=None):
+    api = _api(request, 404, "Not found.")
+    if api is not None:
+        return api
     return render(
         request, "core/error.html", {"code": 404, "message": "There is nothing here."}, status=404
     )
 
 
 def server_error(request):
+    api = _api(request, 500, "Something went wrong on our side; it has been logged.")
+    if api is not None:
+        return api
     try:
         return render(
             request,

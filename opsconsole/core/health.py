@@ -51,7 +51,7 @@ def health_report() -> dict[str, Any]:
         "aws": _timed(check_aws),
     }
     return {
-        "status": "ok" if all(c["ok"] for c in checks.values()) else "unavailable",
+        "status": "ok" if all(c["ok"] for c in checks.values()) else "down",
         "sandbox": settings.SANDBOX,
         "checks": checks,
     }

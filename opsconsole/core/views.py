@@ -1,23 +1,36 @@
 from django.conf import settings
 from django.contrib import messages
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
-from opsconsole.accounts.access import operator_required, viewer_required
+from opsconsole.accounts.access import POST, role_required, viewer_required
+from opsconsole.accounts.models import Role
 from opsconsole.audit.services import audit_record
 from opsconsole.core.baseline import ACCOUNT_CHECK_STEPS
 from opsconsole.core.health import health_report
 from opsconsole.jobs.models import Job
 from opsconsole.jobs.services import job_create
+from tenants.scope import refuse_scoped, scope_describe, user_is_scoped, visible_jobs
 
 
 @require_GET
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
+    """Up or down for anyone (load balancers, uptime checks); which dependency failed, and
+    why, only for a console member: error texts name hosts and ports."""
     report = health_report()
-    return JsonResponse(report, status=200 if report["status"] == "ok" else 503)
+    status = 200 if report["status"] == "ok" else 503
+    try:
+        member = request.user.is_authenticated and request.user.is_console_member
+    except DatabaseError:
+        # Who asks is in the database: while it is down, everyone gets the short answer.
+        member = False
+    if not member:
+        return JsonResponse({"status": report["status"]}, status=status)
+    return JsonResponse(report, status=status)
 
 
 @viewer_required
@@ -28,7 +41,9 @@ def home(request: HttpRequest) -> HttpResponse:
 @viewer_required
 def account(request: HttpRequest) -> HttpResponse:
     """The AWS account baseline tenants are built on, as last checked."""
-    last = Job.objects.filter(kind="account_check").prefetch_related("steps").first()
+    # The account check is the fleet's job: hidden from a user who sees some tenants only.
+    last = visible_jobs(request.user, Job.objects.filter(kind="account_check"))
+    last = last.prefetch_related("steps").first()
     return render(
         request,
         "core/account.html",
@@ -36,13 +51,15 @@ def account(request: HttpRequest) -> HttpResponse:
             "last_check": last,
             "checks": [label for _, label, _ in ACCOUNT_CHECK_STEPS],
             "baseline": settings.BASELINE,
+            "my_scope": scope_describe(request.user),
+            "scoped": user_is_scoped(request.user),
         },
     )
 
 
-@require_POST
-@operator_required
+@role_required(Role.OPERATOR, methods=POST)
 def account_check(request: HttpRequest) -> HttpResponse:
+    refuse_scoped(request.user, "The account check")
     job = job_create(
         kind="account_check",
         subject_type="account",

@@ -2,17 +2,22 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from opsconsole.accounts.access import operator_required, viewer_required
+from opsconsole.accounts.access import POST, role_required
+from opsconsole.accounts.models import Role
 from opsconsole.audit.services import audit_record
 from opsconsole.core.urls_util import safe_next
 from opsconsole.jobs.models import Job, StepRun
 from opsconsole.jobs.services import job_cancel, job_retry
+from tenants.scope import job_visible
+
+# A job of a tenant follows its tenant; a scoped user sees no fleet-wide job (tenants.scope).
+_VIEWER = role_required(Role.VIEWER, visible=job_visible)
+_OPERATOR = role_required(Role.OPERATOR, visible=job_visible, methods=POST)
 
 
-@viewer_required
+@_VIEWER
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(Job.objects.select_related("created_by"), pk=job_id)
     # Every run of every step (a step runs again after a lost worker or a retry): which
@@ -21,7 +26,7 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     return render(request, "jobs/job_detail.html", {"job": job, "runs": runs})
 
 
-@viewer_required
+@_VIEWER
 def job_progress(request: HttpRequest, job_id: int) -> HttpResponse:
     """The live steps partial. Once the job has ended, answer 286 so htmx stops polling."""
     job = get_object_or_404(Job, pk=job_id)
@@ -35,8 +40,7 @@ def job_progress(request: HttpRequest, job_id: int) -> HttpResponse:
     return response
 
 
-@require_POST
-@operator_required
+@_OPERATOR
 def job_retry_view(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(Job, pk=job_id)
     if job_retry(job):
@@ -47,8 +51,7 @@ def job_retry_view(request: HttpRequest, job_id: int) -> HttpResponse:
     return redirect(safe_next(request, job_detail_url(job)))
 
 
-@require_POST
-@operator_required
+@_OPERATOR
 def job_cancel_view(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(Job, pk=job_id)
     if job_cancel(job):

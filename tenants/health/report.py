@@ -2,8 +2,10 @@
 
 AWS reads (each cached for a minute, see ``tenants.health.cache``): one GetMetricData call
 for the standard statistics, one for percentiles, one DescribeAlarms, FilterLogEvents for
-the error lines and, for a shared-instance tenant, one sample of ``pg_stat_database``.
-SQL: the tenant's resource records, its deployment jobs and its schema row.
+the error lines. A shared-instance tenant's own database numbers come from the sample of
+``pg_stat_database`` a worker last took (``tenants.health.readings``): the web process
+never connects to a tenant database. SQL: the tenant's resource records, its deployment
+jobs and its schema row.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from tenants.health.metrics import (
     tenant_metrics,
     tenant_targets,
 )
+from tenants.health.readings import Reading
 from tenants.health.shared_db import SharedDatabaseReport, shared_database
 from tenants.health.status import assess, signals_for
 from tenants.models import Isolation, Tenant
@@ -130,6 +133,8 @@ class HealthReport:
     schema: object | None
     shared_db: SharedDatabaseReport | None = None
     shared_db_note: str = ""
+    shared_db_pending: bool = False  # no sample yet: a worker was asked for one
+    shared_db_age_s: int | None = None
     age_s: int | None = None
     refresh_s: int = field(default_factory=lambda: settings.HEALTH_CACHE_SECONDS)
 
@@ -144,6 +149,15 @@ class HealthReport:
     @property
     def age(self) -> str:
         return age_text(self.age_s)
+
+    @property
+    def shared_db_age(self) -> str:
+        return age_text(self.shared_db_age_s)
+
+    @property
+    def poll_s(self) -> int:
+        # While a worker takes the first database sample, look again soon.
+        return min(self.refresh_s, 3) if self.shared_db_pending else self.refresh_s
 
     @property
     def period_label(self) -> str:
@@ -164,6 +178,13 @@ def _note(what: str, cached: Cached) -> str:
     if cached.value is None:
         return f"{what}: unavailable ({cached.error})."
     return f"{what}: showing the last good answer, {age_text(cached.age_s)} old ({cached.error})."
+
+
+def _reading_note(what: str, reading: Reading) -> str:
+    if reading.value is None:
+        return f"{what}: unavailable ({reading.error})."
+    age = age_text(reading.age_s)
+    return f"{what}: showing the last good reading, {age} old ({reading.error})."
 
 
 def _group_charts(
@@ -260,11 +281,12 @@ def tenant_health_report(tenant: Tenant, *, range_key: str) -> HealthReport:
         for target in targets
     ]
 
-    shared_report, shared_note = None, ""
+    shared_report, shared_note, shared_pending, shared_age = None, "", False, None
     if tenant.isolation == Isolation.SHARED and any(r.kind == "database" for r in resources):
         shared_report, sample = shared_database(tenant, resources)
+        shared_pending, shared_age = sample.pending, sample.age_s
         if sample.error:
-            shared_note = _note("Database numbers", sample)
+            shared_note = _reading_note("Database numbers", sample)
 
     status, reason = assess(signals_for(tenant, missing=missing, metrics=standard, alarms=alarms))
     return HealthReport(
@@ -283,6 +305,8 @@ def tenant_health_report(tenant: Tenant, *, range_key: str) -> HealthReport:
         schema=_schema(tenant),
         shared_db=shared_report,
         shared_db_note=shared_note,
+        shared_db_pending=shared_pending,
+        shared_db_age_s=shared_age,
         age_s=standard.age_s,
     )
 

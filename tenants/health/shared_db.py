@@ -1,10 +1,11 @@
 """A shared-instance tenant's own database numbers, from ``pg_stat_database``.
 
 CloudWatch only knows the shared instance as a whole. The instance's statistics views know
-each database: connections, commits, rollbacks and size. One sample of every database on
-the instance is taken at most once a minute (through the master secret) and shared by all
-its tenants' pages; rates come from the previous sample. The tenant's row is shown beside
-the instance's totals and its busiest neighbours, so a noisy neighbour shows.
+each database: connections, commits, rollbacks and size. A worker takes one sample of every
+database on the instance (through the master secret, which only workers read) once a minute
+and on a page's request (``tenants.health.readings``); all its tenants' pages share it, and
+rates come from the previous sample. The tenant's row is shown beside the instance's totals
+and its busiest neighbours, so a noisy neighbour shows.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from django.conf import settings
 
 from opsconsole.aws import secrets
 from tenants import naming
-from tenants.health.cache import Cached, cached_fetch
-from tenants.models import Tenant, TenantResource
+from tenants.health.readings import Reading, reading_get, reading_previous, reading_take
+from tenants.models import Isolation, Tenant, TenantResource, TenantStatus
 
 CONNECT_TIMEOUT_S = 5
 NEIGHBOURS = 5
@@ -47,6 +48,7 @@ def _sample(region: str) -> dict:
         dbname=master.get("dbname") or "postgres",
         connect_timeout=CONNECT_TIMEOUT_S,
         sslmode=settings.TENANT_DB_SSLMODE,
+        sslrootcert=settings.TENANT_DB_SSLROOTCERT,
         application_name="opsconsole-health",
         autocommit=True,
     ) as conn:
@@ -99,28 +101,55 @@ def _numbers(name: str, now: dict, before: dict | None, interval: float | None):
     )
 
 
-def shared_database(
-    tenant: Tenant, resources: list[TenantResource], *, force: bool = False
-) -> tuple[SharedDatabaseReport | None, Cached]:
-    """The report for a shared-instance tenant (None when no sample could be taken),
-    with the cached sample it came from (for its age and error)."""
-    record = next((r for r in resources if r.kind == "database"), None)
-    dbname = record.name if record else naming.db_name(tenant.slug)
-    instance = (record.identifier if record else "") or settings.BASELINE["shared_db_instance"]
-    key = f"health:pgstat:{tenant.region}:{instance}"
+READ_TASK = "tenants.tasks.health_read_shared_db"
+
+
+def _key(region: str, instance: str) -> str:
+    return f"health:pgstat:{region}:{instance}"
+
+
+def _instance(record: TenantResource | None) -> str:
+    return (record.identifier if record else "") or settings.BASELINE["shared_db_instance"]
+
+
+def shared_db_read(*, region: str, instance: str) -> Reading:
+    """Worker side: take a sample of the instance and store it with the previous one."""
+    key = _key(region, instance)
 
     def fetch() -> dict:
-        # Keep the previous sample in the entry: rates need two.
-        from django.core.cache import cache
-
-        previous = (cache.get(key) or {}).get("value")
-        sample = {"at": time.time(), "rows": _sample(tenant.region)}
+        previous, _at = reading_previous(key)
+        sample = {"at": time.time(), "rows": _sample(region)}
         if previous:
             sample["prev_at"] = previous["at"]
             sample["prev_rows"] = previous["rows"]
         return sample
 
-    cached = cached_fetch(key, fetch, force=force)
+    return reading_take(key, fetch)
+
+
+def shared_db_instances() -> set[tuple[str, str]]:
+    """(region, instance) of every shared instance a live tenant has its database on."""
+    records = TenantResource.objects.filter(
+        kind="database", tenant__isolation=Isolation.SHARED
+    ).exclude(tenant__status=TenantStatus.OFFBOARDED)
+    return {(r.tenant.region, _instance(r)) for r in records.select_related("tenant")}
+
+
+def shared_database(
+    tenant: Tenant, resources: list[TenantResource]
+) -> tuple[SharedDatabaseReport | None, Reading]:
+    """The report for a shared-instance tenant from the last sample a worker took (None
+    while there is none), with that reading (for its age and error). Asks a worker for a
+    new sample when it is older than HEALTH_CACHE_SECONDS; never samples itself."""
+    record = next((r for r in resources if r.kind == "database"), None)
+    dbname = record.name if record else naming.db_name(tenant.slug)
+    instance = _instance(record)
+    cached = reading_get(
+        _key(tenant.region, instance),
+        fresh_s=settings.HEALTH_CACHE_SECONDS,
+        task=READ_TASK,
+        args=[tenant.region, instance],
+    )
     if cached.value is None:
         return None, cached
     value = cached.value

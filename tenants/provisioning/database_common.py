@@ -27,6 +27,8 @@ DEFAULTS: dict[str, Any] = {
     "TENANT_DB_ENGINE_VERSION": "16.4",
     "TENANT_AURORA_ENGINE_VERSION": "16.4",
     "TENANT_DB_SSLMODE": "prefer",
+    # Empty: libpq's default. Production names the shipped RDS CA bundle (settings.py).
+    "TENANT_DB_SSLROOTCERT": "",
     "TENANT_DUMP_TIMEOUT_S": 3600,
     "PG_DUMP_PATH": "",
 }
@@ -51,6 +53,7 @@ def connect(
         autocommit=True,
         connect_timeout=CONNECT_TIMEOUT_S,
         sslmode=setting("TENANT_DB_SSLMODE"),
+        sslrootcert=setting("TENANT_DB_SSLROOTCERT"),
         application_name=APPLICATION_NAME,
         **kwargs,
     ) as conn:

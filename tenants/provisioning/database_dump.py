@@ -85,6 +85,7 @@ def dump_database(
         **os.environ,
         "PGCONNECT_TIMEOUT": str(CONNECT_TIMEOUT_S),
         "PGSSLMODE": setting("TENANT_DB_SSLMODE"),
+        "PGSSLROOTCERT": setting("TENANT_DB_SSLROOTCERT"),
         "PGAPPNAME": "opsconsole-final-dump",
     }
     env.pop("PGPASSWORD", None)

@@ -44,7 +44,7 @@ SOURCE_IP = "127.0.0.1"
 MAX_TIMEOUT_S = 30
 BODY_EXCERPT = 300
 # What a path may hold: RFC 3986 path and query characters (percent escapes included).
-_PATH_RE = re.compile(r"^/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*(\?[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*)?$")
+_PATH_RE = re.compile(r"^/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*(\?[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*)?\Z")
 
 
 # --- the declaration -------------------------------------------------------------------

@@ -462,7 +462,7 @@ def test_a_form_without_the_health_fields_gets_the_defaults(bucket, client_for, 
 
 
 def test_the_api_takes_the_check_and_refuses_it_field_by_field(bucket, client, operator_user):
-    from deployments.api import api_token_create
+    from opsconsole.api.tokens import api_token_create
 
     _, raw = api_token_create(user=operator_user, name="ci")
     headers = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
@@ -479,14 +479,17 @@ def test_the_api_takes_the_check_and_refuses_it_field_by_field(bucket, client, o
             "file": SimpleUploadedFile("app.zip", _zip()),
             **fields,
         }
-        return client.post("/api/v1/releases/", body, **headers)
+        return client.post("/api/v1/releases/upload", body, **headers)
 
-    refused = post(health_method="FETCH", health_timeout_s="soon")
+    # The release's own checks, with the field at fault...
+    refused = post(health_method="FETCH")
     assert refused.status_code == 400
-    assert set(refused.json()["problems"]) == {
-        "health_method: one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
-        "health_timeout_s: a whole number of seconds",
-    }
+    assert refused.json()["problems"] == [
+        {"field": "health_method", "message": "one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"}
+    ]
+    # ...and the schema's, before anything is stored.
+    refused = post(health_timeout_s="soon")
+    assert refused.status_code == 422 and refused.json()["field"] == "health_timeout_s"
     made = post(health_path="/ready", health_statuses="200,204")
     assert made.status_code == 201, made.content
     assert {k: v for k, v in made.json().items() if k.startswith("health_")} == {

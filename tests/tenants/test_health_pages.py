@@ -490,6 +490,11 @@ def test_shared_tenant_shows_its_own_database_numbers(shared_master_secret, view
         autocommit=True,
     ) as conn:
         conn.execute("SELECT 1")
+        assert "reading…" in viewer.get(health_url("t9shared")).content.decode()
+        # What the worker asked by that page does (tests/tenants/test_readings_in_workers.py).
+        from tenants.health.shared_db import shared_db_read
+
+        shared_db_read(region=REGION, instance=settings.BASELINE["shared_db_instance"])
         body = viewer.get(health_url("t9shared")).content.decode()
     assert "pg_stat_database on the shared instance" in body
     assert "<code>tenant_t9shared</code> on <code>opsconsole-shared-pg</code>" in body

@@ -32,18 +32,24 @@ def fleet_summary(counts: dict | None, health_counts: dict | None) -> dict:
     }
 
 
-@register.simple_tag
-def open_rollouts(limit: int = 3) -> list:
-    """The rollouts in progress (running, paused, halted, cancelling), newest first."""
+@register.simple_tag(takes_context=True)
+def open_rollouts(context, limit: int = 3) -> list:
+    """The rollouts in progress (running, paused, halted, cancelling), newest first; for a
+    user limited to some tenants, those reaching their tenants, counted over those only.
+    Each gets ``tenant_count``."""
+    from django.db.models import Count
+
     from deployments.models import ROLLOUT_OPEN, Rollout
+    from deployments.rollout_scope import visible_rollouts
+    from tenants.scope import scope_filter, user_is_scoped
 
-    return list(Rollout.objects.filter(status__in=ROLLOUT_OPEN).select_related("release")[:limit])
-
-
-@register.filter
-def length_sum(values) -> int:
-    """{{ rollout.wave_sizes|length_sum }}: how many tenants a rollout targets."""
-    try:
-        return sum(int(v) for v in values)
-    except (TypeError, ValueError):
-        return 0
+    user = context["request"].user
+    rows = visible_rollouts(user, Rollout.objects.filter(status__in=ROLLOUT_OPEN))
+    scoped = user_is_scoped(user)
+    if scoped:
+        mine = scope_filter(user, "deployments__tenant__")
+        rows = rows.annotate(mine=Count("deployments", filter=mine))
+    rollouts = list(rows.select_related("release")[:limit])
+    for rollout in rollouts:
+        rollout.tenant_count = rollout.mine if scoped else sum(rollout.wave_sizes)
+    return rollouts

@@ -5,24 +5,12 @@ from __future__ import annotations
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from deployments.api import api_token_create
 from deployments.models import ApiToken, Release, Rollout
+from opsconsole.api.tokens import TokenRefused, api_token_create
 from opsconsole.audit.models import AuditEvent
 from opsconsole.sandbox.demo_release import app_files, build_zip
 from tenants.models import Tenant, TenantStatus
-
-
-@pytest.fixture
-def seeded(aws, db):
-    """The sandbox baseline and demo release in in-process moto."""
-    from opsconsole.sandbox.seed import sandbox_seed
-
-    return sandbox_seed()
-
-
-def auth(user) -> dict:
-    _, raw = api_token_create(user=user, name="ci")
-    return {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+from tests.api.conftest import auth
 
 
 def test_no_token_or_a_bad_one_is_401(client, db):
@@ -32,11 +20,20 @@ def test_no_token_or_a_bad_one_is_401(client, db):
 
 
 def test_roles(client, viewer_user, outsider_user):
-    assert client.get("/api/v1/releases/", **auth(outsider_user)).status_code == 404
+    # A user without a role cannot make a token; one who lost the role has one that
+    # answers 404 (as every page does to an outsider).
+    with pytest.raises(TokenRefused):
+        api_token_create(user=outsider_user, name="ci")
+    lost = auth(outsider_user.__class__.objects.create_user("lost", role="viewer"))
+    outsider_user.__class__.objects.filter(username="lost").update(role="")
+    assert client.get("/api/v1/releases/", **lost).status_code == 404
     headers = auth(viewer_user)
     assert client.get("/api/v1/releases/", **headers).status_code == 200
-    refused = client.post("/api/v1/releases/", {"version": "x"}, **headers)
-    assert refused.status_code == 403
+    refused = client.post(
+        "/api/v1/releases/", {"version": "x", "image": "app:1"}, "application/json", **headers
+    )
+    assert refused.status_code == 403, refused.content
+    assert "operator" in refused.json()["message"]
     assert not Release.objects.filter(version="x").exists()
 
 
@@ -54,7 +51,7 @@ def test_ci_registers_a_zip_and_starts_a_rollout(client, operator_user, seeded, 
     upload = SimpleUploadedFile("app.zip", build_zip(app_files("2026.12.0")))
     migration = SimpleUploadedFile("0001_init.sql", b"CREATE TABLE t (id int);\n")
     response = client.post(
-        "/api/v1/releases/",
+        "/api/v1/releases/upload",
         {
             "version": "2026.12.0",
             "artifact": "zip",
@@ -70,7 +67,7 @@ def test_ci_registers_a_zip_and_starts_a_rollout(client, operator_user, seeded, 
     assert AuditEvent.objects.filter(action="release.register", actor=operator_user).exists()
 
     again = client.post(
-        "/api/v1/releases/",
+        "/api/v1/releases/upload",
         {
             "version": "2026.12.0",
             "artifact": "zip",
@@ -81,16 +78,18 @@ def test_ci_registers_a_zip_and_starts_a_rollout(client, operator_user, seeded, 
         **headers,
     )
     assert again.status_code == 400
-    problems = " ".join(again.json()["problems"])
+    body = again.json()
+    problems = " ".join(p["message"] for p in body["problems"])
     assert "already registered" in problems and "not a zip" in problems
+    assert body["field"] == "version" and body["message"]
 
     for i in range(3):
         Tenant.objects.create(
             name=f"T{i}", slug=f"t5-api{i}", region="us-east-1", status=TenantStatus.ACTIVE
         )
     preview = client.post(
-        "/api/v1/rollouts/",
-        {"release": "2026.12.0", "preview": True},
+        "/api/v1/rollouts/preview",
+        {"release": "2026.12.0"},
         content_type="application/json",
         **headers,
     )
@@ -105,12 +104,19 @@ def test_ci_registers_a_zip_and_starts_a_rollout(client, operator_user, seeded, 
     assert started.status_code == 201, started.content
     body = started.json()
     assert body["status"] == "running" and body["counts"]["pending"] == 3
+    assert sorted(d["tenant"] for d in body["deployments"]) == ["t5-api0", "t5-api1", "t5-api2"]
     rollout = Rollout.objects.get(pk=body["id"])
     assert rollout.bake_s == 0 and rollout.max_parallel == 10
-    status = client.get(f"/api/v1/rollouts/{rollout.pk}/", **headers).json()
+    status = client.get(f"/api/v1/rollouts/{rollout.pk}", **headers).json()
     assert status["wave_sizes"] == [1, 1, 1]
-    paused = client.post(f"/api/v1/rollouts/{rollout.pk}/pause/", **headers)
-    assert paused.json()["status"] == "paused"
+    paused = client.post(f"/api/v1/rollouts/{rollout.pk}/pause", **headers)
+    assert paused.json()["status"] == "paused" and paused.json()["changed"] == 1
+    again = client.post(f"/api/v1/rollouts/{rollout.pk}/pause", **headers)
+    assert again.json()["changed"] == 0
+    listed = client.get("/api/v1/rollouts/?limit=1", **headers).json()
+    assert listed["count"] == 1 and listed["items"][0]["id"] == rollout.pk
+    event = AuditEvent.objects.filter(action="rollout.pause").get()
+    assert event.details["via"] == "api" and event.details["api_token_name"].startswith("ci (ocs_")
 
 
 @pytest.mark.parametrize(
@@ -121,3 +127,15 @@ def test_bad_rollout_requests_are_400(client, operator_user, seeded, body):
         "/api/v1/rollouts/", body, content_type="application/json", **auth(operator_user)
     )
     assert response.status_code == 400 and response.json()["problems"]
+    assert response.json()["message"]
+
+
+def test_a_body_that_does_not_match_the_schema_names_the_field(client, operator_user, db):
+    response = client.post(
+        "/api/v1/rollouts/",
+        {"release": "x", "max_parallel": 0},
+        content_type="application/json",
+        **auth(operator_user),
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "max_parallel"
