@@ -23,13 +23,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The fault drills at their full counts (20 SIGKILL runs, ...), and the long drills
-# marked `faults`; `make test` runs each drill once.
+# The fault drills at their full counts (20 SIGKILL runs, ...), the long drills marked
+# `faults`, and the long end-to-end scenarios marked `long`; `make test` runs the other
+# drills once and leaves the long ones out to stay within its 15 minutes.
 faults: $(STAMP)
 	FAULTS_FULL=1 $(BIN)/python -m opsconsole.sandbox test -m "faults or integration" tests/faults
+	$(BIN)/python -m opsconsole.sandbox test -m long --ignore=tests/faults tests
 
 bench: $(STAMP)
 	$(BIN)/python -m opsconsole.sandbox bench
 
 clean:
-	rm -rf $(VENV) .sandbox .pytest_cache
+	rm -rf $(VENV) .sandbox .pytest_cache tests/browser/node_modules

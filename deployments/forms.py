@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import zipfile
+
 from django import forms
 
 from deployments.models import Traffic
@@ -24,27 +26,119 @@ class MultipleFileField(forms.FileField):
         return [single(data, initial)] if data else []
 
 
+# What each artifact type asks for; the inputs of the other types are hidden
+# (static/js/release_form.js) and ignored here.
+ARTIFACT_INPUTS = {
+    "zip": ("zip_file", "runtime", "handler"),
+    "image": ("image",),
+    "archive": ("archive_file",),
+}
+ARTIFACT_MISSING = {
+    "zip_file": "Choose the zip package.",
+    "archive_file": "Choose the image archive.",
+    "image": "Name the image: repository:tag or repository@sha256:….",
+}
+
+
+def zip_root_names(upload) -> set[str] | None:
+    """The file names at the zip's root, or None if it is no zip (the service says why)."""
+    try:
+        with zipfile.ZipFile(upload) as archive:
+            return {n for n in archive.namelist() if "/" not in n.rstrip("/")}
+    except (zipfile.BadZipFile, OSError):
+        return None
+    finally:
+        upload.seek(0)
+
+
+def runtime_problem(names: set[str], runtime: str) -> str | None:
+    """A runtime Lambda would start and then fail to run this zip with (an init error on
+    every request), or None."""
+    has_bootstrap = "bootstrap" in names
+    has_python = any(n.endswith(".py") for n in names)
+    if runtime.startswith("python") and has_bootstrap and not has_python:
+        return (
+            "This zip has a bootstrap at its root and no Python: a custom runtime (Go, "
+            "Rust). Use the runtime provided.al2023 and the handler bootstrap."
+        )
+    if runtime.startswith("provided") and not has_bootstrap:
+        return f"{runtime} runs the zip's bootstrap file, and this zip has none at its root."
+    return None
+
+
 class ReleaseForm(forms.Form):
-    version = forms.CharField(max_length=64)
-    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
-    artifact = forms.ChoiceField(
-        choices=[
-            ("zip", "Zip (stored in S3 under its sha256)"),
-            ("image", "Image already in ECR (tag or digest)"),
-            ("archive", "Image archive (docker save / OCI tar), pushed to ECR"),
-        ]
+    version = forms.CharField(
+        max_length=64,
+        help_text="Such as 2026.12.0: letters, digits, '.', '-' and '_'. It becomes the "
+        "image tag and cannot change.",
     )
-    zip_file = forms.FileField(required=False)
-    archive_file = forms.FileField(required=False)
-    image = forms.CharField(required=False, help_text="repository:tag or repository@sha256:…")
-    runtime = forms.CharField(required=False, initial="python3.12")
-    handler = forms.CharField(required=False, initial="app.handler")
-    architecture = forms.ChoiceField(choices=[("x86_64", "x86_64"), ("arm64", "arm64")])
-    memory_mb = forms.IntegerField(initial=256)
-    timeout_s = forms.IntegerField(initial=30)
+    notes = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text="What changed, for whoever deploys it.",
+    )
+    artifact = forms.ChoiceField(
+        label="Code",
+        widget=forms.RadioSelect,
+        initial="zip",
+        choices=[
+            ("zip", "A zip package, uploaded here (kept in S3 under its sha256)"),
+            ("image", "A container image already in ECR, by tag or digest"),
+            ("archive", "An image archive (docker save or OCI tar), uploaded and pushed to ECR"),
+        ],
+    )
+    zip_file = forms.FileField(
+        required=False,
+        label="Zip package",
+        help_text="The code at the zip's root: app.py and its packages for Python, a "
+        "bootstrap executable for a custom runtime (Go, Rust).",
+    )
+    archive_file = forms.FileField(
+        required=False,
+        label="Image archive",
+        help_text="The tar that docker save (or an OCI layout) writes.",
+    )
+    image = forms.CharField(
+        required=False,
+        label="Image in ECR",
+        help_text="repository:tag or repository@sha256:…, or the image's full ECR URI.",
+    )
+    runtime = forms.CharField(
+        required=False,
+        initial="python3.12",
+        help_text="The Lambda runtime: python3.12 for Python, provided.al2023 for a "
+        "bootstrap (Go, Rust). Picked from the zip when you choose it.",
+    )
+    handler = forms.CharField(
+        required=False,
+        initial="app.handler",
+        help_text="module.function for Python (app.handler); bootstrap for a custom runtime.",
+    )
+    architecture = forms.ChoiceField(
+        choices=[("x86_64", "x86_64 (Intel, AMD)"), ("arm64", "arm64 (Graviton)")],
+        help_text="What the code was built for; a binary for the other one does not start.",
+    )
+    memory_mb = forms.IntegerField(
+        label="Memory (MB)",
+        initial=256,
+        min_value=128,
+        max_value=10240,
+        error_messages={"min_value": "At least 128 MB.", "max_value": "At most 10,240 MB."},
+        help_text="128 to 10,240; Lambda gives CPU in proportion. A tenant may override it.",
+    )
+    timeout_s = forms.IntegerField(
+        label="Timeout (s)",
+        initial=30,
+        min_value=1,
+        max_value=900,
+        error_messages={"min_value": "At least 1 s.", "max_value": "At most 900 s (15 min)."},
+        help_text="How long one request may run, 1 to 900 (an HTTP API stops waiting at 30).",
+    )
     migrations = MultipleFileField(
         required=False,
-        help_text="0001_init.sql, 0002_…: every migration of the release, in order.",
+        label="Database migrations (SQL files)",
+        help_text="0001_init.sql, 0002_…: every migration of the release, in order. Each "
+        "tenant's database gets those it has not run yet, before traffic moves.",
     )
     # Left out or empty: the defaults (GET /healthz, 2xx, 5 s), as in the API.
     health_method = forms.ChoiceField(
@@ -88,7 +182,7 @@ class ReleaseForm(forms.Form):
         help_text="What the code expects of every tenant's stack: environment (names and "
         "templates, such as DATABASE_URL), api (payload format, stage, CORS, access logs, "
         "throttling), permissions (IAM statements), ssm_variables, alarms. Blank: the "
-        "defaults. See docs/app-contract.md.",
+        "defaults. The full list is in docs/app-contract.md of the console's repository.",
     )
 
     _HEALTH_DEFAULTS = {
@@ -116,7 +210,45 @@ class ReleaseForm(forms.Form):
         for name, problem in found.items():
             if name not in self.errors:
                 self.add_error(name, problem)
+        self._clean_artifact(data)
         return data
+
+    def _clean_artifact(self, data: dict) -> None:
+        """The chosen artifact's own inputs, beside them; the other types' are dropped."""
+        chosen = ARTIFACT_INPUTS.get(data.get("artifact", ""), ())
+        for name in {n for names in ARTIFACT_INPUTS.values() for n in names} - set(chosen):
+            data[name] = None if name.endswith("_file") else ""
+        for name in chosen:
+            if name in ARTIFACT_MISSING and not data.get(name) and name not in self.errors:
+                self.add_error(name, ARTIFACT_MISSING[name])
+        upload = data.get("zip_file")
+        runtime = (data.get("runtime") or "").strip()
+        if upload and runtime and "runtime" not in self.errors:
+            names = zip_root_names(upload)
+            problem = runtime_problem(names, runtime) if names is not None else None
+            if problem:
+                self.add_error("runtime", problem)
+
+    # The service's refusals start with the input they concern ("memory_mb: ..."); those
+    # go beside their field, and what names none stays above the form.
+    _REFUSAL_FIELDS = {"artifact": {"zip": "zip_file", "archive": "archive_file"}}
+
+    def refusal_to_fields(self, problems: list[str]) -> list[str]:
+        """Put each of the service's problems beside its field; return those left over."""
+        left: list[str] = []
+        artifact = self.cleaned_data.get("artifact", "")
+        for problem in problems:
+            name, sep, text = problem.partition(": ")
+            head = name.split(".", 1)[0]
+            field = self._REFUSAL_FIELDS.get(head, {}).get(artifact, head)
+            if not sep or field not in self.fields or " " in name:
+                left.append(problem)
+                continue
+            text = text[:1].upper() + text[1:]
+            if head != name:  # app_settings.api.stage: say which key
+                text = f"{name.split('.', 1)[1]}: {text}"
+            self.add_error(field, text)
+        return left
 
     def release_input(self) -> ReleaseInput:
         data = self.cleaned_data

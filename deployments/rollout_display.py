@@ -29,6 +29,7 @@ from deployments.rollouts import Preview
 from opsconsole.core.humanize import duration_text
 from opsconsole.jobs.models import JobStep, StepStatus
 from tenants.models import Tenant
+from tenants.scope import scope_filter, user_is_scoped
 
 # plan_waves: the canary, then this share of the target (rounded up), then the rest.
 SECOND_WAVE_SHARE = 0.10
@@ -357,3 +358,25 @@ def rollout_summary(rollout: Rollout, deployments=None) -> dict[str, Any]:
         "releases": sorted(releases.items(), key=lambda kv: -kv[1]),
         "failures": list(source.filter(status=DeploymentStatus.FAILED).select_related("tenant")),
     }
+
+
+def list_counts(rollouts: list[Rollout], user) -> dict[int, dict[str, Any]]:
+    """Each listed rollout's totals by status, in one query however many rollouts (over
+    the deployments ``user`` may see, when scoped)."""
+    scoped = user_is_scoped(user)
+    rows = Deployment.objects.filter(rollout__in=[r.pk for r in rollouts])
+    if scoped:
+        rows = rows.filter(scope_filter(user, "tenant__"))
+    counts = {
+        r.pk: {
+            "totals": dict.fromkeys(DeploymentStatus.values, 0),
+            "total": 0 if scoped else sum(r.wave_sizes),
+        }
+        for r in rollouts
+    }
+    for row in rows.values("rollout_id", "status").annotate(n=Count("id")).order_by():
+        entry = counts[row["rollout_id"]]
+        entry["totals"][row["status"]] += row["n"]
+        if scoped:
+            entry["total"] += row["n"]
+    return counts

@@ -51,7 +51,7 @@ def release_new(request: HttpRequest) -> HttpResponse:
         try:
             release = release_register(form.release_input(), created_by=request.user)
         except ReleaseRefused as exc:
-            problems = exc.problems
+            problems = form.refusal_to_fields(exc.problems)
         else:
             audit_record(
                 request=request,
@@ -182,13 +182,9 @@ def rollout_new(request: HttpRequest, version: str) -> HttpResponse:
 
 @viewer_required
 def rollout_list(request: HttpRequest) -> HttpResponse:
-    items = [
-        (
-            rollout,
-            rollout_display.rollout_counts(rollout, visible_deployments(request.user, rollout)),
-        )
-        for rollout in visible_rollouts(request.user).select_related("release", "created_by")[:100]
-    ]
+    listed = list(visible_rollouts(request.user).select_related("release", "created_by")[:100])
+    counts = rollout_display.list_counts(listed, request.user)
+    items = [(rollout, counts[rollout.pk]) for rollout in listed]
     return render(request, "deployments/rollout_list.html", {"items": items})
 
 

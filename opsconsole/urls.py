@@ -18,6 +18,8 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("start/", core_views.getting_started, name="getting_started"),
+    path("glossary/", core_views.glossary, name="glossary"),
     path("account/", core_views.account, name="account"),
     path("account/check/", core_views.account_check, name="account_check"),
     path("audit/", audit_list, name="audit"),

@@ -201,16 +201,20 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
         help_text="key=value, one per line; rollouts can target tags.",
     )
     release = forms.ChoiceField(
-        required=False, help_text="Default: the release new tenants start on (see Releases)."
+        required=False,
+        label="First release",
+        help_text="What the function runs once it is up; later releases come by rollouts.",
     )
     outside_vpc = outside_vpc_field()
     app_overrides_text = forms.CharField(
-        label="Overrides of the release's settings (JSON)",
+        label="Overrides of the release's app settings (JSON)",
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": '{"api": {"stage": "prod"}}'}),
-        help_text="runtime, handler, api (payload_format, stage, cors, access_logs, "
+        help_text="What this tenant does differently from the app settings on the release's "
+        "page: runtime, handler, api (payload_format, stage, cors, access_logs, "
         "throttle_rate, throttle_burst), alarms (per alarm: threshold, period_s, "
-        "evaluation_periods, datapoints, enabled). See docs/app-contract.md.",
+        "evaluation_periods, datapoints, enabled). Blank: none. The full list is in "
+        "docs/app-contract.md of the console's repository.",
     )
     form_token = forms.CharField(widget=forms.HiddenInput, required=False)
 
@@ -280,14 +284,28 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
         )
         try:
             versions = release_source.get().versions()
+            newest = release_source.get().newest_version()
         except RuntimeError:
-            versions = []
-        self.fields["release"].choices = [("", "Newest release")] + [(v, v) for v in versions]
+            versions, newest = [], None
+        # The version itself: "newest" says nothing to someone choosing.
+        self.fields["release"].choices = [
+            ("", f"{newest}, the one new tenants start on" if newest else "None registered yet")
+        ] + [(v, v) for v in versions]
         _release_help(self, "")
         self.fields["alarm_topic"].required = False
-        self.fields["slug"].help_text = (
+        slug = self.fields["slug"]
+        slug.help_text = (
             "Lowercase letters, digits and single hyphens, starting with a letter, at most 40. "
             "Every AWS name is made from it and it cannot change."
+        )
+        # No maxlength: a browser cuts a longer pasted slug short without a word, and the
+        # name every AWS resource gets would be one nobody chose. Refused instead, here,
+        # and counted as it is typed (static/js/onboard.js reads data-max-length).
+        slug.widget.attrs.pop("maxlength", None)
+        slug.widget.attrs["data-max-length"] = str(slug.max_length)
+        slug.error_messages["max_length"] = (
+            "At most %(limit_value)d characters, and this one has %(show_value)d. Nothing "
+            "was cut off: shorten it yourself, since every AWS name is made from it."
         )
 
     def clean_app_overrides_text(self) -> dict:

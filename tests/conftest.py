@@ -25,6 +25,13 @@ PASSWORD = "correct-horse-battery-staple"
 os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Production hashes with PBKDF2 at Django's cost (0.6 s a password on this machine);
+    # every test that makes a user would pay it. Tests only need passwords to match.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def _user(username: str, role: str) -> User:
     return User.objects.create_user(username=username, password=PASSWORD, role=role)
 

@@ -68,6 +68,8 @@ TENANT_ROUTES = {
 FLEET_ROUTES = {
     "": "home: redirects to the tenant list",
     "account/": "the AWS account baseline; shows the user's own scope",
+    "start/": "Getting started: links the user's own first tenant and last rollout",
+    "glossary/": "the terms of the trade: nothing about a tenant",
     "account/check/": "the fleet's account check; refused to scoped users",
     "audit/": "filtered: a scoped user reads entries about their tenants only",
     "users/": "user management; refused to scoped admins",

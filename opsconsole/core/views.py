@@ -10,6 +10,8 @@ from opsconsole.accounts.access import POST, role_required, viewer_required
 from opsconsole.accounts.models import Role
 from opsconsole.audit.services import audit_record
 from opsconsole.core.baseline import ACCOUNT_CHECK_STEPS
+from opsconsole.core.getting_started import getting_started_context
+from opsconsole.core.glossary import TERMS
 from opsconsole.core.health import health_report
 from opsconsole.jobs.models import Job
 from opsconsole.jobs.services import job_create
@@ -36,6 +38,17 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @viewer_required
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("tenants:list")
+
+
+@viewer_required
+def getting_started(request: HttpRequest) -> HttpResponse:
+    """Onboarding a tenant and deploying a release, walked through with live links."""
+    return render(request, "core/getting_started.html", getting_started_context(request.user))
+
+
+@viewer_required
+def glossary(request: HttpRequest) -> HttpResponse:
+    return render(request, "core/glossary.html", {"terms": TERMS.values()})
 
 
 @viewer_required

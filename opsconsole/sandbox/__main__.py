@@ -242,14 +242,19 @@ def test(pytest_args: list[str]) -> None:
         ("ruff", [str(BIN / "ruff"), "check", "."]),
         ("ruff format", [str(BIN / "ruff"), "format", "--check", "."]),
         ("migrations", [PY, "manage.py", "makemigrations", "--check", "--dry-run"]),
-        # Long fault drills run with `make faults` (-m faults), not in every test run.
+        # Long fault drills and long scenarios run with `make faults` (-m "faults or long"),
+        # not in every test run.
         (
             "pytest",
             [
                 PY,
                 "-m",
                 "pytest",
-                *(pytest_args if "-m" in pytest_args else ["-m", "not faults", *pytest_args]),
+                *(
+                    pytest_args
+                    if "-m" in pytest_args
+                    else ["-m", "not faults and not long", *pytest_args]
+                ),
             ],
         ),
     ]

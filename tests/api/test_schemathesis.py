@@ -51,7 +51,7 @@ def keep_connection():
 
 @schema.parametrize()
 @settings(
-    max_examples=5,
+    max_examples=3,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

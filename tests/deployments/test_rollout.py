@@ -172,6 +172,7 @@ def test_the_estimate_counts_a_configuration_update_only_where_the_release_chang
     assert changed.chain_s > plain.chain_s
 
 
+@pytest.mark.long  # a long scenario: `make faults` runs it, `make test` does not
 def test_twenty_tenants_halt_on_a_second_wave_failure(fleet, health_apps):
     tenants = fleet(20)
     old_versions = {t.slug: alias_version(t) for t in tenants}

@@ -235,3 +235,43 @@ def test_a_deployment_whose_hook_died_is_caught_up_after_the_grace(db, release, 
     assert tenant.current_release == release.version
     rollout.refresh_from_db()
     assert rollout.status == "succeeded"
+
+
+@pytest.mark.parametrize("scoped", [False, True])
+def test_rollout_list_costs_the_same_queries_for_2_or_20_rollouts(
+    db, client_for, viewer_user, scoped
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from deployments.models import Deployment
+    from tenants.models import TenantScope
+
+    mine = Tenant.objects.create(name="M", slug="rl-m", region="us-east-1")
+    other = Tenant.objects.create(name="O", slug="rl-o", region="us-east-1")
+    if scoped:
+        TenantScope.objects.create(user=viewer_user).tenants.add(mine)
+    release = Release.objects.create(version="rl-1", artifact_type="zip")
+    client = client_for(viewer_user)
+
+    def add(n: int) -> None:
+        for _ in range(n):
+            rollout = Rollout.objects.create(release=release, wave_sizes=[2], status="succeeded")
+            Deployment.objects.create(rollout=rollout, tenant=mine, wave=0, status="succeeded")
+            Deployment.objects.create(rollout=rollout, tenant=other, wave=0, status="failed")
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            page = client.get("/rollouts/")
+        assert page.status_code == 200
+        return len(captured)
+
+    add(2)
+    few = queries()
+    add(18)
+    assert queries() == few
+    # The counts are the visible ones: a scoped viewer sees only their tenant's success.
+    counts = client.get("/rollouts/").context["items"][0][1]
+    assert counts["totals"]["failed"] == (0 if scoped else 1) and counts["total"] == (
+        1 if scoped else 2
+    )

@@ -116,6 +116,7 @@ def test_aws_answers_throttles_and_5xx(drill_env, live_aws):
     assert all(sum(r["injected"].values()) > 0 for r in reports), reports
 
 
+@pytest.mark.long  # a long scenario: `make faults` runs it, `make test` does not
 def test_aws_not_found_right_after_create(drill_env, live_aws):
     browser, start_worker = drill_env
     start_worker()
@@ -137,6 +138,7 @@ def test_aws_not_found_right_after_create(drill_env, live_aws):
     assert all(r["injected"].get("not-found-after-create", 0) for r in reports), reports
 
 
+@pytest.mark.long  # a long scenario: `make faults` runs it, `make test` does not
 def test_worker_sigkilled_at_random_steps(drill_env):
     browser, start_worker = drill_env
     slow = SLOW
@@ -202,6 +204,7 @@ def test_redis_restarted_mid_rollout(drill_env, settings, tmp_path):
         services.stop_process(box["redis"])
 
 
+@pytest.mark.long  # a long scenario: `make faults` runs it, `make test` does not
 def test_a_migration_outlives_three_leases(drill_env):
     browser, start_worker = drill_env
     start_worker()

@@ -60,6 +60,7 @@ def _legend(page: str, label: str) -> str:
     return match.group(1)
 
 
+@pytest.mark.long  # a long scenario: `make faults` runs it, `make test` does not
 def test_requests_to_the_api_are_what_the_health_page_shows(
     demo_dbs, settings, worker, admin_user, client
 ):

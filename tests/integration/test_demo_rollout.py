@@ -227,6 +227,7 @@ def _errors_counted(tenant) -> float:
     return sum(answer["MetricDataResults"][0]["Values"])
 
 
+@pytest.mark.long  # a long scenario: `make faults` runs it, `make test` does not
 def test_errors_under_traffic_trip_the_real_alarm_during_the_canary_and_revert(sandbox):
     browser, workers = sandbox
     onboard(browser, "dr-traffic", release=FIRST, ring=0)

@@ -68,6 +68,7 @@ def _messages(sqs, queue_url: str) -> list[dict]:
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
+@pytest.mark.long  # a long scenario: `make faults` runs it, `make test` does not
 def test_pushed_errors_raise_the_alarm_and_it_clears(alarm_server):
     cw, sns, sqs = (_client(s, alarm_server) for s in ("cloudwatch", "sns", "sqs"))
     suffix = uuid.uuid4().hex[:8]
@@ -129,6 +130,7 @@ def test_pushed_errors_raise_the_alarm_and_it_clears(alarm_server):
     ]
 
 
+@pytest.mark.long  # a long scenario: `make faults` runs it, `make test` does not
 def test_percentile_alarm_on_pushed_latencies(alarm_server):
     cw = _client("cloudwatch", alarm_server)
     suffix = uuid.uuid4().hex[:8]

@@ -1,5 +1,7 @@
 """The onboarding form: plan first, validation before AWS, one tenant per form, roles."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -207,3 +209,68 @@ def test_suspend_and_repair_ask_first_and_cancelling_changes_nothing(admin, acti
     assert f'href="{reverse("jobs:detail", args=[job.pk])}"' in done.content.decode()
     tenant.refresh_from_db()
     assert tenant.status == ("suspended" if action == "suspend" else "active")
+
+
+# --- the form written for people (issue 16) --------------------------------------------
+
+
+def _described_ids_exist(page: str) -> None:
+    ids = set(re.findall(r'\sid="([^"]+)"', page))
+    for names in re.findall(r'aria-describedby="([^"]*)"', page):
+        for name in names.split():
+            assert name in ids, f"aria-describedby names {name}, which is not on the page"
+
+
+def test_a_long_slug_is_refused_beside_it_never_cut_short(admin):
+    slug = "globex-corporation-europe-west-production1"  # 42 characters, pasted
+    page = admin.get(reverse("tenants:onboard")).content.decode()
+    # No maxlength (a browser truncates a paste to it silently); the script counts instead.
+    tag = re.search(r'<input type="text" name="slug"[^>]*>', page)[0]
+    assert "maxlength" not in tag and 'data-max-length="40"' in tag
+    response = _post(admin, action="plan", slug=slug)
+    page = response.content.decode()
+    error = re.search(r'<div class="error field-errors" id="id_slug_error">(.*?)</div>', page, re.S)
+    assert error and "At most 40 characters, and this one has 42." in error[1]
+    assert "Nothing was cut off" in error[1]
+    # What was typed comes back whole, for the person to shorten.
+    assert f'value="{slug}"' in page and 'id="plan"' in page and "onboard-create" not in page
+    assert Tenant.objects.count() == 0
+
+
+def test_required_fields_are_marked_and_every_description_exists(admin):
+    for response in (
+        admin.get(reverse("tenants:onboard")),
+        _post(admin, slug="Bad", action="plan"),
+    ):
+        page = response.content.decode()
+        for name in ("name", "slug", "region"):
+            assert re.search(
+                rf'<label for="id_{name}">[^<]*<span class="required">required</span>', page
+            ), name
+        assert not re.search(r'<label for="id_contact_email">[^<]*<span class="required"', page)
+        # The isolation radios: a legend, no label tied to no input.
+        assert re.search(r'<legend>Isolation <span class="required">required', page)
+        assert '<label for="">' not in page
+        _described_ids_exist(page)
+
+
+def test_the_plan_holds_the_onboard_button_and_speaks_plainly(admin, monkeypatch):
+    from tenants import release_source
+
+    source = release_source.get()
+    monkeypatch.setattr(source, "versions", lambda: ["2026.12.0", "2026.11.0"])
+    monkeypatch.setattr(source, "newest_version", lambda: "2026.12.0")
+    page = _post(admin, action="plan").content.decode()
+    plan = page.split('<aside class="card plan" id="plan">', 1)[1].split("</aside>")[0]
+    # The primary action sits in the plan it acts on and submits the form beside it.
+    assert re.search(
+        r'<button form="onboard-form" name="action" value="create" class="primary" '
+        r'id="onboard-create">Onboard acme</button>',
+        plan,
+    )
+    form = page.split('id="onboard-form"', 1)[1].split("</form>")[0]
+    assert "onboard-create" not in form and "Show the plan again" in form
+    # No settings the person cannot open; the release by its version.
+    assert "settings</th>" not in plan and "before discounts and free tier" in plan
+    assert '<option value="" selected>2026.12.0, the one new tenants start on</option>' in page
+    assert "Newest release" not in page
