@@ -14,11 +14,12 @@ from opsconsole.accounts.access import POST, admin_required, role_required, view
 from opsconsole.accounts.models import Role
 from opsconsole.aws.errors import AwsError
 from opsconsole.jobs.models import Job
-from tenants import plan, secret_hold, services
+from tenants import secret_hold, services
 from tenants.forms import TenantConfigForm, TenantOnboardForm, release_for
 from tenants.health.fleet import FLEET_SORTS, fleet_table
 from tenants.health.status import STATUSES
 from tenants.models import Tenant, TenantStatus
+from tenants.onboarding import onboarding_plan
 from tenants.plan_contract import contract_sections
 from tenants.provisioning.function_config import effective_function
 from tenants.resources import console_url
@@ -105,15 +106,13 @@ def tenant_onboard(request: HttpRequest) -> HttpResponse:
     form = TenantOnboardForm(data, held_secrets=held)
     context: dict = {"form": form}
     if form.is_valid():
-        tenant = form.build_tenant()
-        artifact = release_for(tenant.desired_release)
-        lines = plan.estimate_cost(tenant, artifact)
+        found = onboarding_plan(form.build_tenant())
         context.update(
-            planned=plan.planned_resources(tenant, artifact),
-            sections=contract_sections(tenant, artifact),
-            release=artifact,
-            cost_lines=lines,
-            total=plan.total_cost(lines),
+            planned=found.planned,
+            sections=found.sections,
+            release=found.release,
+            cost_lines=found.cost_lines,
+            total=found.total,
         )
         if request.POST.get("action") == "create":
             try:

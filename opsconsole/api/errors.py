@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -59,6 +59,12 @@ def _body(message: str, problems: list[dict]) -> dict[str, Any]:
         "field": next((p["field"] for p in problems if p.get("field")), None),
         "problems": problems,
     }
+
+
+def error_response(status: int, message: str, field: str | None = None) -> JsonResponse:
+    """The API's error body outside ninja (middlewares, the URL resolver's 404 and 500)."""
+    problems = [{"field": field, "message": message}] if field else []
+    return JsonResponse(_body(message, problems), status=status)
 
 
 def install(api: NinjaAPI) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from urllib.parse import unquote_to_bytes
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
+
+from opsconsole.api.errors import error_response
 
 PREFIX = "/api/"
 
@@ -38,15 +40,7 @@ class NulTextMiddleware:
         if request.path.startswith(PREFIX):
             where = _has_nul(request)
             if where:
-                message = (
-                    f"{where} holds a NUL character (\\u0000), which the console cannot store."
-                )
-                return JsonResponse(
-                    {
-                        "message": message,
-                        "field": None,
-                        "problems": [{"field": None, "message": message}],
-                    },
-                    status=400,
+                return error_response(
+                    400, f"{where} holds a NUL character (\\u0000), which the console cannot store."
                 )
         return self.get_response(request)

@@ -13,9 +13,10 @@ import hashlib
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from opsconsole.api.errors import error_response
 from opsconsole.api.models import IdempotencyRecord
 
 PREFIX = "/api/v1/"
@@ -23,10 +24,8 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 KEEP = timedelta(hours=24)
 
 
-def _error(status: int, message: str) -> JsonResponse:
-    problems = [{"field": "Idempotency-Key", "message": message}]
-    body = {"message": message, "field": "Idempotency-Key", "problems": problems}
-    return JsonResponse(body, status=status)
+def _error(status: int, message: str) -> HttpResponse:
+    return error_response(status, message, field="Idempotency-Key")
 
 
 class IdempotencyMiddleware:

@@ -8,15 +8,13 @@ from datetime import datetime
 from typing import Literal
 
 from django.http import HttpRequest
-from ninja import Field, Router, Schema, Status
-from ninja.pagination import paginate
+from ninja import Field, Query, Router, Schema, Status
 
 from deployments import rollout_display, rollouts
 from deployments.models import Deployment, Release, Rollout
 from deployments.rollout_scope import (
     rollout_reaches_hidden,
     target_refusal,
-    visible_deployments,
     visible_rollouts,
 )
 from deployments.rollouts import RolloutRefused, Strategy, Target
@@ -106,11 +104,16 @@ class RolloutOut(Schema):
 
     @staticmethod
     def resolve_counts(obj: Rollout) -> dict[str, int]:
-        return getattr(obj, "visible_counts", None) or rollout_display.rollout_counts(obj)["totals"]
+        return obj.visible_counts
 
     @staticmethod
     def resolve_rollback_of(obj: Rollout) -> int | None:
         return obj.rollback_of_id
+
+
+class RolloutPageOut(Schema):
+    items: list[RolloutOut]
+    count: int
 
 
 class RolloutDetailOut(RolloutOut):
@@ -133,17 +136,19 @@ def _visible_rollouts(request: HttpRequest):
     return visible_rollouts(request.user, Rollout.objects.select_related("release"))
 
 
+def _with_counts(request: HttpRequest, listed: list[Rollout]) -> list[Rollout]:
+    """Each rollout with its totals over what the token may see (one query for all)."""
+    counts = rollout_display.list_counts(listed, request.user)
+    for rollout in listed:
+        rollout.visible_counts = counts[rollout.pk]["totals"]
+    return listed
+
+
 def _rollout(request: HttpRequest, rollout_id: int) -> Rollout:
     rollout = _visible_rollouts(request).filter(pk=rollout_id).first()
     if rollout is None:
         raise ApiError(404, "Not found.")
-    mine = visible_deployments(request.user, rollout)
-    if mine is not None:
-        counts = dict.fromkeys(rollouts.DeploymentStatus.values, 0)
-        for status in mine.values_list("status", flat=True):
-            counts[status] += 1
-        rollout.visible_counts = counts
-    return rollout
+    return _with_counts(request, [rollout])[0]
 
 
 def _detail(request: HttpRequest, rollout: Rollout) -> Rollout:
@@ -223,12 +228,17 @@ def rollout_create(request: HttpRequest, body: RolloutIn):
     return Status(201, _detail(request, _rollout(request, rollout.pk)))
 
 
-@router.get("/", response=answers({200: list[RolloutOut]}))
-@paginate
-def rollout_list(request: HttpRequest, status: str | None = None):
+@router.get("/", response=answers({200: RolloutPageOut}))
+def rollout_list(
+    request: HttpRequest,
+    status: str | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+):
     """Newest first; ``status`` filters (running, paused, halted, succeeded, ...)."""
     qs = _visible_rollouts(request).order_by("-created_at")
-    return qs.filter(status=status) if status else qs
+    qs = qs.filter(status=status) if status else qs
+    return {"count": qs.count(), "items": _with_counts(request, list(qs[offset : offset + limit]))}
 
 
 @router.get("/{rollout_id}", response=answers({200: RolloutDetailOut}))

@@ -5,6 +5,8 @@ import logging
 from django.http import HttpResponseServerError, JsonResponse
 from django.shortcuts import render
 
+from opsconsole.api.errors import error_response
+
 logger = logging.getLogger(__name__)
 
 
@@ -21,7 +23,7 @@ def _api(request, status: int, message: str) -> JsonResponse | None:
     """Under /api/ an error is JSON in the API's shape, never an HTML page."""
     if not request.path.startswith("/api/"):
         return None
-    return JsonResponse({"message": message, "field": None, "problems": []}, status=status)
+    return error_response(status, message)
 
 
 def not_found(request, exception=None):

@@ -77,6 +77,8 @@ def axe_script() -> Path:
         if os.environ.get("CI"):
             pytest.fail(f"{message} (under CI the accessibility checks must run)")
         print(f"\n!!! ACCESSIBILITY CHECKS SKIPPED: {message} !!!\n", file=sys.stderr)
+        # Deliberate, as for a missing Chromium (tests/browser/conftest.py): outside CI
+        # only, and loudly; under CI (above) it fails, and .ci/run installs npm first.
         pytest.skip(message)
     # --include=dev: even where NODE_ENV=production. --ignore-scripts: axe-core needs no
     # install step, and no package script runs here.
