@@ -9,6 +9,7 @@ Two modes:
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -294,6 +295,13 @@ if PRODUCTION and AWS_ENDPOINT_URL:
         f"AWS_ENDPOINT_URL is set ({AWS_ENDPOINT_URL}) in production (OPSCONSOLE_SANDBOX=0): "
         "every AWS call would go there instead of AWS. Unset AWS_ENDPOINT_URL."
     )
+# One service somewhere else (botocore's own convention, AWS_ENDPOINT_URL_<SERVICE>): the
+# rollout bench puts Lambda behind a model of its limits and everything else on the sandbox.
+AWS_SERVICE_ENDPOINTS = {
+    key.removeprefix("AWS_ENDPOINT_URL_").lower(): value
+    for key, value in os.environ.items()
+    if key.startswith("AWS_ENDPOINT_URL_") and value
+}
 AWS_MAX_ATTEMPTS = env_int("AWS_MAX_ATTEMPTS", 3)
 OPSCONSOLE_REGIONS = env_list("OPSCONSOLE_REGIONS", [AWS_REGION])
 # Names of what the account already has (created by the sandbox seed, or by the platform

@@ -1,7 +1,8 @@
 """Every boto3 client of the console is built here, and only here.
 
 Clients are cached per (service, region) and thread-safe to share. The endpoint comes from
-``AWS_ENDPOINT_URL`` (the sandbox's moto server); retries use botocore's standard mode, as
+``AWS_ENDPOINT_URL`` (the sandbox's moto server), or ``AWS_ENDPOINT_URL_<SERVICE>`` for one
+service; retries use botocore's standard mode, as
 the second line of defence behind our own rate budget.
 """
 
@@ -93,9 +94,8 @@ def client(
 
     ``read_timeout_s``: a client that waits at most that long for an answer, without
     retries (one client per distinct value)."""
-    return _client(
-        service, region or settings.AWS_REGION, settings.AWS_ENDPOINT_URL, fast, read_timeout_s
-    )
+    endpoint = settings.AWS_SERVICE_ENDPOINTS.get(service, settings.AWS_ENDPOINT_URL)
+    return _client(service, region or settings.AWS_REGION, endpoint, fast, read_timeout_s)
 
 
 def reset_clients() -> None:
