@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "opsconsole.accounts",
     "opsconsole.audit",
     "opsconsole.jobs",
+    "opsconsole.awsaccounts",
     "opsconsole.webhooks",
     "tenants",
     "deployments",
@@ -303,6 +304,9 @@ AWS_SERVICE_ENDPOINTS = {
     if key.startswith("AWS_ENDPOINT_URL_") and value
 }
 AWS_MAX_ATTEMPTS = env_int("AWS_MAX_ATTEMPTS", 3)
+# Another AWS account (a cell, docs/accounts.md) is reached by assuming its role for this
+# long (900 to the role's maximum session, 3600 by default); botocore refreshes it first.
+AWS_ASSUME_ROLE_SECONDS = env_int("AWS_ASSUME_ROLE_SECONDS", 3600)
 OPSCONSOLE_REGIONS = env_list("OPSCONSOLE_REGIONS", [AWS_REGION])
 # Names of what the account already has (created by the sandbox seed, or by the platform
 # team's own Terraform in production). Tenants are built on top of these.
@@ -354,6 +358,12 @@ CELERY_BEAT_SCHEDULE = {
     "tenants-drift-daily": {
         "task": "tenants.tasks.tenants_check_drift_daily",
         "schedule": crontab(hour=env_int("DRIFT_CHECK_HOUR_UTC", 3), minute=17),
+    },
+    # A tenant's secret changed outside the console (a rotation Lambda, the CLI): apply it.
+    "tenants-secrets-watch": {
+        "task": "tenants.tasks.tenants_secrets_watch",
+        "schedule": env_int("SECRET_WATCH_SECONDS", 300),
+        "options": {"expires": env_int("SECRET_WATCH_SECONDS", 300)},
     },
     # Numbers that need a master secret are read by workers only (tenants.health.readings).
     "health-read-shared-dbs": {

@@ -26,6 +26,7 @@ urlpatterns = [
     path("users/", include("opsconsole.accounts.urls")),
     path("jobs/", include("opsconsole.jobs.urls")),
     path("webhooks/", include("opsconsole.webhooks.urls")),
+    path("aws-accounts/", include("opsconsole.awsaccounts.urls")),
     path("tenants/", include("tenants.urls")),
     path("", include("deployments.urls")),
     path("api/v1/", api.urls),

@@ -11,6 +11,7 @@ from django import forms
 from django.conf import settings
 from pydantic import ValidationError
 
+from opsconsole.awsaccounts.models import DEFAULT_NAME, AwsAccount
 from tenants import naming, release_source
 from tenants.app_settings import parse_overrides, reserved_reason
 from tenants.app_settings import problems as schema_problems
@@ -120,6 +121,19 @@ def _release_help(form: forms.Form, version: str) -> None:
             )
 
 
+def aws_account_field() -> forms.ModelChoiceField:
+    """The AWS account a new tenant lives in, by name (the API sends the name too)."""
+    return forms.ModelChoiceField(
+        queryset=AwsAccount.objects.all(),
+        to_field_name="name",
+        required=False,
+        label="AWS account",
+        empty_label=f"{DEFAULT_NAME} (the console's own)",
+        help_text="Where its stack is built: the console's own account or a registered one "
+        "that lists the region. It cannot change later.",
+    )
+
+
 class SecretTextarea(forms.Textarea):
     """A textarea that never sends its value back to the browser (as PasswordInput does):
     a form shown again keeps what was typed server-side (tenants.secret_hold)."""
@@ -225,6 +239,7 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
             "slug",
             "contact_email",
             "region",
+            "aws_account",
             "ring",
             "isolation",
             "db_instance_class",
@@ -278,6 +293,7 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
         self.fields["region"] = forms.ChoiceField(
             choices=[(r, r) for r in regions], initial=regions[0]
         )
+        self.fields["aws_account"] = aws_account_field()
         classes = sorted(settings.PRICE_TABLE["us-east-1"]["rds_instance_hour"])
         self.fields["db_instance_class"] = forms.ChoiceField(
             choices=[(c, c) for c in classes], initial="db.t4g.micro", label="Instance class"
@@ -337,6 +353,16 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
     def clean_secret_env_text(self) -> dict[str, str]:
         return self._secret_env()
 
+    def _clean_account(self, cleaned: dict) -> None:
+        account, region = cleaned.get("aws_account"), cleaned.get("region")
+        if account is not None and region and not account.lists_region(region):
+            self.add_error(
+                "aws_account",
+                f"{account.name} does not list {region} (it has "
+                f"{', '.join(account.regions) or 'no region'}): choose another account or "
+                "add the region to it on the AWS accounts page.",
+            )
+
     def clean_tags_text(self) -> dict[str, str]:
         tags: dict[str, str] = {}
         for number, raw in enumerate(self.cleaned_data.get("tags_text", "").splitlines(), 1):
@@ -365,6 +391,7 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         self._clean_lambda(cleaned)
+        self._clean_account(cleaned)
         isolation = cleaned.get("isolation")
         if isolation == Isolation.DEDICATED:
             storage = cleaned.get("db_allocated_storage_gb")

@@ -39,6 +39,16 @@ class Tenant(models.Model):
     slug = models.SlugField(max_length=40, unique=True)
     contact_email = models.EmailField(blank=True)
     region = models.CharField(max_length=32)
+    # The AWS account the tenant's stack lives in (a cell); empty: the console's own. Fixed
+    # at onboarding: every resource is there. PROTECT: an account is not forgotten while a
+    # tenant row (an offboarded one's backups too) names it.
+    aws_account = models.ForeignKey(
+        "awsaccounts.AwsAccount",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="tenants",
+    )
     ring = models.PositiveSmallIntegerField(
         default=1, help_text="0 = internal/canary; rollouts go ring by ring."
     )

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
 from opsconsole.audit.services import audit_record
+from opsconsole.aws.clients import aws_account
 from opsconsole.jobs.models import Job, JobStatus
 from opsconsole.jobs.services import job_create
 from tenants.forms import TenantConfigForm, TenantOnboardForm
@@ -58,7 +59,9 @@ def tenant_onboard(*, form: TenantOnboardForm, request: HttpRequest) -> tuple[Te
         with transaction.atomic():
             tenant.save()
             if secret_values:
-                write_env_secret(tenant, set_values=secret_values, remove=[])
+                # In the tenant's own AWS account, as every job on it runs.
+                with aws_account(tenant.aws_account):
+                    write_env_secret(tenant, set_values=secret_values, remove=[])
             job = _job(tenant, "tenant_provision", request, generation=tenant.config_generation)
             audit_record(
                 request=request,
@@ -98,7 +101,8 @@ def tenant_update_config(*, tenant: Tenant, form: TenantConfigForm, request: Htt
         tenant.config_generation += 1
         tenant.save()
         if set_values or remove:
-            write_env_secret(tenant, set_values=set_values, remove=remove)
+            with aws_account(tenant.aws_account):
+                write_env_secret(tenant, set_values=set_values, remove=remove)
         job = _job(tenant, "tenant_reconcile", request, generation=tenant.config_generation)
         audit_record(
             request=request,
@@ -123,6 +127,20 @@ def tenant_repair(*, tenant: Tenant, request: HttpRequest) -> Job:
     with transaction.atomic():
         job = _job(tenant, "tenant_reconcile", request, generation=tenant.config_generation)
         audit_record(request=request, action="tenant.repair", obj=tenant)
+    return job
+
+
+def tenant_rotate_password(*, tenant: Tenant, request: HttpRequest) -> Job:
+    """A new database password, staged so that no reader is left with one the database
+    does not know (tenants.credentials)."""
+    from tenants.credentials import RotationRefused, rotate_password
+
+    with transaction.atomic():
+        try:
+            job = rotate_password(tenant, created_by=request.user)
+        except RotationRefused as exc:
+            raise TenantActionError(str(exc)) from exc
+        audit_record(request=request, action="tenant.rotate_password", obj=tenant)
     return job
 
 

@@ -31,3 +31,11 @@ def health_read_shared_dbs() -> int:
     for region, instance in instances:
         health_read_shared_db.delay(region, instance)
     return len(instances)
+
+
+@shared_task(ignore_result=True)
+def tenants_secrets_watch() -> int:
+    """Beat: a reconcile for every tenant whose secret changed outside the console."""
+    from tenants.credentials import secrets_watch
+
+    return len(secrets_watch())

@@ -19,6 +19,7 @@ urlpatterns = [
     path("<slug:slug>/edit/", views.tenant_edit, name="edit"),
     path("<slug:slug>/drift/", views.tenant_drift, name="drift"),
     path("<slug:slug>/repair/", views.tenant_repair, name="repair"),
+    path("<slug:slug>/rotate-password/", views.tenant_rotate_password, name="rotate_password"),
     path("<slug:slug>/suspend/", views.tenant_suspend, name="suspend"),
     path("<slug:slug>/resume/", views.tenant_resume, name="resume"),
     path("<slug:slug>/offboard/", views.tenant_offboard, name="offboard"),

@@ -198,6 +198,13 @@ _CONFIRM = {
         "until someone presses Resume. Nothing is deleted.",
         "Suspend",
     ),
+    "rotate": (
+        "Rotate the database password of {slug}?",
+        "A new password is staged in its secret, given to the database, then made current; "
+        "the function's variables are rebuilt if they hold it. New connections made with "
+        "the old password fail for the second between the last two.",
+        "Rotate",
+    ),
     "repair": (
         "Repair {slug}?",
         "A reconcile job brings every resource of the tenant back to its desired state: "
@@ -252,6 +259,17 @@ def tenant_drift(request: HttpRequest, slug: str) -> HttpResponse:
 @role_required(Role.OPERATOR, visible=tenant_slug_visible, methods=POST)
 def tenant_repair(request: HttpRequest, slug: str) -> HttpResponse:
     return _action(request, slug, services.tenant_repair, "Repairing {slug}.", confirm="repair")
+
+
+@role_required(Role.ADMIN, visible=tenant_slug_visible, methods=POST)
+def tenant_rotate_password(request: HttpRequest, slug: str) -> HttpResponse:
+    return _action(
+        request,
+        slug,
+        services.tenant_rotate_password,
+        "Rotating the database password of {slug}.",
+        confirm="rotate",
+    )
 
 
 @role_required(Role.ADMIN, visible=tenant_slug_visible, methods=POST)

@@ -48,6 +48,7 @@ TENANT_ROUTES = {
     "tenants/<slug:slug>/edit/",
     "tenants/<slug:slug>/drift/",
     "tenants/<slug:slug>/repair/",
+    "tenants/<slug:slug>/rotate-password/",
     "tenants/<slug:slug>/suspend/",
     "tenants/<slug:slug>/resume/",
     "tenants/<slug:slug>/offboard/",
@@ -100,6 +101,13 @@ FLEET_ROUTES = {
     "webhooks/<int:endpoint_id>/test/": "a webhook endpoint (admin), not a tenant",
     "webhooks/deliveries/<int:delivery_id>/": "a webhook delivery (admin)",
     "webhooks/deliveries/<int:delivery_id>/retry/": "a webhook delivery (admin)",
+    # AWS accounts (cells, opsconsole.awsaccounts): part of the fleet, refused to scoped users.
+    "aws-accounts/": "the AWS accounts tenants live in; refused to scoped users",
+    "aws-accounts/new/": "registering an AWS account (admin); refused to scoped users",
+    "aws-accounts/<slug:name>/": "an AWS account, not a tenant; refused to scoped users",
+    "aws-accounts/<slug:name>/edit/": "an AWS account (admin); refused to scoped users",
+    "aws-accounts/<slug:name>/delete/": "an AWS account (admin); refused to scoped users",
+    "aws-accounts/<slug:name>/check/<str:region>/": "a baseline check; refused to scoped users",
 }
 
 # Answer anyone, logged in or not.

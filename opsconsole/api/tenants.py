@@ -34,6 +34,10 @@ class TenantOut(Schema):
     status: str
     status_reason: str
     region: str
+    aws_account: str | None = Field(
+        description="The AWS account its stack lives in (a name from the AWS accounts "
+        "page); null: the console's own."
+    )
     ring: int
     isolation: str
     tags: dict[str, str]
@@ -47,6 +51,10 @@ class TenantOut(Schema):
     @staticmethod
     def resolve_needs_reconcile(obj) -> bool:
         return obj.applied_generation < obj.config_generation
+
+    @staticmethod
+    def resolve_aws_account(obj) -> str | None:
+        return obj.aws_account.name if obj.aws_account_id else None
 
 
 class TenantDetailOut(TenantOut):
@@ -121,6 +129,11 @@ class OnboardIn(_Changeable):
     slug: str = Field(description="Lowercase, digits, single hyphens; at most 40; permanent.")
     contact_email: str | None = None
     region: str | None = None
+    aws_account: str | None = Field(
+        None,
+        description="The name of a registered AWS account that lists the region; null: the "
+        "console's own. It cannot change later.",
+    )
     release: str | None = Field(None, description="Default: the release new tenants start on.")
     isolation: Literal["shared", "dedicated", "serverless", "none"] | None = None
     db_instance_class: str | None = None
@@ -320,6 +333,13 @@ def tenant_resume(request: HttpRequest, slug: str):
 def tenant_repair(request: HttpRequest, slug: str):
     """Re-apply the tenant's whole configuration, recreating what is missing."""
     return _action(request, slug, Role.OPERATOR, services.tenant_repair)
+
+
+@router.post("/{slug}/rotate-password", response=_ACTION_RESPONSES)
+def tenant_rotate_password(request: HttpRequest, slug: str):
+    """A new database password: staged in the tenant's secret, given to the database, made
+    current, then the function's variables rebuilt (admin)."""
+    return _action(request, slug, Role.ADMIN, services.tenant_rotate_password)
 
 
 @router.post("/{slug}/offboard", response=answers({200: ActionOut}, 400, 403, 409))

@@ -15,6 +15,11 @@ made every waiting worker ask again at each refill). The script
 gets "now" from the caller's clock (injectable for tests) rather than Redis TIME, so a
 test can drive it with a fake clock; worker clocks are NTP-synced, and a skew of a few
 milliseconds only moves a token's time by that much.
+
+The account is the one the call goes to (``opsconsole.aws.clients.aws_account``), read at
+each take: a budget object made once per region (``deployments.pipeline.budget_for``
+caches one) books each tenant's calls in the bucket of that tenant's account. The
+console's own account keeps the key it always had.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from dataclasses import dataclass, field
 
 import redis
 from django.conf import settings
+
+from opsconsole.aws.clients import budget_account
 
 # KEYS[1] the bucket; ARGV: rate (tokens/s), burst, now (s), tokens wanted, longest wait.
 # A caller that would have to wait books its token(s) now instead of asking again later:
@@ -87,6 +94,7 @@ def redis_client() -> redis.Redis:
 
 @dataclass
 class RateBudget:
+    # The bucket; "{account}" in it is replaced by the current account at each take.
     key: str
     rate: float
     burst: float
@@ -102,11 +110,18 @@ class RateBudget:
     def __post_init__(self) -> None:
         self._reserve = self.conn.register_script(_RESERVE)
 
+    @property
+    def bucket(self) -> str:
+        """The Redis key of the bucket calls made now take their tokens from."""
+        if "{account}" not in self.key:
+            return self.key
+        return self.key.replace("{account}", budget_account())
+
     def _book(self, tokens: int, max_wait: float) -> float:
         try:
             return float(
                 self._reserve(  # type: ignore[operator]
-                    keys=[self.key],
+                    keys=[self.bucket],
                     args=[self.rate, self.burst, repr(self.clock()), tokens, max_wait],
                 )
             )
@@ -132,7 +147,7 @@ class RateBudget:
             booked_at = self.clock()
             wait = self._book(tokens, max(0.0, deadline - booked_at))
             if wait < 0:
-                raise BudgetTimeout(f"no {self.key} budget within {timeout_s:.0f} s")
+                raise BudgetTimeout(f"no {self.bucket} budget within {timeout_s:.0f} s")
             if wait > 0:
                 self.sleep(wait)
             late = self.clock() - (booked_at + wait)
@@ -150,10 +165,12 @@ def lambda_budget(
     clock: Callable[[], float] | None = None,
     sleep: Callable[[float], None] | None = None,
 ) -> RateBudget:
-    """The budget of Lambda's control plane (15 requests/s per account and region)."""
-    account = account or settings.RATE_BUDGET_ACCOUNT
+    """The budget of Lambda's control plane (15 requests/s per account and region).
+
+    ``account`` fixes the account's name in the key; without it each take uses the
+    account its caller works in (``aws_account``), the console's own by default."""
     return RateBudget(
-        key=f"{settings.RATE_BUDGET_PREFIX}:lambda-control:{account}:{region}",
+        key=f"{settings.RATE_BUDGET_PREFIX}:lambda-control:{account or '{account}'}:{region}",
         rate=settings.LAMBDA_CONTROL_RATE,
         burst=settings.LAMBDA_CONTROL_BURST,
         conn=redis_client(),

@@ -16,16 +16,23 @@ class BaselineMissing(Exception):
     pass
 
 
+def _region(job) -> str | None:
+    """The region checked: the job's (an AWS account's check, per region), else the
+    console's own."""
+    return (job.params or {}).get("region") or None
+
+
 def check_identity(job, step) -> dict:
-    return sts.get_caller_identity()
+    return sts.get_caller_identity(region=_region(job))
 
 
 def check_network(job, step) -> dict:
     names = settings.BASELINE
-    vpc = ec2.find_vpc(name=names["vpc_name"])
+    region = _region(job)
+    vpc = ec2.find_vpc(name=names["vpc_name"], region=region)
     if vpc is None:
         raise BaselineMissing(f"No VPC tagged Name={names['vpc_name']}.")
-    subnets = ec2.list_private_subnets(vpc_id=vpc["VpcId"])
+    subnets = ec2.list_private_subnets(vpc_id=vpc["VpcId"], region=region)
     zones = {s["AvailabilityZone"] for s in subnets}
     if len(zones) < 2:
         raise BaselineMissing(
@@ -34,7 +41,7 @@ def check_network(job, step) -> dict:
         )
     groups = {}
     for key in ("function_sg_name", "database_sg_name"):
-        sg = ec2.find_security_group(vpc_id=vpc["VpcId"], name=names[key])
+        sg = ec2.find_security_group(vpc_id=vpc["VpcId"], name=names[key], region=region)
         if sg is None:
             raise BaselineMissing(f"No security group {names[key]} in {vpc['VpcId']}.")
         groups[key.removesuffix("_name")] = sg["GroupId"]
@@ -48,10 +55,11 @@ def check_network(job, step) -> dict:
 
 def check_shared_database(job, step) -> dict:
     names = settings.BASELINE
-    instance = rds.describe_db_instance(identifier=names["shared_db_instance"])
+    region = _region(job)
+    instance = rds.describe_db_instance(identifier=names["shared_db_instance"], region=region)
     if instance is None:
         raise BaselineMissing(f"No RDS instance {names['shared_db_instance']}.")
-    secret = secrets.describe_secret(secret_id=names["shared_db_master_secret"])
+    secret = secrets.describe_secret(secret_id=names["shared_db_master_secret"], region=region)
     if secret is None:
         raise BaselineMissing(f"No master secret {names['shared_db_master_secret']}.")
     endpoint = instance.get("Endpoint") or {}
@@ -66,7 +74,7 @@ def check_shared_database(job, step) -> dict:
 
 def check_release_repository(job, step) -> dict:
     name = settings.BASELINE["release_repository"]
-    repo = ecr.describe_repository(name=name)
+    repo = ecr.describe_repository(name=name, region=_region(job))
     if repo is None:
         raise BaselineMissing(f"No ECR repository {name}.")
     return {"repository_uri": repo["repositoryUri"]}
@@ -74,7 +82,7 @@ def check_release_repository(job, step) -> dict:
 
 def check_artifact_bucket(job, step) -> dict:
     bucket = settings.BASELINE["artifact_bucket"]
-    if not s3.bucket_exists(bucket=bucket):
+    if not s3.bucket_exists(bucket=bucket, region=_region(job)):
         raise BaselineMissing(f"No S3 bucket {bucket}.")
     return {"bucket": bucket}
 

@@ -7,7 +7,9 @@ It raises ``StepWait`` to be re-checked later without holding a worker.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,3 +90,23 @@ def get_kind(name: str) -> JobKind:
 def kind_label(name: str) -> str:
     kind = _KINDS.get(name)
     return kind.label if kind else name
+
+
+# What a job's steps run inside, per kind of subject: the tenant's AWS account for a job
+# on a tenant (opsconsole.awsaccounts registers it). The runner enters it once per run,
+# around every step and hook, so no step has to know which account it works in.
+SubjectContext = Callable[[str], AbstractContextManager[Any]]
+_SUBJECT_CONTEXTS: dict[str, SubjectContext] = {}
+
+
+def register_subject_context(subject_type: str, context: SubjectContext) -> None:
+    """``context(subject_id)`` makes the context every step of a job on that subject
+    runs in."""
+    _SUBJECT_CONTEXTS[subject_type] = context
+
+
+def subject_context(subject_type: str, subject_id: str) -> AbstractContextManager[Any]:
+    context = _SUBJECT_CONTEXTS.get(subject_type)
+    if context is None or not subject_id:
+        return contextlib.nullcontext()
+    return context(subject_id)

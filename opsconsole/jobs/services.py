@@ -30,7 +30,7 @@ from django.utils import timezone
 from opsconsole.core import rows
 from opsconsole.jobs.lease import Heartbeat
 from opsconsole.jobs.models import FINISHED, Job, JobStatus, JobStep, StepRun, StepStatus
-from opsconsole.jobs.registry import StepWait, get_kind, is_transient
+from opsconsole.jobs.registry import StepWait, get_kind, is_transient, subject_context
 
 logger = logging.getLogger(__name__)
 
@@ -408,6 +408,12 @@ def _execute(job_id: int, owner: str) -> str:
             return "not-claimed"
         return "busy"  # queued, but not due yet or its subject is leased elsewhere
 
+    # The subject's context (a tenant's AWS account) around every step and every hook.
+    with subject_context(job.subject_type, job.subject_id):
+        return _run_steps(job, owner)
+
+
+def _run_steps(job: Job, owner: str) -> str:
     if job.attempts > job.max_attempts:
         _fail_unfinished_steps(job, "Gave up: the job's worker was lost too many times.")
         _finish(job, owner, JobStatus.FAILED, f"Gave up after {job.attempts - 1} attempts.")

@@ -156,10 +156,11 @@ def step_secret(job: Job, step: JobStep) -> dict[str, Any]:
     value = current["value"]
     desired = {**value, **expected}
     changed = sorted(k for k in desired if value.get(k) != desired[k])
+    version_id = current["VersionId"]
     if changed:
-        secrets.put_secret_json(secret_id=name, value=desired, region=tenant.region)
+        version_id = secrets.put_secret_json(secret_id=name, value=desired, region=tenant.region)
         logger.info("Updated secret %s of tenant %s: %s", name, tenant.slug, changed)
-    record_secret(tenant, arn=current["ARN"], value=desired)
+    record_secret(tenant, arn=current["ARN"], value=desired, version_id=version_id)
     return {
         "secret_arn": current["ARN"],
         "secret_name": name,

@@ -59,10 +59,15 @@ def _public_fields(value: dict) -> dict:
     return fields
 
 
-def record_secret(tenant: Tenant, *, arn: str, value: dict) -> TenantResource:
+def record_secret(tenant: Tenant, *, arn: str, value: dict, version_id: str = "") -> TenantResource:
+    """``version_id``: the version the tenant now runs with (tenants.credentials notices a
+    new one made outside the console and applies it)."""
     name = naming.db_secret_name(tenant.slug)
+    details = _public_fields(value)
+    if version_id:
+        details["version_id"] = version_id
     return resources.record(
-        tenant, kind="db_secret", name=name, identifier=name, arn=arn, details=_public_fields(value)
+        tenant, kind="db_secret", name=name, identifier=name, arn=arn, details=details
     )
 
 
@@ -104,7 +109,7 @@ def ensure_db_secret(tenant: Tenant, *, known: dict | None = None) -> tuple[str,
                 raise
         else:
             logger.info("Created secret %s for tenant %s", name, slug)
-            record_secret(tenant, arn=created["ARN"], value=value)
+            record_secret(tenant, arn=created["ARN"], value=value, version_id=created["VersionId"])
             return created["ARN"], value, True
     value = current["value"]
     if not value.get("password"):

@@ -25,23 +25,30 @@ def write_env_secret(tenant: Tenant, *, set_values: dict[str, str], remove: list
             tags=tags_for(tenant),
             region=tenant.region,
         )
-        arn = created["ARN"]
+        arn, version_id = created["ARN"], created["VersionId"]
     else:
         if existing.get("DeletedDate"):
             secrets.restore_secret(secret_id=name, region=tenant.region)
         current = secrets.get_secret_json(secret_id=name, region=tenant.region)
         merged = {k: v for k, v in {**current, **set_values}.items() if k not in remove}
+        version_id = secrets.current_version(existing)
         if merged != current:
-            secrets.put_secret_json(secret_id=name, value=merged, region=tenant.region)
+            version_id = secrets.put_secret_json(secret_id=name, value=merged, region=tenant.region)
         arn = existing["ARN"]
+    _record(tenant, arn=arn, version_id=version_id)
+    return arn
+
+
+def _record(tenant: Tenant, *, arn: str, version_id: str) -> None:
+    """``version_id``: the version the function's variables were built from (a new one
+    made outside the console is noticed and applied by tenants.credentials)."""
     resources.record(
         tenant,
         kind="env_secret",
-        name=name,
+        name=naming.env_secret_name(tenant.slug),
         arn=arn,
-        details={"names": sorted(set(tenant.secret_env_names))},
+        details={"names": sorted(set(tenant.secret_env_names)), "version_id": version_id},
     )
-    return arn
 
 
 def step_env_secret(job, step) -> dict:
@@ -51,13 +58,7 @@ def step_env_secret(job, step) -> dict:
         return {"secret": "none (no secret variables)"}
     existing = secrets.describe_secret(secret_id=name, region=tenant.region)
     if existing is not None and not existing.get("DeletedDate"):
-        resources.record(
-            tenant,
-            kind="env_secret",
-            name=name,
-            arn=existing["ARN"],
-            details={"names": tenant.secret_env_names},
-        )
+        _record(tenant, arn=existing["ARN"], version_id=secrets.current_version(existing))
         return {"secret_arn": existing["ARN"]}
     # The secret is gone (a sandbox restart, or deleted by hand). Its values were never
     # stored anywhere else, so re-create it with the names and empty values and say so.

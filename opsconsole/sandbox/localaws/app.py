@@ -27,6 +27,7 @@ from opsconsole.sandbox.localaws import (
     rds_engine_versions,
     rds_ext,
     rds_windows,
+    secrets_stages,
     sns_delivery,
 )
 from opsconsole.sandbox.localaws.config import LocalAwsConfig
@@ -48,6 +49,7 @@ EXTENSIONS: list[ModuleType] = [
     rds_ext,
     rds_engine_versions,
     rds_windows,
+    secrets_stages,
 ]
 
 
