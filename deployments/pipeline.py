@@ -117,6 +117,12 @@ def control_call(region: str, fn, **kwargs: Any) -> Any:
     except AwsError as exc:
         if exc.throttled or exc.code == "ResourceConflictException":
             raise StepWait(f"Lambda answered {exc.code}: trying again", retry_in=2) from exc
+        if exc.code == "PreconditionFailedException":
+            # The function changed between our read and the update (RevisionId): read it
+            # again rather than publish code we did not check.
+            raise StepWait(
+                "the function changed since it was read: reading it again", retry_in=1
+            ) from exc
         raise
 
 
@@ -243,6 +249,16 @@ def step_artifact(job: Job, step) -> dict:
 
 
 def step_code(job: Job, step) -> dict:
+    """The release's configuration, then its code, published as a version in the same call.
+
+    ``UpdateFunctionCode`` with ``Publish`` and the ``RevisionId`` just read: one control
+    call puts the code in place and publishes it, and AWS refuses it if anything changed
+    the function since we looked (the step then reads it again). The answer is the new
+    version, its ``CodeSha256`` checked against the release's here. A deployment whose
+    settings are unchanged spends 2 control calls in all (this one and the alias), 3 when
+    the configuration changes too. The update finishes in the background while the
+    migrations run; the version step waits for it.
+    """
     deployment = deployment_of(job)
     tenant = deployment.tenant
     name, region = naming.function_name(tenant.slug), tenant.region
@@ -257,26 +273,57 @@ def step_code(job: Job, step) -> dict:
     identity.converge_policy(tenant, artifact.app_settings)
     poll = settings.DEPLOY_UPDATE_POLL_S
     # One change per pass: Lambda refuses a second update while one is in progress. The
-    # step runs again after each (StepWait) and finds what is left to do. Configuration
-    # changes only when the release or the tenant's settings changed it.
+    # step runs again after the configuration update (StepWait) and finds what is left to
+    # do. Configuration changes only when the release or the tenant's settings changed it.
     changes = fn._config_changes(configuration, fn.desired_configuration(tenant, artifact))
     if changes:
         configuration = control_call(
             region, lambda_.update_configuration, name=name, changes=changes
         )
         _busy(configuration, retry_in=poll, since=step.started_at)
-    if not fn.code_matches(configuration, existing.get("Code", {}), artifact):
-        configuration = control_call(
-            region, lambda_.update_code, name=name, code=fn.code_argument(artifact)
-        )
-        _busy(configuration, retry_in=poll, since=step.started_at)
     # The alias still serves what it served before this deployment: it moves only in the
-    # traffic step, so reading it here, once the code is in place, is the version to go
-    # back to on failure.
-    return {
-        "code": "the release's code and configuration are in place",
-        "from_version": _live_version(name, region),
+    # traffic step, so this is the version to go back to on failure.
+    out = {"from_version": _live_version(name, region)}
+    if fn.code_matches(configuration, existing.get("Code", {}), artifact):
+        # Already in place (this step ran before and its answer was lost, or the tenant
+        # runs this code already): the version step publishes it, idempotently.
+        return out | {"code": "the release's code was already in place"}
+    answer = control_call(
+        region,
+        lambda_.update_code,
+        name=name,
+        code=fn.code_argument(artifact),
+        publish=True,
+        revision_id=configuration.get("RevisionId", ""),
+    )
+    version = answer.get("Version", "")
+    if not version or version == "$LATEST":
+        raise RuntimeError(f"Lambda did not publish a version of {name} with the update.")
+    _check_code(name, answer, answer.get("Code") or {}, artifact, what=f"version {version}")
+    return out | {
+        "code": f"the release's code is in place, published as version {version}",
+        "function_version": version,
+        "code_sha256": answer.get("CodeSha256", ""),
     }
+
+
+def _check_code(name: str, configuration: dict, code: dict, artifact, *, what: str) -> None:
+    """Refuse a version that does not hold the release's code (its CodeSha256, or image,
+    and architecture), naming what was found."""
+    if artifact.package_type == "Image" and not code:
+        # UpdateFunctionCode's answer carries no ImageUri: the image's digest is checked
+        # by the version step, from GetFunction of the version.
+        matches = configuration.get("Architectures", ["x86_64"]) == [artifact.architecture]
+    else:
+        matches = fn.code_matches(configuration, code, artifact)
+    if not matches:
+        raise RuntimeError(
+            f"{name} {what} does not hold the release's code (CodeSha256 "
+            f"{configuration.get('CodeSha256')}, expected "
+            f"{artifact.code_sha256 or artifact.image_uri}; architecture "
+            f"{','.join(configuration.get('Architectures', []))}, expected "
+            f"{artifact.architecture})."
+        )
 
 
 def step_schema(job: Job, step) -> dict:
@@ -292,30 +339,37 @@ def step_schema(job: Job, step) -> dict:
 
 
 def step_publish(job: Job, step) -> dict:
+    """The version the code step published, once Lambda has finished making it.
+
+    Read with GetFunction of the version (outside the 15/s budget): its code is checked
+    again and, while Lambda still applies the update, the step gives its worker back and
+    looks again. Only when the code step found the code already in place does this step
+    spend a call: PublishVersion with the CodeSha256 (AWS refuses it if the code changed
+    since, and hands back the existing version when nothing changed since the last one).
+    """
     deployment = deployment_of(job)
     tenant = deployment.tenant
     name, region = naming.function_name(tenant.slug), tenant.region
     artifact = artifact_for(deployment)
-    current = lambda_.get_function(name=name, region=region) or {}
-    configuration = current.get("Configuration", {})
-    if not fn.code_matches(configuration, current.get("Code", {}), artifact):
-        raise RuntimeError(
-            f"{name} does not run the release's code (CodeSha256 "
-            f"{configuration.get('CodeSha256')}, expected "
-            f"{artifact.code_sha256 or artifact.image_uri}; architecture "
-            f"{','.join(configuration.get('Architectures', []))}, expected "
-            f"{artifact.architecture})."
-        )
-    # PublishVersion with CodeSha256 fails if the code changed since we looked; when
-    # nothing changed since the last publish AWS hands back that version (idempotent).
-    published = control_call(
-        region,
-        lambda_.publish_version,
-        name=name,
-        code_sha256=configuration["CodeSha256"],
-        description=f"release {deployment.rollout.release.version}",
-    )
-    return {"function_version": published["Version"]}
+    version = step_output(job, "code").get("function_version", "")
+    if not version:
+        current = lambda_.get_function(name=name, region=region) or {}
+        configuration = current.get("Configuration", {})
+        _check_code(name, configuration, current.get("Code", {}), artifact, what="$LATEST")
+        version = control_call(
+            region,
+            lambda_.publish_version,
+            name=name,
+            code_sha256=configuration["CodeSha256"],
+            description=f"release {deployment.rollout.release.version}",
+        )["Version"]
+    published = lambda_.get_function_at(name=name, qualifier=version, region=region)
+    if published is None:
+        raise RuntimeError(f"Version {version} of {name} does not exist.")
+    configuration = published.get("Configuration", {})
+    _check_code(name, configuration, published.get("Code", {}), artifact, what=f"version {version}")
+    _busy(configuration, retry_in=settings.DEPLOY_UPDATE_POLL_S)
+    return {"function_version": version}
 
 
 def step_health(job: Job, step) -> dict:
@@ -604,9 +658,9 @@ def deployment_failed(job: Job) -> None:
 
 DEPLOY_STEPS = [
     ("artifact", "Artifact present in the tenant's region", step_artifact),
-    ("code", "Function code and configuration", step_code),
+    ("code", "Function configuration, code published as a version", step_code),
     ("schema", "Database migrations", step_schema),
-    ("publish", "Publish a version (CodeSha256 checked)", step_publish),
+    ("publish", "Version published with the code, ready (CodeSha256 checked)", step_publish),
     ("health", "Health check before traffic", step_health),
     ("traffic", "Move the 'live' alias", step_traffic),
     ("verify", "Watch alarms and error rate", step_verify),

@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from deployments import fleet_model
 from deployments.models import (
     ROLLOUT_OPEN,
     Deployment,
@@ -42,17 +43,18 @@ from tenants.models import Tenant, TenantStatus
 
 logger = logging.getLogger(__name__)
 
-# Lambda control-plane calls per tenant: code, publish, alias; one more (configuration)
-# where the release changes the function's settings.
-CALLS_PER_TENANT = 3
-# A tenant's own chain of waits on real AWS: a function update (~5 s; a second one where
-# the configuration changes too), the migrations, the health invoke.
-TENANT_CHAIN_S = 10
-UPDATE_S = 5
-
 
 class RolloutRefused(ValueError):  # noqa: N818 - shown to the person
     pass
+
+
+def default_max_parallel() -> int:
+    """Enough slots that the Lambda budget, not max parallel, bounds a rollout: a
+    deployment holds its slot for its whole chain of waits (fleet_model)."""
+    return fleet_model.default_max_parallel(
+        rate=settings.LAMBDA_CONTROL_RATE,
+        chain=fleet_model.Chain(poll_s=settings.DEPLOY_UPDATE_POLL_S),
+    )
 
 
 @dataclass
@@ -68,7 +70,7 @@ class Strategy:
     @classmethod
     def default(cls) -> Strategy:
         return cls(
-            max_parallel=settings.ROLLOUT_DEFAULT_MAX_PARALLEL,
+            max_parallel=settings.ROLLOUT_DEFAULT_MAX_PARALLEL or default_max_parallel(),
             bake_s=settings.ROLLOUT_DEFAULT_BAKE_S,
         )
 
@@ -137,6 +139,7 @@ class Preview:
     estimate_s: int
     rate_bound_s: int
     chain_s: int
+    calls: int  # Lambda control-plane calls in all
     downgrades: list[str]
     busy: dict[str, int]  # tenant slug -> the open rollout that holds it
 
@@ -170,37 +173,46 @@ def changes_configuration(release: Release, tenants: list[Tenant]) -> int:
     return sum(1 for t in tenants if settings_of.get(t.current_release, wanted) != wanted)
 
 
+def _chain(strategy: Strategy, *, config_updates: bool) -> fleet_model.Chain:
+    return fleet_model.Chain(
+        config_update=config_updates,
+        canary_s=strategy.canary_minutes * 60 if strategy.traffic == Traffic.CANARY else 0,
+        poll_s=settings.DEPLOY_UPDATE_POLL_S,
+    )
+
+
 def estimate(
     wave_sizes: list[int], strategy: Strategy, *, config_updates: int = 0
-) -> tuple[int, int, int]:
-    """(estimate, rate bound, chain) in seconds, from the shared Lambda budget."""
-    total = sum(wave_sizes)
-    calls = total * (CALLS_PER_TENANT + (1 if strategy.traffic == Traffic.CANARY else 0))
-    calls += config_updates
-    rate_bound = calls / settings.LAMBDA_CONTROL_RATE
-    per_tenant = (
-        TENANT_CHAIN_S
-        + (UPDATE_S if config_updates else 0)
-        + (strategy.canary_minutes * 60 if strategy.traffic == Traffic.CANARY else 0)
+) -> tuple[int, int, int, int]:
+    """(estimate, rate bound, the tenants' own waits, control calls) in seconds, from the
+    simulation the rollout bench checks against its measurement (deployments.fleet_model).
+    Tenants whose configuration changes spend one call more; the chain is taken as theirs
+    for all when any does (an upper bound: the update's wait is in every chain)."""
+    chain = _chain(strategy, config_updates=config_updates > 0)
+    common = {
+        "waves": wave_sizes,
+        "burst": settings.LAMBDA_CONTROL_BURST,
+        "max_parallel": strategy.max_parallel,
+        "watch_s": [watch_seconds(bake_s=strategy.bake_s, wave=w) for w in range(len(wave_sizes))],
+        "bake_s": float(strategy.bake_s),
+        "chain": chain,
+        "kick_s": settings.ROLLOUT_ADVANCE_DEBOUNCE_S,
+    }
+    at_budget = fleet_model.estimate(rate=settings.LAMBDA_CONTROL_RATE, **common)
+    unbounded = fleet_model.estimate(rate=1e9, **common)
+    calls = sum(wave_sizes) * (chain.control_calls - int(chain.config_update)) + config_updates
+    return (
+        math.ceil(at_budget.wall_s),
+        math.ceil(calls / settings.LAMBDA_CONTROL_RATE),
+        math.ceil(unbounded.wall_s),
+        calls,
     )
-    # A deployment holds its slot while it watches its tenant (Rollout.watch_s).
-    chain = sum(
-        math.ceil(n / max(1, strategy.max_parallel))
-        * (per_tenant + watch_seconds(bake_s=strategy.bake_s, wave=wave))
-        for wave, n in enumerate(wave_sizes)
-    )
-    # After each wave but the last, the part of the bake its deployments did not watch.
-    bake = sum(
-        strategy.bake_s - watch_seconds(bake_s=strategy.bake_s, wave=wave)
-        for wave in range(len(wave_sizes) - 1)
-    )
-    return int(max(rate_bound, chain) + bake), int(rate_bound), int(chain)
 
 
 def rollout_preview(release: Release, target: Target, strategy: Strategy) -> Preview:
     tenants = select_targets(release, target)
     waves = plan_waves(tenants)
-    est, rate_bound, chain = estimate(
+    est, rate_bound, chain, calls = estimate(
         [len(w) for w in waves],
         strategy,
         config_updates=changes_configuration(release, tenants),
@@ -210,6 +222,7 @@ def rollout_preview(release: Release, target: Target, strategy: Strategy) -> Pre
         estimate_s=est,
         rate_bound_s=rate_bound,
         chain_s=chain,
+        calls=calls,
         downgrades=[t.slug for t in downgrades(release, tenants)],
         busy=_busy(tenants),
     )

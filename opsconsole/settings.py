@@ -519,7 +519,9 @@ LAMBDA_CONTROL_BURST = float(env_str("LAMBDA_CONTROL_BURST", "5"))
 LAMBDA_BUDGET_WAIT_S = env_int("LAMBDA_BUDGET_WAIT_S", 30)
 # A token used later than this after its time is let go and booked again (rate_budget.take).
 LAMBDA_BUDGET_MAX_LATE_S = float(env_str("LAMBDA_BUDGET_MAX_LATE_S", "0.05"))
-ROLLOUT_DEFAULT_MAX_PARALLEL = env_int("ROLLOUT_DEFAULT_MAX_PARALLEL", 10)
+# 0: from the budget and a deployment's chain of waits (rollouts.default_max_parallel, 49
+# at 10/s), so the default strategy is not the bottleneck below the budget.
+ROLLOUT_DEFAULT_MAX_PARALLEL = env_int("ROLLOUT_DEFAULT_MAX_PARALLEL", 0)
 ROLLOUT_DEFAULT_BAKE_S = env_int("ROLLOUT_DEFAULT_BAKE_S", 300)
 # The orchestrator also runs after every deployment; the beat entry catches bake times
 # ending and anything a lost message left behind.

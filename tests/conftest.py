@@ -85,12 +85,18 @@ def aws(settings):
     from moto import mock_aws
 
     from opsconsole.aws.clients import reset_clients
-    from opsconsole.sandbox.localaws import apigw_ext, lambda_architecture, secrets_stages
+    from opsconsole.sandbox.localaws import (
+        apigw_ext,
+        lambda_architecture,
+        lambda_revisions,
+        secrets_stages,
+    )
 
     # What moto lacks, added as the local AWS adds it (the server installs the same).
     lambda_architecture.patch_moto()
     apigw_ext.patch_moto()
     secrets_stages.patch_moto()
+    lambda_revisions.patch_moto()
     settings.AWS_ENDPOINT_URL = ""
     for key in ("AWS_ENDPOINT_URL",):
         os.environ.pop(key, None)

@@ -34,8 +34,23 @@ def update_configuration(*, name: str, changes: dict[str, Any], region: str | No
     )
 
 
-def update_code(*, name: str, code: dict[str, Any], region: str | None = None) -> dict:
-    return call(client("lambda", region).update_function_code, FunctionName=name, **code)
+def update_code(
+    *,
+    name: str,
+    code: dict[str, Any],
+    publish: bool = False,
+    revision_id: str = "",
+    region: str | None = None,
+) -> dict:
+    """UpdateFunctionCode. With ``publish`` the answer is the version published from this
+    code (one call instead of two); with ``revision_id`` AWS refuses the update
+    (PreconditionFailedException) if the function changed since that revision was read."""
+    kwargs: dict[str, Any] = {"FunctionName": name, **code}
+    if publish:
+        kwargs["Publish"] = True
+    if revision_id:
+        kwargs["RevisionId"] = revision_id
+    return call(client("lambda", region).update_function_code, **kwargs)
 
 
 def _wait(waiter_name: str, name: str, region: str | None, max_attempts: int) -> None:

@@ -6,6 +6,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from deployments.models import ApiToken, Release, Rollout
+from deployments.rollouts import Strategy
 from opsconsole.api.tokens import TokenRefused, api_token_create
 from opsconsole.audit.models import AuditEvent
 from opsconsole.sandbox.demo_release import app_files, build_zip
@@ -106,7 +107,8 @@ def test_ci_registers_a_zip_and_starts_a_rollout(client, operator_user, seeded, 
     assert body["status"] == "running" and body["counts"]["pending"] == 3
     assert sorted(d["tenant"] for d in body["deployments"]) == ["t5-api0", "t5-api1", "t5-api2"]
     rollout = Rollout.objects.get(pk=body["id"])
-    assert rollout.bake_s == 0 and rollout.max_parallel == 10
+    # The default max parallel follows from the budget (rollouts.default_max_parallel).
+    assert rollout.bake_s == 0 and rollout.max_parallel == Strategy.default().max_parallel
     status = client.get(f"/api/v1/rollouts/{rollout.pk}", **headers).json()
     assert status["wave_sizes"] == [1, 1, 1]
     paused = client.post(f"/api/v1/rollouts/{rollout.pk}/pause", **headers)

@@ -136,9 +136,9 @@ def test_a_failing_health_check_leaves_traffic_on_the_old_version(fleet, health_
     ) in dep.reason
     assert f"the alias never moved: version {before} still serves every request" in dep.reason
     assert alias_version(tenant) == before
-    # Code and publish took a token each; the health invoke (data plane) and the failure
-    # hook (nothing to revert) took none, and no alias call was made.
-    assert tokens.taken == 2
+    # The code update (which published the version) took one token; the health invoke
+    # (data plane) and the failure hook (nothing to revert) took none, and no alias call.
+    assert tokens.taken == 1
     steps = dict(JobStep.objects.filter(job_id=dep.job_id).values_list("name", "status"))
     assert steps["traffic"] == "pending" and steps["health"] == "failed"
     tenant.refresh_from_db()

@@ -6,6 +6,7 @@ Tenants are onboarded for real (the provisioning job, inline); deployments run t
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import pytest
@@ -166,10 +167,30 @@ def test_the_estimate_counts_a_configuration_update_only_where_the_release_chang
     strategy = quick(max_parallel=10)
     plain = rollout_preview(same, Target(), strategy)
     changed = rollout_preview(other, Target(), strategy)
-    # 3 control-plane calls a tenant (code, publish, alias), 4 where the runtime changes.
-    assert plain.rate_bound_s == int(10 * 3 / settings.LAMBDA_CONTROL_RATE)
-    assert changed.rate_bound_s == int(10 * 4 / settings.LAMBDA_CONTROL_RATE)
+    # 2 control-plane calls a tenant (code published with the update, alias), 3 where the
+    # runtime changes.
+    assert (plain.calls, changed.calls) == (20, 30)
+    assert plain.rate_bound_s == math.ceil(20 / settings.LAMBDA_CONTROL_RATE)
+    assert changed.rate_bound_s == math.ceil(30 / settings.LAMBDA_CONTROL_RATE)
     assert changed.chain_s > plain.chain_s
+
+
+def test_the_fleet_model_is_bound_by_the_budget_at_the_default_max_parallel():
+    """1,000 tenants at 10/s: 2,000 calls need 200 s; the default max parallel keeps the
+    simulated rollout within 5 % of that bound (bake aside), while 10 slots do not."""
+    from deployments import fleet_model
+
+    waves = [1, 100, 899]
+    common = {"waves": waves, "rate": 10.0, "burst": 5.0, "watch_s": [0, 0, 0], "bake_s": 0}
+    default = fleet_model.default_max_parallel(rate=10.0)
+    fast = fleet_model.estimate(max_parallel=default, **common)
+    slow = fleet_model.estimate(max_parallel=10, **common)
+    assert fast.calls == 2000 and fast.rate_s == 200
+    assert fast.wall_s <= fast.bound_s * 1.05
+    assert slow.wall_s > fast.bound_s * 1.5  # the slots, not the budget, bound it
+    # At a budget no tenant's chain can use, the chain is the bound.
+    alone = fleet_model.estimate(waves=[1], rate=1e9, burst=1, max_parallel=1)
+    assert alone.wall_s == pytest.approx(alone.chain_s)
 
 
 @pytest.mark.long  # a long scenario: `make faults` runs it, `make test` does not
@@ -374,30 +395,48 @@ def test_canary_on_the_alias_aborts_on_an_alarm(fleet):
 @pytest.mark.parametrize(
     ("runtime", "per_tenant"),
     [
-        # Code, publish, alias: a release that keeps the function's settings changes no
-        # configuration.
-        ("python3.12", 3),
+        # The code update publishes the version; then the alias: a release that keeps the
+        # function's settings changes no configuration.
+        ("python3.12", 2),
         # A release on another runtime changes the configuration too: one more call.
-        ("python3.13", 4),
+        ("python3.13", 3),
     ],
 )
 def test_each_tenant_takes_a_token_per_control_plane_call(fleet, monkeypatch, runtime, per_tenant):
+    """Counted twice: the tokens the steps take, and the control-plane requests botocore
+    really sends (every Lambda operation but GetFunction, GetPolicy and Invoke, which
+    have their own limits), so a call made without its token shows as a mismatch."""
+    from opsconsole.aws.clients import client
+
     tenants = fleet(2)
-    taken = []
+    taken, sent = [], []
+    free = {"GetFunction", "GetPolicy", "Invoke"}
 
     class Recorder:
         def take(self, *, timeout_s):
             taken.append(timeout_s)
 
+    def on_call(model, **kwargs):
+        if model.name not in free:
+            sent.append(model.name)
+
     monkeypatch.setattr(pipeline, "budget_for", lambda region: Recorder())
-    rollout = drive(
-        rollout_start(release=register_new(runtime=runtime), target=Target(), strategy=quick())
-    )
+    release = register_new(runtime=runtime)
+    events = client("lambda").meta.events
+    events.register("before-call.lambda", on_call, unique_id="count-control-calls")
+    try:
+        rollout = drive(rollout_start(release=release, target=Target(), strategy=quick()))
+    finally:
+        events.unregister("before-call.lambda", unique_id="count-control-calls")
     assert rollout.status == RolloutStatus.SUCCEEDED
     assert len(taken) == 2 * per_tenant
+    assert len(sent) == 2 * per_tenant, sent
+    assert sent.count("PublishVersion") == 0  # published by UpdateFunctionCode itself
     for tenant in tenants:
         function = lambda_.get_function(name=naming.function_name(tenant.slug))
         assert function["Configuration"]["Runtime"] == runtime
+        live = lambda_.get_function_at(name=naming.function_name(tenant.slug), qualifier="live")
+        assert live["Configuration"]["CodeSha256"] == function["Configuration"]["CodeSha256"]
 
 
 def _code_step(tenant: Tenant, release):
@@ -424,6 +463,7 @@ def _stubbed_function(tenant: Tenant, release, **configuration) -> dict:
             "CodeSha256": "b2xkLWNvZGU=",
             "State": "Active",
             "LastUpdateStatus": "Successful",
+            "RevisionId": "rev-0",
             **wanted,
             **configuration,
         },
@@ -431,8 +471,25 @@ def _stubbed_function(tenant: Tenant, release, **configuration) -> dict:
     }
 
 
-def test_a_code_update_in_progress_gives_the_worker_back_without_another_call(fleet):
-    """UpdateFunctionCode answers InProgress: the step waits on that answer alone."""
+def release_sha(release) -> str:
+    from deployments.tenant_release import release_artifact
+
+    return release_artifact(release).code_sha256
+
+
+def _live_answer(name: str) -> tuple[dict, dict]:
+    """GetFunction of the ``live`` alias (the version to go back to): answer, parameters."""
+    return (
+        {"Configuration": {"FunctionName": name, "Version": "1"}},
+        {"FunctionName": name, "Qualifier": "live"},
+    )
+
+
+def test_the_code_update_publishes_its_version_and_the_version_step_waits_for_it(fleet):
+    """UpdateFunctionCode with Publish and the RevisionId just read answers the new version
+    while Lambda still applies it: the code step records it without waiting (the
+    migrations run meanwhile) and the version step gives its worker back until the
+    version is ready, on GetFunction alone."""
     from botocore.stub import ANY, Stubber
 
     from opsconsole.aws.clients import client
@@ -442,18 +499,106 @@ def test_a_code_update_in_progress_gives_the_worker_back_without_another_call(fl
     release = register_new()
     job, step = _code_step(tenant, release)
     name = naming.function_name(tenant.slug)
+    current = _stubbed_function(tenant, release, RevisionId="rev-1")
+    sha = release_sha(release)
+    with Stubber(client("lambda")) as stub:
+        stub.add_response("get_function", current, {"FunctionName": name})
+        stub.add_response("get_function", *_live_answer(name))
+        stub.add_response(
+            "update_function_code",
+            {
+                "FunctionName": name,
+                "Version": "7",
+                "CodeSha256": sha,
+                "Architectures": ["x86_64"],
+                "LastUpdateStatus": "InProgress",
+                "State": "Active",
+            },
+            {
+                "FunctionName": name,
+                "S3Bucket": ANY,
+                "S3Key": ANY,
+                "Architectures": ["x86_64"],
+                "Publish": True,
+                "RevisionId": "rev-1",
+            },
+        )
+        out = pipeline.step_code(job, step)
+        stub.assert_no_pending_responses()
+    assert out["function_version"] == "7" and out["from_version"] == "1"
+    job.steps.filter(name="code").update(output=out)
+    version = {
+        "Configuration": {
+            "FunctionName": name,
+            "Version": "7",
+            "CodeSha256": sha,
+            "Architectures": ["x86_64"],
+            "State": "Active",
+            "LastUpdateStatus": "InProgress",
+        },
+        "Code": {},
+    }
+    with Stubber(client("lambda")) as stub:
+        stub.add_response("get_function", version, {"FunctionName": name, "Qualifier": "7"})
+        with pytest.raises(StepWait, match="waiting for Lambda to finish the update"):
+            pipeline.step_publish(job, job.steps.get(name="publish"))
+        stub.assert_no_pending_responses()
+
+
+def test_an_update_answering_other_code_fails_the_step(fleet):
+    """The published version's CodeSha256 is checked from the update's answer: a version
+    with other code (someone else's update slipped in) never reaches the alias."""
+    from botocore.stub import ANY, Stubber
+
+    from opsconsole.aws.clients import client
+
+    [tenant] = fleet(1)
+    release = register_new()
+    job, step = _code_step(tenant, release)
+    name = naming.function_name(tenant.slug)
     with Stubber(client("lambda")) as stub:
         stub.add_response(
             "get_function", _stubbed_function(tenant, release), {"FunctionName": name}
         )
+        stub.add_response("get_function", *_live_answer(name))
         stub.add_response(
             "update_function_code",
-            {"FunctionName": name, "LastUpdateStatus": "InProgress", "State": "Active"},
-            {"FunctionName": name, "S3Bucket": ANY, "S3Key": ANY, "Architectures": ["x86_64"]},
+            {"FunctionName": name, "Version": "7", "CodeSha256": "c29tZW9uZS1lbHNl"},
+            {
+                "FunctionName": name,
+                "S3Bucket": ANY,
+                "S3Key": ANY,
+                "Architectures": ANY,
+                "Publish": True,
+                "RevisionId": ANY,
+            },
         )
-        with pytest.raises(StepWait, match="waiting for Lambda to finish the update"):
+        with pytest.raises(RuntimeError, match="version 7 does not hold the release's code"):
             pipeline.step_code(job, step)
-        stub.assert_no_pending_responses()
+
+
+def test_a_function_changed_since_it_was_read_is_read_again(fleet):
+    """RevisionId really guards the update: the local AWS refuses a stale one
+    (PreconditionFailedException) and the step reads the function again."""
+    from opsconsole.aws.errors import AwsError
+    from opsconsole.jobs.registry import StepWait
+
+    [tenant] = fleet(1)
+    name = naming.function_name(tenant.slug)
+    current = lambda_.get_function(name=name)["Configuration"]["RevisionId"]
+    lambda_.update_configuration(name=name, changes={"Description": "changed by hand"})
+    with pytest.raises(AwsError) as refused:
+        lambda_.update_code(name=name, code={"ZipFile": b"x"}, publish=True, revision_id=current)
+    assert refused.value.code == "PreconditionFailedException"
+    with pytest.raises(StepWait, match="changed since it was read"):
+        pipeline.control_call(
+            "us-east-1",
+            lambda_.update_code,
+            name=name,
+            code={"ZipFile": b"x"},
+            publish=True,
+            revision_id=current,
+        )
 
 
 def test_a_code_update_that_failed_fails_the_step_with_lambdas_reason(fleet):
@@ -483,7 +628,6 @@ def test_an_older_failed_update_is_overwritten_not_blamed_on_this_deployment(fle
     from botocore.stub import ANY, Stubber
 
     from opsconsole.aws.clients import client
-    from opsconsole.jobs.registry import StepWait
 
     [tenant] = fleet(1)
     release = register_new()
@@ -495,13 +639,26 @@ def test_an_older_failed_update_is_overwritten_not_blamed_on_this_deployment(fle
     )
     with Stubber(client("lambda")) as stub:
         stub.add_response("get_function", old_failure, {"FunctionName": name})
+        stub.add_response("get_function", *_live_answer(name))
         stub.add_response(
             "update_function_code",
-            {"FunctionName": name, "LastUpdateStatus": "InProgress"},
-            {"FunctionName": name, "S3Bucket": ANY, "S3Key": ANY, "Architectures": ["x86_64"]},
+            {
+                "FunctionName": name,
+                "Version": "7",
+                "CodeSha256": release_sha(release),
+                "Architectures": ["x86_64"],
+                "LastUpdateStatus": "InProgress",
+            },
+            {
+                "FunctionName": name,
+                "S3Bucket": ANY,
+                "S3Key": ANY,
+                "Architectures": ["x86_64"],
+                "Publish": True,
+                "RevisionId": ANY,
+            },
         )
-        with pytest.raises(StepWait):
-            pipeline.step_code(job, step)
+        assert pipeline.step_code(job, step)["function_version"] == "7"
         stub.assert_no_pending_responses()
 
 
@@ -529,7 +686,7 @@ def _throttled_once(monkeypatch, name: str, operation: str) -> dict:
 
 def test_a_throttle_that_gets_through_requeues_the_step_not_the_deployment(fleet, monkeypatch):
     [tenant] = fleet(1)
-    calls = _throttled_once(monkeypatch, "publish_version", "PublishVersion")
+    calls = _throttled_once(monkeypatch, "update_code", "UpdateFunctionCode")
     rollout = drive(rollout_start(release=register_new(), target=Target(), strategy=quick()))
     assert rollout.status == RolloutStatus.SUCCEEDED
     assert rollout.deployments.get().status == DeploymentStatus.SUCCEEDED

@@ -171,7 +171,9 @@ def test_rollout_page_shows_each_running_step_in_a_flat_number_of_queries(
         return len(queries), response.content
 
     few, content = page_queries(3)
-    assert b"Function code and configuration" in content  # the waiting step, from its job
+    assert (
+        b"Function configuration, code published as a version" in content
+    )  # the waiting step, from its job
     assert b"Artifact present in the tenant&#x27;s region" in content  # the others' next
     many, _ = page_queries(40)
     assert many == few

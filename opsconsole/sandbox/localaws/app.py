@@ -24,6 +24,7 @@ from opsconsole.sandbox.localaws import (
     faults,
     lambda_architecture,
     lambda_invoke,
+    lambda_revisions,
     rds_engine_versions,
     rds_ext,
     rds_windows,
@@ -50,6 +51,7 @@ EXTENSIONS: list[ModuleType] = [
     rds_engine_versions,
     rds_windows,
     secrets_stages,
+    lambda_revisions,
 ]
 
 
