@@ -365,6 +365,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("SECRET_WATCH_SECONDS", 300),
         "options": {"expires": env_int("SECRET_WATCH_SECONDS", 300)},
     },
+    # The fleet page's alarm states and watched tenants' metrics (tenants.health.fleet_refresh).
+    "health-fleet-refresh": {
+        "task": "tenants.tasks.health_fleet_refresh",
+        "schedule": env_int("HEALTH_FLEET_REFRESH_SECONDS", 60),
+        "options": {"expires": env_int("HEALTH_FLEET_REFRESH_SECONDS", 60)},
+    },
     # Numbers that need a master secret are read by workers only (tenants.health.readings).
     "health-read-shared-dbs": {
         "task": "tenants.tasks.health_read_shared_dbs",
@@ -499,6 +505,9 @@ HEALTH_PERCENTILE_RETRY_SECONDS = env_int("HEALTH_PERCENTILE_RETRY_SECONDS", 600
 # GetMetricData calls of one fleet refresh that run at once.
 HEALTH_FLEET_WORKERS = env_int("HEALTH_FLEET_WORKERS", 8)
 HEALTH_FLEET_PAGE_SIZE = env_int("HEALTH_FLEET_PAGE_SIZE", 100)
+# A worker reads the fleet page's numbers this often; the page polls as often and shows
+# their age (docs/health.md, "The fleet page").
+HEALTH_FLEET_REFRESH_SECONDS = env_int("HEALTH_FLEET_REFRESH_SECONDS", 60)
 # CloudWatch Logs filter for the recent error lines (one term: moto knows no more).
 HEALTH_ERROR_LOG_PATTERN = env_str("HEALTH_ERROR_LOG_PATTERN", "ERROR")
 

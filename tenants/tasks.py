@@ -39,3 +39,13 @@ def tenants_secrets_watch() -> int:
     from tenants.credentials import secrets_watch
 
     return len(secrets_watch())
+
+
+@shared_task(ignore_result=True)
+def health_fleet_refresh() -> int:
+    """Beat, every HEALTH_FLEET_REFRESH_SECONDS: the fleet page's alarm states for every
+    account and region, and the metrics of the tenants someone looked at (the page itself
+    never asks AWS). Returns the GetMetricData calls made."""
+    from tenants.health.fleet_refresh import fleet_refresh
+
+    return fleet_refresh().metric_calls

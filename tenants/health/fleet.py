@@ -1,32 +1,29 @@
 """Fleet health: every tenant's status, error rate and p95 duration over the last hour.
 
-Per region, all tenants' Lambda numbers come from batched GetMetricData calls (500
-queries each): invocations and errors in standard batches, p95 duration in batches of its
-own (a failing percentile must not lose the rest). Alarms come from one DescribeAlarms
-call for the alarms in ALARM state (rarely more than a page). Both are cached for a
-minute, so however many people look, a region costs
-ceil(2 x tenants / 500) + ceil(tenants / 500) GetMetricData calls a minute at most.
+The page never asks AWS (tenants.health.fleet_refresh does, in a worker): it reads what the
+refresh left in the cache (tenants.health.fleet_store) and shows its age. The status of
+every tenant comes from its alarm states (one DescribeAlarms per account and region for
+the whole fleet) and its records; the metric columns are there for the tenants someone
+looked at (the page marks the rows it shows, the worker fetches those), and say "not
+fetched yet" for the others.
 
-The page itself reads the tenants (one query), the missing resource records (one query)
-and the cache: the same number of SQL queries for 10 tenants or 5,000.
+SQL: the tenants (one narrow query), the missing resource records (one query) and the
+shown page's details (one query): the same number for 10 tenants or 20,000.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 from django.conf import settings
 from django.db.models import QuerySet
 
-from opsconsole.aws import cloudwatch
+from opsconsole.awsaccounts.models import AwsAccount
 from opsconsole.core.humanize import duration_text
-from tenants import naming
-from tenants.health.cache import Cached, cached_fetch
-from tenants.health.metrics import MetricDef, metric_query
+from tenants.health import cache as health_cache
+from tenants.health import fleet_store
+from tenants.health.fleet_store import AlarmsEntry, MetricsEntry
 from tenants.health.status import (
     DEGRADED,
     DOWN,
@@ -38,128 +35,10 @@ from tenants.health.status import (
 )
 from tenants.models import ResourceStatus, Tenant, TenantResource, TenantStatus
 
-FLEET_PERIOD = 3600
-# Query id suffixes: (metric name, statistic).
-STANDARD = {"inv": ("Invocations", "Sum"), "err": ("Errors", "Sum")}
-PERCENTILE = {"p95": ("Duration", "p95")}
-METRICS_PER_TENANT = len(STANDARD) + len(PERCENTILE)
 CRITICAL_KINDS = {"function", "alias", "api", "database", "db_instance", "db_cluster"}
-
-_ALARM_DESCRIPTION = "opsconsole tenant "
-
-
-def _queries(slugs: list[str], metrics: dict[str, tuple[str, str]]) -> list[dict]:
-    queries = []
-    for i, slug in enumerate(slugs):
-        function = naming.function_name(slug)
-        dims = (("FunctionName", function), ("Resource", f"{function}:{naming.ALIAS}"))
-        for suffix, (name, stat) in metrics.items():
-            metric = MetricDef(f"t{i}_{suffix}", "AWS/Lambda", name, stat, "", "")
-            queries.append(metric_query(metric, dims, FLEET_PERIOD, metric.id))
-    return queries
-
-
-def _window() -> tuple[datetime, datetime]:
-    end = (int(time.time()) // 60 + 1) * 60
-    return datetime.fromtimestamp(end - FLEET_PERIOD, UTC), datetime.fromtimestamp(end, UTC)
-
-
-def _by_suffix(
-    slugs: list[str], results: dict[str, dict], suffixes: Iterable[str]
-) -> dict[str, dict[str, float]]:
-    """{suffix: {slug: sum over the window}}, leaving out tenants without a datapoint.
-    Flat dicts of floats: a cached snapshot of 5,000 tenants unpickles into a handful of
-    objects, not thousands (the page stays clear of the garbage collector)."""
-    out: dict[str, dict[str, float]] = {suffix: {} for suffix in suffixes}
-    for i, slug in enumerate(slugs):
-        for suffix in suffixes:
-            values = results.get(f"t{i}_{suffix}", {}).get("values")
-            if values:
-                out[suffix][slug] = sum(values)
-    return out
-
-
-def _alarm_slug(alarm: dict) -> str:
-    description = alarm.get("AlarmDescription") or ""
-    if description.startswith(_ALARM_DESCRIPTION):
-        return description[len(_ALARM_DESCRIPTION) :]
-    return ""
-
-
-def fetch_standard(region: str, slugs: list[str]) -> dict[str, Any]:
-    """The uncached read: invocations and errors of every tenant, alarms in ALARM."""
-    start, end = _window()
-    results, calls = cloudwatch.get_metric_data_batched(
-        queries=_queries(slugs, STANDARD),
-        start=start,
-        end=end,
-        region=region,
-        workers=settings.HEALTH_FLEET_WORKERS,
-    )
-    alarms: dict[str, list[str]] = {}
-    for alarm in cloudwatch.describe_alarms_in_state(prefix=f"{naming.PREFIX}-", region=region):
-        slug = _alarm_slug(alarm)
-        if slug:
-            alarms.setdefault(slug, []).append(alarm["AlarmName"])
-    return {**_by_suffix(slugs, results, STANDARD), "alarms": alarms, "calls": calls}
-
-
-def fetch_percentiles(region: str, slugs: list[str]) -> dict[str, Any]:
-    start, end = _window()
-    results, calls = cloudwatch.get_metric_data_batched(
-        queries=_queries(slugs, PERCENTILE),
-        start=start,
-        end=end,
-        region=region,
-        workers=settings.HEALTH_FLEET_WORKERS,
-    )
-    return {**_by_suffix(slugs, results, PERCENTILE), "calls": calls}
-
-
-@dataclass
-class RegionSnapshot:
-    region: str
-    standard: Cached[dict]
-    percentile: Cached[dict]
-
-
-def fleet_snapshot(
-    regions: Iterable[str], *, load_slugs: Callable[[], dict[str, list[str]]]
-) -> list[RegionSnapshot]:
-    """Cached fleet numbers per region. ``load_slugs`` runs (once) only on a cache miss."""
-    loaded: dict[str, list[str]] | None = None
-
-    def slugs_of(region: str) -> list[str]:
-        nonlocal loaded
-        if loaded is None:
-            loaded = load_slugs()
-        return loaded.get(region, [])
-
-    snapshots = []
-    for region in sorted(set(regions)):
-        standard = cached_fetch(
-            f"health:fleet:{region}:std", lambda r=region: fetch_standard(r, slugs_of(r))
-        )
-        percentile = cached_fetch(
-            f"health:fleet:{region}:pct",
-            lambda r=region: fetch_percentiles(r, slugs_of(r)),
-            retry_s=settings.HEALTH_PERCENTILE_RETRY_SECONDS,
-        )
-        snapshots.append(RegionSnapshot(region, standard, percentile))
-    return snapshots
-
-
-def fleet_slugs() -> dict[str, list[str]]:
-    """Every tenant the fleet numbers cover (all but offboarded), by region, sorted."""
-    by_region: dict[str, list[str]] = {}
-    rows = (
-        Tenant.objects.exclude(status=TenantStatus.OFFBOARDED)
-        .order_by("region", "slug")
-        .values_list("region", "slug")
-    )
-    for region, slug in rows:
-        by_region.setdefault(region, []).append(slug)
-    return by_region
+# While a row on screen has no numbers yet, the table asks again this often (the worker
+# fetches them in its next round).
+_UNFETCHED_POLL_S = 15
 
 
 # --- the table ---------------------------------------------------------------------------
@@ -195,6 +74,8 @@ class FleetRow:
     error_rate: float | None
     p95_ms: float | None
     health_reason: str = ""
+    # Seconds since the worker read this tenant's numbers; None: not fetched yet.
+    metrics_age_s: int | None = None
     name: str = ""
     ring: int = 0
     isolation: str = ""
@@ -227,18 +108,12 @@ _LEVEL_ORDER = {DOWN: 0, DEGRADED: 1, HEALTHY: 2}
 _LAST = float("inf")
 
 
-def _note(what: str, cached: Cached, retry_s: int) -> str:
-    """A sentence a person can act on: what is missing or old, why, and when the page asks
-    again (the cache does not ask AWS again for ``retry_s`` after a failure; the fleet
-    page reloads its table meanwhile, so nobody has to)."""
-    again = f"The page tries again in about {duration_text(retry_s)}."
-    if cached.value is None:
-        return f"{what} unavailable right now: {cached.error}. {again}"
-    return f"{what} from {duration_text(cached.age_s or 0)} ago: {cached.error}. {again}"
+def _ago(age_s: float) -> str:
+    return f"{duration_text(age_s)} ago"
 
 
-# (id, slug, status, status_reason, region): all a tenant's level needs from the database.
-_BASE_FIELDS = ("id", "slug", "status", "status_reason", "region")
+# (id, slug, status, status_reason, region, aws_account_id): all a tenant's level needs.
+_BASE_FIELDS = ("id", "slug", "status", "status_reason", "region", "aws_account_id")
 
 
 @dataclass
@@ -249,20 +124,24 @@ class FleetTable:
     positions: list[int]
     health_counts: dict[str, int]
     notes: list[str] = field(default_factory=list)
-    # When the notes say CloudWatch failed: how soon the page reloads its table to retry.
-    retry_s: int = 0
-    age_s: int | None = None
-    calls: int = 0  # GetMetricData calls this page view made (0 on a warm cache)
+    # How often the table asks for itself again (htmx): the refresh interval, sooner while
+    # rows on screen wait for their first numbers (``detail`` sets that).
+    poll_s: int = 0
+    refresh_s: int = 0
+    age_s: int | None = None  # of the oldest alarm states the levels come from
     base: list[tuple] = field(default_factory=list)
     levels: list[str] = field(default_factory=list)
     invocations: dict[str, float] = field(default_factory=dict)
     errors: dict[str, float] = field(default_factory=dict)
+    fetched_at: dict[str, float] = field(default_factory=dict)
     p95: dict[str, float] = field(default_factory=dict)
     missing: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
     alarms: dict[str, list[str]] = field(default_factory=dict)
+    # Group (fleet_store.group_key) -> why its alarm states are unknown (none kept).
     unavailable: dict[str, str] = field(default_factory=dict)
 
-    def signals(self, tenant_id, slug, status, status_reason, region) -> Signals:
+    def signals(self, row: tuple) -> Signals:
+        tenant_id, slug, status, status_reason, region, account_id = row
         gone = self.missing.get(tenant_id, [])
         return Signals(
             tenant_status=status,
@@ -272,28 +151,36 @@ class FleetTable:
             alarms_firing=self.alarms.get(slug, []),
             invocations=self.invocations.get(slug),
             errors=self.errors.get(slug),
-            metrics_error=self.unavailable.get(region, ""),
+            metrics_error=self.unavailable.get(fleet_store.group_key(account_id, region), ""),
         )
 
-    def level(self, tenant_id, slug, status, status_reason, region) -> str:
+    def _group_unavailable(self, account_id: int | None, region: str) -> bool:
+        return fleet_store.group_key(account_id, region) in self.unavailable
+
+    def level(self, row: tuple) -> str:
         """A tenant's status. Most are active with nothing missing or firing: theirs is
-        the error rate's verdict alone, as ``assess`` would find it."""
+        the error rate's verdict alone (when known), as ``assess`` would find it."""
+        tenant_id, slug, status, _, region, account_id = row
         if (
             status == TenantStatus.ACTIVE
             and tenant_id not in self.missing
             and slug not in self.alarms
-            and region not in self.unavailable
+            and not (self.unavailable and self._group_unavailable(account_id, region))
         ):
             finding = rate_finding(self.errors.get(slug), self.invocations.get(slug), "")
             return finding[0] if finding else HEALTHY
-        return assess(self.signals(tenant_id, slug, status, status_reason, region))[0]
+        return assess(self.signals(row))[0]
 
     def detail(self, positions: list[int]) -> list[FleetRow]:
-        """The rows at ``positions``, read in full (one query), with their reasons."""
+        """The rows at ``positions``, read in full (one query), with their reasons and the
+        age of their numbers."""
+        now = health_cache.clock()
         rows = []
         for position in positions:
-            tenant_id, slug, status, status_reason, region = self.base[position]
+            row = self.base[position]
+            tenant_id, slug, status, status_reason, region, _ = row
             inv, err = self.invocations.get(slug), self.errors.get(slug)
+            at = self.fetched_at.get(slug)
             rows.append(
                 FleetRow(
                     id=tenant_id,
@@ -306,9 +193,12 @@ class FleetTable:
                     errors=err,
                     error_rate=error_rate(err, inv),
                     p95_ms=self.p95.get(slug),
-                    health_reason=assess(self.signals(*self.base[position]))[1],
+                    health_reason=assess(self.signals(row))[1],
+                    metrics_age_s=None if at is None else max(0, int(now - at)),
                 )
             )
+        if any(r.metrics_age_s is None for r in rows):
+            self.poll_s = min(self.poll_s, _UNFETCHED_POLL_S)
         details = Tenant.objects.filter(id__in=[r.id for r in rows]).values(*_DETAIL_FIELDS)
         by_id = {values["id"]: values for values in details}
         for row in rows:
@@ -317,43 +207,101 @@ class FleetTable:
         return rows
 
 
+def _group_labels(groups: set[tuple[int | None, str]]) -> dict[str, str]:
+    """How notes name a group: its region, and its account when not the console's own
+    (one query, only when the fleet spans accounts)."""
+    ids = {a for a, _ in groups if a}
+    names = dict(AwsAccount.objects.filter(id__in=ids).values_list("id", "name")) if ids else {}
+    return {
+        fleet_store.group_key(a, r): f"{r} (account {names.get(a, a)})" if a else r
+        for a, r in groups
+    }
+
+
+def _read_cache(table: FleetTable, groups: set[tuple[int | None, str]]) -> None:
+    """The refresh's entries of every group into ``table``, with notes for what is
+    missing, failing or old."""
+    now = health_cache.clock()
+    refresh = settings.HEALTH_FLEET_REFRESH_SECONDS
+    again = f"The worker tries again in about {duration_text(refresh)}."
+    labels = _group_labels(groups)
+    entries = fleet_store.read_groups(sorted(labels))
+    ages = []
+    for group, (alarms, metrics) in entries.items():
+        label = labels[group]
+        _read_alarms(table, group, label, alarms, now, again)
+        if alarms.at is not None:
+            ages.append(now - alarms.at)
+        _read_metrics(table, label, metrics, now, again)
+    table.age_s = int(max(ages)) if ages else None
+
+
+def _read_alarms(
+    table: FleetTable, group: str, label: str, entry: AlarmsEntry, now: float, again: str
+) -> None:
+    if entry.at is None:
+        if entry.error:
+            table.unavailable[group] = f"alarm states unavailable: {entry.error}"
+            table.notes.append(f"Alarm states of {label} are unavailable: {entry.error}. {again}")
+        else:
+            table.unavailable[group] = "alarm states not fetched yet"
+            table.notes.append(
+                f"Alarm states of {label} not fetched yet: a worker reads them every "
+                f"{duration_text(table.refresh_s)}."
+            )
+        return
+    table.alarms.update(entry.alarms)
+    age = now - entry.at
+    if entry.error:
+        table.notes.append(f"Alarm states of {label} are from {_ago(age)}: {entry.error}. {again}")
+    elif age > fleet_store.watch_seconds():
+        table.notes.append(
+            f"Alarm states of {label} are from {_ago(age)}: no refresh since. Are the "
+            "Celery worker and beat running?"
+        )
+
+
+def _read_metrics(table: FleetTable, label: str, entry: MetricsEntry, now: float, again: str):
+    table.invocations.update(entry.inv)
+    table.errors.update(entry.err)
+    table.fetched_at.update(entry.at)
+    table.p95.update(entry.p95)
+    if entry.error:
+        if entry.at:
+            oldest = now - min(entry.at.values())
+            what = f"Metrics of {label} are from up to {_ago(oldest)}"
+        else:
+            what = f"Metrics of {label} are unavailable right now"
+        table.notes.append(f"{what}: {entry.error}. {again}")
+    if entry.p95_error:
+        retry = settings.HEALTH_PERCENTILE_RETRY_SECONDS
+        table.notes.append(
+            f"p95 duration of {label} is unavailable right now: {entry.p95_error}. "
+            f"The worker tries again in about {duration_text(retry)}."
+        )
+
+
 def fleet_table(tenants: QuerySet[Tenant], *, health: str = "", sort: str = "") -> FleetTable:
     """Every tenant of ``tenants`` (already filtered and ordered) with its health level,
-    filtered by ``health`` and sorted by health, error rate or p95 when ``sort`` says.
+    filtered by ``health`` and sorted by health, error rate or p95 when ``sort`` says
+    (tenants without numbers last: nobody looked at them yet).
 
     SQL: the tenants' ids, slugs and statuses (one query) and the missing resource records
-    (one query); the numbers come from the cache.
+    (one query); the numbers come from the cache, never from AWS.
     """
     base = list(tenants.values_list(*_BASE_FIELDS))
+    refresh = settings.HEALTH_FLEET_REFRESH_SECONDS
     table = FleetTable(
-        positions=[], health_counts=dict.fromkeys((HEALTHY, DEGRADED, DOWN), 0), base=base
+        positions=[],
+        health_counts=dict.fromkeys((HEALTHY, DEGRADED, DOWN), 0),
+        base=base,
+        poll_s=refresh,
+        refresh_s=refresh,
     )
     table.missing = _missing_by_tenant()
-    ages = []
-    for snap in fleet_snapshot({row[4] for row in base}, load_slugs=fleet_slugs):
-        standard, percentile = snap.standard, snap.percentile
-        if standard.value is not None:
-            table.invocations.update(standard.value["inv"])
-            table.errors.update(standard.value["err"])
-            table.alarms.update(standard.value["alarms"])
-            table.calls += standard.value["calls"] if standard.refreshed else 0
-            ages.append(standard.age_s or 0)
-        else:
-            table.unavailable[snap.region] = standard.error
-        if standard.error:
-            retry = settings.HEALTH_RETRY_SECONDS
-            table.retry_s = min(table.retry_s or retry, retry)
-            table.notes.append(_note(f"Metrics of {snap.region} are", standard, retry))
-        if percentile.value is not None:
-            table.p95.update(percentile.value["p95"])
-            table.calls += percentile.value["calls"] if percentile.refreshed else 0
-        if percentile.error:
-            retry = settings.HEALTH_PERCENTILE_RETRY_SECONDS
-            table.retry_s = min(table.retry_s or retry, retry)
-            table.notes.append(_note(f"p95 duration of {snap.region} is", percentile, retry))
-    table.age_s = max(ages) if ages else None
+    _read_cache(table, {(row[5], row[4]) for row in base})
 
-    levels = table.levels = [table.level(*row) for row in base]
+    levels = table.levels = [table.level(row) for row in base]
     counts = table.health_counts
     for level in levels:
         counts[level] += 1

@@ -1,5 +1,7 @@
-"""The fleet page: health, error rate and p95 for every tenant from batched, cached
-GetMetricData calls; flat SQL however many tenants; faults; sorting and filtering."""
+"""The fleet page: health, error rate and p95 from what the refresh worker read (batched
+GetMetricData calls for the rows shown, alarm states for all); flat SQL however many
+tenants; faults; sorting and filtering. tests/tenants/test_fleet_refresh.py has the
+worker itself."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from opsconsole.aws import cloudwatch
 from opsconsole.aws.clients import _session, client
 from tenants import naming
 from tenants.health import cache as health_cache
+from tenants.health.fleet_refresh import fleet_refresh
 from tenants.models import Isolation, ResourceStatus, Tenant, TenantResource, TenantStatus
 
 from .test_health_pages import (  # noqa: F401 - the autouse cache fixture comes along
@@ -66,6 +69,13 @@ def fresh_cache(settings) -> None:
     }
 
 
+def refreshed(client, url: str) -> str:
+    """The page after the worker read the numbers of the rows it showed."""
+    client.get(url)
+    fleet_refresh()
+    return client.get(url).content.decode()
+
+
 def queries_for(client, url: str) -> int:
     with CaptureQueriesContext(connection) as ctx:
         assert client.get(url).status_code == 200
@@ -90,10 +100,13 @@ def test_fleet_page_costs_the_same_sql_for_10_and_1000_tenants(
         viewer.get(url + "?sort=errors&page=3")
 
 
-def test_fleet_metrics_in_batches_of_500_then_cached(metric_batches, viewer):
+def test_fleet_metrics_in_batches_of_500_then_cached(metric_batches, viewer, settings):
     bulk_tenants(1000)
+    settings.HEALTH_FLEET_PAGE_SIZE = 1000  # all of them on screen, so all watched
     url = reverse("tenants:list")
     assert viewer.get(url).status_code == 200
+    assert metric_batches == []  # the page never asks CloudWatch
+    fleet_refresh()
     standard, percentile = 2 * 1000, 1 * 1000
     assert len(metric_batches) == math.ceil(standard / 500) + math.ceil(percentile / 500)
     assert max(metric_batches) == 500 and sum(metric_batches) == standard + percentile
@@ -101,7 +114,7 @@ def test_fleet_metrics_in_batches_of_500_then_cached(metric_batches, viewer):
     del metric_batches[:]
     assert viewer.get(url).status_code == 200
     assert viewer.get(url + "?health=down").status_code == 200
-    assert metric_batches == []  # a minute of cache
+    assert metric_batches == []
 
 
 def test_error_rate_p95_health_sort_and_filter(aws, viewer):
@@ -112,7 +125,7 @@ def test_error_rate_p95_health_sort_and_filter(aws, viewer):
     put_lambda_minutes("t9noisy", invocations=100, errors=30)
     url = reverse("tenants:list")
 
-    page = viewer.get(url + "?sort=errors").content.decode()
+    page = refreshed(viewer, url + "?sort=errors")
     assert "30.0%" in page and "1.0%" in page
     assert page.index("t9noisy") < page.index("t9calm") < page.index("t9quiet")
     assert "30.0% of invocations failed in the last hour" in page
@@ -128,7 +141,9 @@ def test_error_rate_p95_health_sort_and_filter(aws, viewer):
 def test_p95_column_from_the_percentile_batch(aws, viewer):
     active_tenant("t9pfleet")
     cw = client("cloudwatch", REGION)
+    viewer.get(reverse("tenants:list"))
     with Stubber(cw) as stubber:
+        stubber.add_response("describe_alarms", {"MetricAlarms": []})
         stubber.add_response(
             "get_metric_data",
             {
@@ -138,13 +153,13 @@ def test_p95_column_from_the_percentile_batch(aws, viewer):
                 ]
             },
         )
-        stubber.add_response("describe_alarms", {"MetricAlarms": []})
         stubber.add_response(
             "get_metric_data",
             {"MetricDataResults": [{"Id": "t0_p95", "Values": [312.4], "StatusCode": "Complete"}]},
         )
-        page = viewer.get(reverse("tenants:list")).content.decode()
+        fleet_refresh()
         stubber.assert_no_pending_responses()
+    page = viewer.get(reverse("tenants:list")).content.decode()
     assert "312 ms" in page and "1.0%" in page
 
 
@@ -170,6 +185,7 @@ def test_fleet_alarm_and_missing_resource_make_the_status(aws, viewer):
     cloudwatch.set_alarm_state(
         name=naming.alarm_name("t9ring", "errors"), state="ALARM", reason="test", region=REGION
     )
+    fleet_refresh()
     page = viewer.get(reverse("tenants:list") + "?sort=health").content.decode()
     assert "in ALARM: opsconsole-t9ring-errors" in page
     assert "missing alias opsconsole-t9gone:live" in page
@@ -180,42 +196,47 @@ def test_fleet_throttled_shows_cached_numbers_with_their_age(aws, viewer, monkey
     active_tenant("t9fthr")
     put_lambda_minutes("t9fthr", invocations=100, errors=20)
     url = reverse("tenants:list")
-    assert "20.0%" in viewer.get(url).content.decode()
+    assert "20.0%" in refreshed(viewer, url)
 
     later = health_cache.clock() + 120
     monkeypatch.setattr(health_cache, "clock", lambda: later)
+    viewer.get(url)
     cw = client("cloudwatch", REGION)
     with Stubber(cw) as stubber:
+        stubber.add_response("describe_alarms", {"MetricAlarms": []})
         stubber.add_client_error(
             "get_metric_data",
             service_error_code="ThrottlingException",
             service_message="Rate exceeded",
             http_status_code=400,
         )
-        page = viewer.get(url)
+        fleet_refresh()
+    page = viewer.get(url)
     body = page.content.decode()
     assert page.status_code == 200
     assert "20.0%" in body
     assert (
-        "Metrics of us-east-1 are from 2 min ago: AWS is throttling GetMetricData"
-        " (ThrottlingException). The page tries again in about 30 s." in body
+        "Metrics of us-east-1 are from up to 2 min ago: AWS is throttling GetMetricData"
+        " (ThrottlingException). The worker tries again in about 1 min." in body
     )
 
 
 def test_fleet_with_no_numbers_at_all_still_lists_every_tenant(aws, viewer):
     active_tenant("t9dark")
     cw = client("cloudwatch", REGION)
+    viewer.get(reverse("tenants:list"))
     with Stubber(cw) as stubber:
-        stubber.add_client_error(
-            "get_metric_data", service_error_code="AccessDenied", http_status_code=403
-        )
-        stubber.add_client_error(
-            "get_metric_data", service_error_code="AccessDenied", http_status_code=403
-        )
-        page = viewer.get(reverse("tenants:list"))
+        for operation in ("describe_alarms", "get_metric_data", "get_metric_data"):
+            stubber.add_client_error(
+                operation, service_error_code="AccessDenied", http_status_code=403
+            )
+        fleet_refresh()
+    page = viewer.get(reverse("tenants:list"))
     body = page.content.decode()
     assert page.status_code == 200 and "t9dark" in body
+    assert "Alarm states of us-east-1 are unavailable: " in body
     assert "Metrics of us-east-1 are unavailable right now: " in body
+    assert "metrics unavailable (alarm states unavailable: " in body
 
 
 def test_fleet_keeps_its_empty_state_and_filters(aws, viewer):
