@@ -326,3 +326,36 @@ def test_a_transient_aws_failure_retries_the_step_then_fails_in_aws_words(transa
     other = _create()
     BEHAVIOUR["two"] = AwsError("Denied", code="AccessDenied", permanent=True)
     assert services.job_execute(other.pk, owner="w1") == "failed"
+
+
+register_job_kind(
+    "test_hooked",
+    label="Hooked",
+    steps=[("one", "Step one", _step("one")), ("two", "Step two", _step("two"))],
+    on_success=lambda job: CALLS.append("on_success"),
+    on_failure=lambda job: CALLS.append("on_failure"),
+)
+
+
+@pytest.mark.parametrize("last_step", ["succeeds", "fails"])
+def test_a_worker_that_lost_its_lease_in_the_last_step_closes_its_run(db, last_step):
+    """The fault drills' unclosed run: a database blip kept the heartbeat from renewing,
+    the sweep handed the job on while its last step worked, and the final write found the
+    lease gone. That run must still end (it is this worker's record), and the hook must not
+    run from a job this worker no longer owns."""
+    job = services.job_create(kind="test_hooked", subject_type="tenant", subject_id="acme")
+
+    def stolen(job):
+        Job.objects.filter(pk=job.pk).update(lease_owner="w2")
+        if last_step == "fails":
+            raise RuntimeError("AWS said no")
+
+    BEHAVIOUR["two"] = stolen
+    assert services.job_execute(job.pk, owner="w1") == "lease-lost"
+    assert CALLS == ["one", "two"]  # no hook
+    runs = {r.step.name: r for r in StepRun.objects.filter(step__job=job)}
+    assert runs["one"].outcome == "succeeded"
+    assert runs["two"].outcome == "lease-lost" and runs["two"].ended_at is not None
+    job.refresh_from_db()
+    assert job.status == JobStatus.RUNNING and job.lease_owner == "w2"
+    assert job.steps.get(name="two").status == StepStatus.RUNNING  # not marked from here

@@ -335,7 +335,10 @@ def _finish(
     error: str = "",
     steps: Iterable[tuple[JobStep, dict[str, Any]] | None] = (),
     run_end: tuple[JobStep, str, Any] | None = None,
-) -> None:
+) -> bool:
+    """End the job and run its hook, in one transaction. False when this worker no
+    longer holds the lease: then nothing is written and the hook does not run (the job
+    belongs to whoever took it), but this worker's own run of the step is closed."""
     fields = {
         "status": status,
         "finished_at": timezone.now(),
@@ -353,9 +356,15 @@ def _finish(
     run_hook = hook is not None and status != JobStatus.CANCELLED
     with transaction.atomic() if run_hook else contextlib.nullcontext():
         if not _write(job, owner, fields, steps, run_end=run_end):
+            # The sweep handed the job on while this run's last step worked (a database
+            # blip kept the heartbeat from renewing). The run that ended stays this
+            # worker's record to close; left open it reads as a worker that never ended.
+            _lost(run_end[0] if run_end else None, owner)
             job.refresh_from_db()
+            return False
         if run_hook:
             hook(job)
+    return True
 
 
 def _succeeded(step: JobStep, output: dict[str, Any] | None) -> tuple[JobStep, dict[str, Any]]:
@@ -416,7 +425,8 @@ def _execute(job_id: int, owner: str) -> str:
 def _run_steps(job: Job, owner: str) -> str:
     if job.attempts > job.max_attempts:
         _fail_unfinished_steps(job, "Gave up: the job's worker was lost too many times.")
-        _finish(job, owner, JobStatus.FAILED, f"Gave up after {job.attempts - 1} attempts.")
+        if not _finish(job, owner, JobStatus.FAILED, f"Gave up after {job.attempts - 1} attempts."):
+            return "lease-lost"
         return "gave-up"
 
     kind = get_kind(job.kind)
@@ -449,7 +459,8 @@ def _run_steps(job: Job, owner: str) -> str:
             if not _holds_lease(job, owner):
                 _lost(done[0] if done else None, owner)
                 return "lease-lost"
-            _finish(job, owner, JobStatus.CANCELLED, "Cancelled by a user.", [done], ended)
+            if not _finish(job, owner, JobStatus.CANCELLED, "Cancelled by a user.", [done], ended):
+                return "lease-lost"
             return "cancelled"
         done = None
         heartbeat = Heartbeat(job_id=job.pk, owner=owner, lease_seconds=settings.JOB_LEASE_SECONDS)
@@ -481,18 +492,20 @@ def _run_steps(job: Job, owner: str) -> str:
                 return "waiting"
             logger.warning("Job %s step %s failed: %s", job.pk, step.name, exc)
             failed = {"status": StepStatus.FAILED, "error": error, "finished_at": timezone.now()}
-            _finish(
+            if not _finish(
                 job,
                 owner,
                 JobStatus.FAILED,
                 f"{step.label}: {error}",
                 [(step, failed)],
                 (step, "failed", failed["finished_at"]),
-            )
+            ):
+                return "lease-lost"
             return "failed"
         done = _succeeded(step, output)
         job.step_outputs[step.name] = done[1].get("output", step.output)
-    _finish(job, owner, JobStatus.SUCCEEDED, steps=[done], run_end=_run_end(done))
+    if not _finish(job, owner, JobStatus.SUCCEEDED, steps=[done], run_end=_run_end(done)):
+        return "lease-lost"
     return "succeeded"
 
 
@@ -528,6 +541,8 @@ def _wait(job: Job, step: JobStep, owner: str, wait: StepWait, *, give_back: boo
     waiting = {"status": StepStatus.WAITING, "detail": wait.detail[:255]}
     if _write(job, owner, requeue, [(step, waiting)], run_end=(step, "waiting", now)):
         _send_on_commit(job.pk, countdown=wait.retry_in)
+    else:
+        _lost(step, owner)  # the job was handed on meanwhile: close this run all the same
 
 
 def _fail_unfinished_steps(job: Job, error: str) -> None:
