@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 
-from opsconsole.aws import ec2, sts
+from opsconsole.aws import clients, ec2, sts
 from opsconsole.jobs.models import Job
 from tenants import naming
 from tenants.models import Tenant
@@ -28,6 +28,11 @@ def _account_id(endpoint: str, region: str) -> str:
 
 
 def account_id(region: str) -> str:
+    """The AWS account the current calls go to: a tenant's registered account (known,
+    no call), else the console's own (asked once)."""
+    role = clients.current_account()
+    if role is not None:
+        return role.account_id
     return _account_id(settings.AWS_ENDPOINT_URL, region)
 
 

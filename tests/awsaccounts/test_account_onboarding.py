@@ -38,3 +38,14 @@ def test_onboarding_builds_the_stack_in_the_tenants_account(second_account):
     # The resource records name the second account's ARNs.
     arns = [r.arn for r in tenant.resources.exclude(arn="")]
     assert arns and all(SECOND in arn for arn in arns if ":iam::" in arn or ":lambda:" in arn)
+
+
+def test_the_account_id_follows_the_current_account(second_account):
+    """Policies, topic and alarm ARNs name the account the calls go to: the console's own
+    id, asked once and cached, never stands in for a tenant's account."""
+    from tenants.provisioning.common import account_id
+
+    own = account_id("us-east-1")
+    with aws_account(second_account):
+        assert account_id("us-east-1") == SECOND
+    assert account_id("us-east-1") == own != SECOND
