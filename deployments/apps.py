@@ -10,4 +10,4 @@ class DeploymentsConfig(AppConfig):
 
         release_source.register(DeploymentsReleaseSource())
         # Registers the tenant_deploy job kind.
-        from deployments import pipeline, release_push  # noqa: F401
+        from deployments import alias_rollback, pipeline, release_push  # noqa: F401

@@ -32,9 +32,14 @@ class Chain:
     schema_s: float = 0.3  # the migrations step (0.3: a small migration, measured)
     step_s: float = 0.05  # per step: the job's dispatch and its records
     steps: int = 7
+    # A roll back that moves the alias back (alias_rollback.BACK_STEPS): its checks, the
+    # health invoke and one UpdateAlias; the redeploy steps behind them pass at once.
+    alias_back: bool = False
 
     @property
     def control_calls(self) -> int:
+        if self.alias_back:
+            return 1
         return 2 + int(self.config_update) + (1 if self.canary_s else 0)
 
 
@@ -74,6 +79,12 @@ def _deploy(chain: Chain, watch_s: float):
     ``("end", t)``. The scheduler grants tokens in the order they are asked for, as the
     shared bucket does."""
     t = yield
+    if chain.alias_back:
+        # back_check: GetFunction of the alias and of the version; back_health: Invoke.
+        t += chain.step_s + 2 * chain.call_s + chain.step_s + chain.call_s
+        t = (yield ("token", t + chain.step_s)) + chain.call_s  # UpdateAlias
+        yield ("end", t + len(_REDEPLOY_STEPS) * chain.step_s)
+        return
     t += chain.step_s  # artifact
     t += chain.step_s + 2 * chain.call_s  # code: GetFunction, the alias's version
     if chain.config_update:
@@ -91,6 +102,10 @@ def _deploy(chain: Chain, watch_s: float):
         t = (yield ("token", t + chain.canary_s)) + chain.call_s
     t += chain.step_s + chain.call_s + watch_s  # verify: alarms, then the watch
     yield ("end", t)
+
+
+# The deploy steps an alias roll back carries for its fallback (each passes at once).
+_REDEPLOY_STEPS = ("artifact", "code", "schema", "publish", "health", "traffic", "verify")
 
 
 def _wave(

@@ -292,7 +292,14 @@ class RolloutForm(forms.Form):
         initial="wait",
         label="Tenant in another rollout",
     )
-    max_parallel = forms.IntegerField(min_value=1, max_value=100, initial=10)
+    max_parallel = forms.IntegerField(
+        min_value=1,
+        max_value=100,
+        initial=10,
+        label="Max parallel (per AWS account and region)",
+        help_text="Deployments in flight at once in each account and region: each has its "
+        "own Lambda budget, so each account's share advances side by side.",
+    )
     canary_max_failures = forms.IntegerField(min_value=0, initial=0)
     wave_failure_pct = forms.IntegerField(min_value=0, max_value=100, initial=10)
     bake_s = forms.IntegerField(min_value=0, initial=300, label="Bake time between waves (s)")

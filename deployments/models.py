@@ -146,6 +146,15 @@ ROLLOUT_OPEN = [
 ]
 
 
+class RolloutMethod(models.TextChoices):
+    """How a rollout puts its release on a tenant."""
+
+    DEPLOY = "deploy", "Deploy the release"
+    # A roll back's quick path: each tenant's alias returns to the version it ran before
+    # (one control call), or the release is deployed again where that version is gone.
+    ALIAS = "alias", "Move the alias back"
+
+
 class Traffic(models.TextChoices):
     ALL_AT_ONCE = "all", "All at once"
     CANARY = "canary", "Canary on the alias"
@@ -194,6 +203,12 @@ class Rollout(models.Model):
     # A rollback is a rollout of the previous release to the tenants another one touched.
     rollback_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rollbacks"
+    )
+    method = models.CharField(
+        max_length=8,
+        choices=RolloutMethod.choices,
+        default=RolloutMethod.DEPLOY,
+        db_default=RolloutMethod.DEPLOY,
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL

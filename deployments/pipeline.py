@@ -634,6 +634,15 @@ def deployment_failed(job: Job) -> None:
         except Exception as exc:  # noqa: BLE001 - the failure is recorded, a person looks
             logger.exception("Alias revert failed for %s", deployment.tenant.slug)
             reverted = f"alias revert FAILED: {exc}"
+    record_failed(
+        job, deployment, reverted=reverted, from_version=from_version, to_version=to_version
+    )
+
+
+def record_failed(
+    job: Job, deployment: Deployment, *, reverted: str, from_version: str, to_version: str
+) -> None:
+    """The deployment failed with the job's error; ``reverted`` says where its alias is."""
     with transaction.atomic():
         Deployment.objects.filter(pk=deployment.pk).update(
             status=DeploymentStatus.FAILED,

@@ -8,12 +8,14 @@ pause between waves), how long that lasts, why each tenant is in its wave (the r
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, OuterRef, Subquery
 from django.utils import timezone
 
@@ -25,6 +27,7 @@ from deployments.models import (
     Rollout,
     RolloutStatus,
 )
+from deployments.rollbacks import rollback_choices
 from deployments.rollouts import Preview
 from opsconsole.core.humanize import duration_text
 from opsconsole.jobs.models import JobStep, StepStatus
@@ -243,6 +246,22 @@ def rollback_plan(rollout: Rollout, deployments=None) -> dict[str, list[str]]:
     return plan
 
 
+def _rollback_choices(rollout: Rollout, plan: dict[str, list[str]]):
+    """The ways back and their cost. The live region polls every few seconds and the
+    simulation of a big fleet takes a moment: kept a minute per rollout and plan size."""
+    size = sum(len(group) for group in plan.values())
+    key = f"rollback-choices:{rollout.pk}:{len(plan)}:{size}"
+    try:
+        found = cache.get(key)
+    except Exception:  # noqa: BLE001 - no cache: compute it
+        found = None
+    if found is None:
+        found = rollback_choices(rollout, plan)
+        with contextlib.suppress(Exception):  # no cache: computed again next time
+            cache.set(key, found, timeout=60)
+    return found
+
+
 def action_facts(rollout: Rollout, counts: dict, deployments=None) -> dict[str, dict]:
     """For each confirmable action: its title, what it does (lines) and its button."""
     totals = counts["totals"]
@@ -274,6 +293,7 @@ def action_facts(rollout: Rollout, counts: dict, deployments=None) -> dict[str, 
             "lines": back_lines
             if back
             else ["No tenant of this rollout has an earlier release to go back to."],
+            "choices": _rollback_choices(rollout, plan),
             "button": "Roll back",
             "keep": "Don't roll back",
         },

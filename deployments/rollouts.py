@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -22,12 +21,14 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from deployments import fleet_model
+from deployments.alias_rollback import JOB_KIND as ALIAS_BACK_KIND
 from deployments.models import (
     ROLLOUT_OPEN,
     Deployment,
     DeploymentStatus,
     Release,
     Rollout,
+    RolloutMethod,
     RolloutStatus,
     Traffic,
     watch_seconds,
@@ -173,8 +174,11 @@ def changes_configuration(release: Release, tenants: list[Tenant]) -> int:
     return sum(1 for t in tenants if settings_of.get(t.current_release, wanted) != wanted)
 
 
-def _chain(strategy: Strategy, *, config_updates: bool) -> fleet_model.Chain:
+def _chain(
+    strategy: Strategy, *, config_updates: bool, alias_back: bool = False
+) -> fleet_model.Chain:
     return fleet_model.Chain(
+        alias_back=alias_back,
         config_update=config_updates,
         canary_s=strategy.canary_minutes * 60 if strategy.traffic == Traffic.CANARY else 0,
         poll_s=settings.DEPLOY_UPDATE_POLL_S,
@@ -182,13 +186,19 @@ def _chain(strategy: Strategy, *, config_updates: bool) -> fleet_model.Chain:
 
 
 def estimate(
-    wave_sizes: list[int], strategy: Strategy, *, config_updates: int = 0
+    wave_sizes: list[int],
+    strategy: Strategy,
+    *,
+    config_updates: int = 0,
+    alias_back: bool = False,
 ) -> tuple[int, int, int, int]:
     """(estimate, rate bound, the tenants' own waits, control calls) in seconds, from the
     simulation the rollout bench checks against its measurement (deployments.fleet_model).
     Tenants whose configuration changes spend one call more; the chain is taken as theirs
-    for all when any does (an upper bound: the update's wait is in every chain)."""
-    chain = _chain(strategy, config_updates=config_updates > 0)
+    for all when any does (an upper bound: the update's wait is in every chain).
+    ``alias_back``: a roll back that moves aliases back (one call a tenant)."""
+    config_updates = 0 if alias_back else config_updates
+    chain = _chain(strategy, config_updates=config_updates > 0, alias_back=alias_back)
     common = {
         "waves": wave_sizes,
         "burst": settings.LAMBDA_CONTROL_BURST,
@@ -209,11 +219,50 @@ def estimate(
     )
 
 
+def estimate_for(
+    waves: list[list[Tenant]],
+    strategy: Strategy,
+    *,
+    config_updates: int = 0,
+    alias_back: bool = False,
+) -> tuple[int, int, int, int]:
+    """``estimate`` for these tenants, cell by cell: each AWS account and region has its
+    own budget and its own ``max_parallel`` slots (``_fill``), so the cells run side by
+    side and the busiest one sets the time. Calls are the fleet's; the rate bound, the
+    busiest cell's."""
+    cells: dict[tuple, list[int]] = {}
+    for w, wave in enumerate(waves):
+        for tenant in wave:
+            cells.setdefault((tenant.aws_account_id, tenant.region), [0] * len(waves))[w] += 1
+    if len(cells) <= 1:
+        return estimate(
+            [len(w) for w in waves], strategy, config_updates=config_updates, alias_back=alias_back
+        )
+    total = sum(len(w) for w in waves)
+    results = [
+        estimate(
+            sizes,
+            strategy,
+            # The configuration updates, shared out by cell size (which tenants change is
+            # not worth a query per cell here).
+            config_updates=round(config_updates * sum(sizes) / total),
+            alias_back=alias_back,
+        )
+        for sizes in cells.values()
+    ]
+    return (
+        max(r[0] for r in results),
+        max(r[1] for r in results),
+        max(r[2] for r in results),
+        sum(r[3] for r in results),
+    )
+
+
 def rollout_preview(release: Release, target: Target, strategy: Strategy) -> Preview:
     tenants = select_targets(release, target)
     waves = plan_waves(tenants)
-    est, rate_bound, chain, calls = estimate(
-        [len(w) for w in waves],
+    est, rate_bound, chain, calls = estimate_for(
+        waves,
         strategy,
         config_updates=changes_configuration(release, tenants),
     )
@@ -239,9 +288,12 @@ def rollout_start(
     created_by=None,
     confirm_downgrade: bool = False,
     rollback_of: Rollout | None = None,
+    method: str = RolloutMethod.DEPLOY,
 ) -> Rollout:
     if strategy.max_parallel < 1:
         raise RolloutRefused("Max parallel must be at least 1.")
+    if method == RolloutMethod.ALIAS and rollback_of is None:
+        raise RolloutRefused("Only a roll back can move aliases back.")
     # A user limited to some tenants names those tenants: never all, a ring or a tag.
     refusal = target_refusal(created_by, target)
     if refusal:
@@ -263,6 +315,7 @@ def rollout_start(
             target=asdict(target),
             wave_sizes=[len(w) for w in waves],
             rollback_of=rollback_of,
+            method=method,
             created_by=created_by if created_by and created_by.is_authenticated else None,
             **asdict(strategy),
         )
@@ -414,7 +467,7 @@ def _start(rollout: Rollout, due: list[Deployment]) -> int:
         return 0
     version = rollout.release.version
     jobs = job_create_many(
-        kind=JOB_KIND,
+        kind=ALIAS_BACK_KIND if rollout.method == RolloutMethod.ALIAS else JOB_KIND,
         # "release" lets pages that only know jobs (the tenant's health history) say which.
         subjects=[
             (
@@ -443,21 +496,58 @@ def _start(rollout: Rollout, due: list[Deployment]) -> int:
     return len(ready)
 
 
+_CELL = ("tenant__aws_account_id", "tenant__region")
+
+
 def _fill(rollout: Rollout, wave: int, running: int) -> tuple[int, bool]:
     """Start pending deployments of waves up to ``wave`` into the free slots.
 
-    Returns (how many started, whether pending ones are left).
+    ``max_parallel`` is per cell (an AWS account and region): each cell has its own Lambda
+    budget, so each gets its own slots and every account's share advances at its own
+    pace, none waiting for another's. Returns (how many started, whether pending ones are
+    left).
     """
+    cells = list(
+        rollout.deployments.filter(wave__lte=wave, status=DeploymentStatus.PENDING)
+        .values_list(*_CELL)
+        .order_by(*_CELL)  # not the model's ordering: DISTINCT would count its columns
+        .distinct()
+    )
+    if not cells:
+        return 0, False
+    if len(cells) == 1 and not _several_cells(rollout):
+        return _fill_cell(rollout, wave, running, None)
+    busy = {
+        (row[_CELL[0]], row[_CELL[1]]): row["n"]
+        for row in rollout.deployments.filter(status=DeploymentStatus.RUNNING)
+        .values(*_CELL)
+        .order_by(*_CELL)
+        .annotate(n=Count("id"))
+    }
+    started, left = 0, False
+    for cell in cells:
+        n, more = _fill_cell(rollout, wave, busy.get(cell, 0), cell)
+        started, left = started + n, left or more
+    return started, left
+
+
+def _several_cells(rollout: Rollout) -> bool:
+    """Whether the rollout's tenants span more than one account or region (one query,
+    stopping at the second cell)."""
+    return len(rollout.deployments.values_list(*_CELL).order_by(*_CELL).distinct()[:2]) > 1
+
+
+def _fill_cell(rollout: Rollout, wave: int, running: int, cell: tuple | None) -> tuple[int, bool]:
+    """Fill one cell's free slots (``cell`` None: the rollout has only one)."""
+    pending = rollout.deployments.filter(wave__lte=wave, status=DeploymentStatus.PENDING)
+    if cell is not None:
+        pending = pending.filter(**dict(zip(_CELL, cell, strict=True)))
     started = 0
     while True:
         free = rollout.max_parallel - running - started
         if free <= 0:
             return started, True
-        due = list(
-            rollout.deployments.filter(wave__lte=wave, status=DeploymentStatus.PENDING)
-            .select_related("tenant")
-            .order_by("wave", "position")[:free]
-        )
+        due = list(pending.select_related("tenant").order_by("wave", "position")[:free])
         if not due:
             return started, False
         started += _start(rollout, due)
@@ -600,62 +690,6 @@ def rollout_retry_failed(rollout: Rollout) -> int:
         locked.save(update_fields=["status", "status_reason", "finished_at"])
         transaction.on_commit(lambda: _send_advance(rollout.pk))
     return count
-
-
-_CONTRACT_RE = re.compile(r"\b(DROP\s+(COLUMN|TABLE)|RENAME\b|ALTER\s+COLUMN\b.*\bTYPE\b)", re.I)
-
-
-def rollback_warnings(rollout: Rollout, previous: Release) -> list[str]:
-    """Migrations the rolled-back release added: the previous code must live with them."""
-    have = set(previous.migrations.values_list("version", flat=True))
-    added = [m for m in rollout.release.migrations.all() if m.version not in have]
-    warnings = []
-    for m in added:
-        if _CONTRACT_RE.search(m.sql):
-            warnings.append(
-                f"{m.name} drops, renames or retypes something: it breaks the expand/contract "
-                f"rule, and {previous.version}'s code may fail on the new schema."
-            )
-        else:
-            warnings.append(f"{m.name} stays applied (schema is not rolled back).")
-    return warnings
-
-
-def rollout_rollback(rollout: Rollout, *, created_by=None) -> list[Rollout]:
-    """Roll the tenants this rollout touched back to the release each ran before it."""
-    if rollout.status in (RolloutStatus.RUNNING, RolloutStatus.PAUSED, RolloutStatus.HALTED):
-        rollout_cancel(rollout)
-    touched = rollout.deployments.filter(
-        status__in=[DeploymentStatus.SUCCEEDED, DeploymentStatus.FAILED, DeploymentStatus.RUNNING]
-    ).exclude(from_release="")
-    by_release: dict[str, list[str]] = {}
-    for from_release, slug in touched.values_list("from_release", "tenant__slug"):
-        by_release.setdefault(from_release, []).append(slug)
-    created = []
-    for version, slugs in by_release.items():
-        previous = Release.objects.filter(version=version).first()
-        if previous is None:
-            continue
-        strategy = Strategy(
-            max_parallel=rollout.max_parallel,
-            canary_max_failures=rollout.canary_max_failures,
-            wave_failure_pct=rollout.wave_failure_pct,
-            bake_s=0,
-            traffic=Traffic.ALL_AT_ONCE,
-        )
-        created.append(
-            rollout_start(
-                release=previous,
-                target=Target(kind="tenants", values=sorted(slugs), on_conflict="wait"),
-                strategy=strategy,
-                created_by=created_by,
-                confirm_downgrade=True,
-                rollback_of=rollout,
-            )
-        )
-    if not created:
-        raise RolloutRefused("No tenant of this rollout has an earlier release to go back to.")
-    return created
 
 
 def cancel_running_jobs(rollout: Rollout) -> int:

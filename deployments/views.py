@@ -10,9 +10,9 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django_htmx.http import HttpResponseStopPolling
 
-from deployments import rollout_display, rollouts
+from deployments import rollbacks, rollout_display, rollouts
 from deployments.forms import ReleaseForm, RolloutForm
-from deployments.models import Release, Rollout, RolloutStatus
+from deployments.models import Release, Rollout, RolloutMethod, RolloutStatus
 from deployments.releases import (
     ReleaseRefused,
     release_is_deployed,
@@ -271,7 +271,9 @@ def rollout_action(request: HttpRequest, rollout_id: int, action: str) -> HttpRe
         )
     if action == "rollback":
         try:
-            created = rollouts.rollout_rollback(rollout, created_by=request.user)
+            created = rollbacks.rollout_rollback(
+                rollout, created_by=request.user, method=request.POST.get("method") or "alias"
+            )
         except RolloutRefused as exc:
             messages.error(request, str(exc))
             return redirect("deployments:rollout_detail", rollout_id=rollout.pk)
@@ -280,21 +282,25 @@ def rollout_action(request: HttpRequest, rollout_id: int, action: str) -> HttpRe
             action="rollout.rollback",
             obj=rollout,
             rollbacks=[r.pk for r in created],
+            method=created[0].method,
         )
         for back in created:
             messages.success(
                 request,
                 format_html(
                     '<a href="{}">Rollout #{}</a> rolls {} tenant(s) back to {} (from rollout '
-                    "#{}).",
+                    "#{}) {}.",
                     _link(back.pk),
                     back.pk,
                     sum(back.wave_sizes),
                     back.release.version,
                     rollout.pk,
+                    "by moving their aliases back"
+                    if back.method == RolloutMethod.ALIAS
+                    else "by deploying it again",
                 ),
             )
-            for warning in rollouts.rollback_warnings(rollout, back.release):
+            for warning in rollbacks.rollback_warnings(rollout, back.release):
                 messages.warning(request, warning)
         return redirect("deployments:rollout_detail", rollout_id=created[0].pk)
     before = rollout_display.rollout_counts(rollout)["totals"] if action == "cancel" else None

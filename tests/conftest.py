@@ -89,6 +89,7 @@ def aws(settings):
         apigw_ext,
         lambda_architecture,
         lambda_revisions,
+        lambda_versions,
         secrets_stages,
     )
 
@@ -97,6 +98,7 @@ def aws(settings):
     apigw_ext.patch_moto()
     secrets_stages.patch_moto()
     lambda_revisions.patch_moto()
+    lambda_versions.patch_moto()
     settings.AWS_ENDPOINT_URL = ""
     for key in ("AWS_ENDPOINT_URL",):
         os.environ.pop(key, None)

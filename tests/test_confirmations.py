@@ -173,16 +173,32 @@ def test_confirmed_rollback_starts_the_way_back_and_links_it(client_for, operato
     Deployment.objects.filter(rollout=rollout, wave__in=[0, 1]).update(
         status=DeploymentStatus.SUCCEEDED
     )
+    asked = client_for(operator_user).post(f"/rollouts/{rollout.pk}/rollback/")
+    page = asked.content.decode()
+    # Both ways back, with what each costs; moving the aliases back is checked.
+    assert 'name="method" value="alias" checked' in page
+    assert 'name="method" value="redeploy"' in page
+    assert "Move aliases back</strong>: 2 Lambda control calls" in page
+    assert "Redeploy the earlier release</strong>: 4 Lambda control calls" in page
     done = client_for(operator_user).post(
-        f"/rollouts/{rollout.pk}/rollback/", {"confirmed": "yes"}, follow=True
+        f"/rollouts/{rollout.pk}/rollback/", {"confirmed": "yes", "method": "alias"}, follow=True
     )
     back = Rollout.objects.get(rollback_of=rollout)
     assert back.release.version == OLD and sum(back.wave_sizes) == 2
+    assert back.method == "alias"
     assert done.redirect_chain[-1][0] == f"/rollouts/{back.pk}/"
     assert (
         f'<a href="/rollouts/{back.pk}/">Rollout #{back.pk}</a> rolls 2 tenant(s) back to {OLD} '
-        f"(from rollout #{rollout.pk})."
+        f"(from rollout #{rollout.pk}) by moving their aliases back."
     ) in _message_links(done)
+
+
+def test_rollback_can_redeploy_instead(client_for, operator_user, rollout):
+    Deployment.objects.filter(rollout=rollout, wave=0).update(status=DeploymentStatus.SUCCEEDED)
+    client_for(operator_user).post(
+        f"/rollouts/{rollout.pk}/rollback/", {"confirmed": "yes", "method": "redeploy"}
+    )
+    assert Rollout.objects.get(rollback_of=rollout).method == "deploy"
 
 
 def test_a_viewer_gets_no_confirmation_and_changes_nothing(client_for, viewer_user, rollout):

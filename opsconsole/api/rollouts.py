@@ -10,7 +10,7 @@ from typing import Literal
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 
-from deployments import rollout_display, rollouts
+from deployments import rollbacks, rollout_display, rollouts
 from deployments.models import Deployment, Release, Rollout
 from deployments.rollout_scope import (
     rollout_reaches_hidden,
@@ -36,7 +36,13 @@ class RolloutIn(Schema):
     on_conflict: Literal["wait", "skip"] = Field(
         "wait", description="A tenant already in another open rollout: wait for it or skip it."
     )
-    max_parallel: int | None = Field(None, ge=1, le=1000)
+    max_parallel: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description="Deployments in flight at once per AWS account and region (each has its "
+        "own Lambda budget). Default: what keeps the budget, not the slots, the limit.",
+    )
     canary_max_failures: int | None = Field(None, ge=0)
     wave_failure_pct: int | None = Field(None, ge=0, le=100)
     bake_s: int | None = Field(None, ge=0, le=86400)
@@ -87,6 +93,7 @@ class RolloutOut(Schema):
     current_wave: int
     counts: dict[str, int]
     rollback_of: int | None
+    method: str
     created_at: datetime
     finished_at: datetime | None
 
@@ -126,6 +133,15 @@ class RolloutDetailOut(RolloutOut):
 
 class ActionOut(RolloutOut):
     changed: int
+
+
+class RollbackIn(Schema):
+    method: Literal["alias", "redeploy"] = Field(
+        "alias",
+        description="alias: each tenant's alias back to the version it ran before (1 Lambda "
+        "call; redeployed where that version is gone); redeploy: the earlier release "
+        "deployed again, every step.",
+    )
 
 
 class RollbackOut(Schema):
@@ -294,14 +310,16 @@ def rollout_retry(request: HttpRequest, rollout_id: int):
     "/{rollout_id}/rollback",
     response=answers({201: RollbackOut}, 400, 403),
 )
-def rollout_rollback(request: HttpRequest, rollout_id: int):
-    """Return every tenant this rollout touched to the release it ran before."""
+def rollout_rollback(request: HttpRequest, rollout_id: int, body: RollbackIn | None = None):
+    """Return every tenant this rollout touched to the release it ran before (by default
+    by moving its alias back; the body may ask for a redeploy)."""
     rollout = _rollout(request, rollout_id)
     require(request, Role.OPERATOR)
     _steerable(request, rollout)
+    method = body.method if body else "alias"
     try:
-        created = rollouts.rollout_rollback(rollout, created_by=request.user)
+        created = rollbacks.rollout_rollback(rollout, created_by=request.user, method=method)
     except RolloutRefused as exc:
         raise refused([str(exc)]) from exc
-    audit(request, "rollout.rollback", rollout, rollouts=[r.pk for r in created])
+    audit(request, "rollout.rollback", rollout, rollouts=[r.pk for r in created], method=method)
     return Status(201, {"rollouts": [_rollout(request, r.pk) for r in created]})

@@ -90,8 +90,10 @@ _TERMS = [
         "rollback",
         "Roll back",
         "A rollout of its own that points the alias 'live' of each tenant the rollout "
-        "updated back at the version it ran before. SQL migrations are not undone, which "
-        "is why they must keep the previous release working (expand, then contract).",
+        "updated back at the version it ran before (one Lambda call a tenant), or "
+        "redeploys the previous release where that version is gone. SQL migrations are "
+        "not undone, which is why they must keep the previous release working (expand, "
+        "then contract).",
     ),
     Term(
         "alias-live",

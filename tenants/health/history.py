@@ -14,7 +14,7 @@ from datetime import datetime
 from opsconsole.jobs.models import Job, JobStatus
 from tenants.models import Tenant
 
-DEPLOY_JOB_KINDS = ("tenant_provision", "tenant_reconcile", "tenant_deploy")
+DEPLOY_JOB_KINDS = ("tenant_provision", "tenant_reconcile", "tenant_deploy", "tenant_alias_back")
 
 
 @dataclass(frozen=True)

@@ -89,24 +89,17 @@ def _wait_ready(name: str, region: str, *, updated: bool) -> None:
         raise StepWait("waiting for Lambda (Pending)", retry_in=15) from exc
 
 
-def ensure_version(
-    name: str, region: str, *, code_sha256: str, release: str, known_new: bool = False
-) -> str:
-    """The published version for this code and release: reused if it exists, else new.
+def ensure_version(name: str, region: str, *, code_sha256: str, release: str) -> str:
+    """The published version of what $LATEST holds now, code and configuration.
 
-    ``known_new``: the function was created by this very step, so it has no versions yet.
+    PublishVersion is idempotent on AWS: when nothing changed since the last version it
+    answers that version, and after a configuration change (a repaired environment, an
+    attachment gone) it publishes a new one, so the alias serves the repair. Reusing a
+    version found by its code alone would leave the old configuration serving.
+    ``CodeSha256`` makes AWS refuse if the code changed under us since we checked it.
     """
-    description = f"release {release}"
-    existing = [] if known_new else lambda_.list_versions(name=name, region=region)
-    for version in existing:
-        if (
-            version.get("Version") != "$LATEST"
-            and version.get("CodeSha256") == code_sha256
-            and version.get("Description") == description
-        ):
-            return version["Version"]
     published = lambda_.publish_version(
-        name=name, code_sha256=code_sha256, description=description, region=region
+        name=name, code_sha256=code_sha256, description=f"release {release}", region=region
     )
     return published["Version"]
 
@@ -205,7 +198,7 @@ def _converge(tenant, name, region, version, artifact, existing, created) -> dic
         )
     fresh = created is not None
     function_version = ensure_version(
-        name, region, code_sha256=configuration["CodeSha256"], release=version, known_new=fresh
+        name, region, code_sha256=configuration["CodeSha256"], release=version
     )
     alias = ensure_alias(name, region, function_version, known_new=fresh)
     apply_concurrency(tenant, name, concurrency)
@@ -236,18 +229,69 @@ def _converge(tenant, name, region, version, artifact, existing, created) -> dic
 
 
 def function_drift(tenant: Tenant) -> list[Drift]:
+    """The function as it serves (the alias's version) and as it stands ($LATEST),
+    against the tenant's release.
+
+    Traffic reaches the alias's version, so that is checked first; a change made to
+    $LATEST alone (someone's edit in the AWS console) is drift too, since the next
+    version would carry it. After a roll back that moved the alias, $LATEST still holds
+    the release rolled back from (``latest_release`` on the alias's record): it is checked
+    against that release, not reported as drift.
+    """
     name = naming.function_name(tenant.slug)
     existing = lambda_.get_function(name=name, region=tenant.region)
     if existing is None:
         return [Drift("function", name, "exists", "present", "missing")]
-    drifts = []
-    configuration = existing["Configuration"]
+    # GetFunction of the alias: outside the 15/s control budget, unlike GetAlias.
+    served = lambda_.get_function_at(name=name, qualifier=naming.ALIAS, region=tenant.region)
     try:
         version = tenant.desired_release or tenant.current_release
         artifact = release_source.get().artifact(version, region=tenant.region)
-        wanted, secret_names = function_config.desired_configuration(tenant, artifact)
+        wanted = function_config.desired_configuration(tenant, artifact)
+        ahead = _latest_release(tenant, existing)
+        latest_wanted = (
+            (ahead, function_config.desired_configuration(tenant, ahead)) if ahead else None
+        )
     except (RuntimeError, LookupError) as exc:
         return [Drift("function", name, "configuration", "computable", str(exc))]
+    latest = _drifts(name, existing, artifact, *wanted)
+    if latest_wanted:
+        latest = _drifts(name, existing, latest_wanted[0], *latest_wanted[1])
+    if served is None:
+        drifts = latest + [Drift("alias", naming.ALIAS, "exists", "present", "missing")]
+    else:
+        drifts = _drifts(name, served, artifact, *wanted)
+        seen = {d.field for d in drifts}
+        drifts += [d for d in latest if d.field not in seen]
+    wanted_concurrency = (
+        0 if tenant.status == TenantStatus.SUSPENDED else tenant.reserved_concurrency
+    )
+    have_concurrency = existing.get("Concurrency", {}).get("ReservedConcurrentExecutions")
+    if wanted_concurrency != have_concurrency:
+        drifts.append(
+            Drift("function", name, "reserved concurrency", wanted_concurrency, have_concurrency)
+        )
+    return drifts
+
+
+def _latest_release(tenant: Tenant, existing: dict) -> ReleaseArtifact | None:
+    """The release a roll back left in $LATEST, when $LATEST still holds its code."""
+    record = resources.find(tenant, kind="alias")
+    ahead = (record.details or {}).get("latest_release", "") if record else ""
+    if not ahead:
+        return None
+    artifact = release_source.get().artifact(ahead, region=tenant.region)
+    if not code_matches(existing["Configuration"], existing.get("Code", {}), artifact):
+        return None  # deployed over since: the plain rules apply
+    return artifact
+
+
+def _drifts(
+    name: str, function: dict, artifact, wanted: dict, secret_names: set[str]
+) -> list[Drift]:
+    """How one version of the function (its GetFunction answer) differs from ``wanted``."""
+    drifts = []
+    configuration = function["Configuration"]
     for key, value in _config_changes(configuration, wanted).items():
         have = configuration.get(key)
         if key == "Environment":
@@ -266,19 +310,8 @@ def function_drift(tenant: Tenant) -> list[Drift]:
                 )
         else:
             drifts.append(Drift("function", name, key, value, have))
-    if not code_matches(configuration, existing.get("Code", {}), artifact):
+    if not code_matches(configuration, function.get("Code", {}), artifact):
         drifts.append(Drift("function", name, "code", artifact.version, "other code"))
-    alias = lambda_.get_alias(function=name, alias=naming.ALIAS, region=tenant.region)
-    if alias is None:
-        drifts.append(Drift("alias", naming.ALIAS, "exists", "present", "missing"))
-    wanted_concurrency = (
-        0 if tenant.status == TenantStatus.SUSPENDED else tenant.reserved_concurrency
-    )
-    have_concurrency = existing.get("Concurrency", {}).get("ReservedConcurrentExecutions")
-    if wanted_concurrency != have_concurrency:
-        drifts.append(
-            Drift("function", name, "reserved concurrency", wanted_concurrency, have_concurrency)
-        )
     return drifts
 
 

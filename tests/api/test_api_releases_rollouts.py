@@ -121,6 +121,48 @@ def test_ci_registers_a_zip_and_starts_a_rollout(client, operator_user, seeded, 
     assert event.details["via"] == "api" and event.details["api_token_name"].startswith("ci (ocs_")
 
 
+def test_rollback_moves_aliases_back_unless_asked_to_redeploy(
+    client, operator_user, seeded, monkeypatch
+):
+    from deployments import rollouts
+    from deployments.models import Deployment, DeploymentStatus
+
+    monkeypatch.setattr(rollouts, "_send_advance", lambda rollout_id: None)
+    headers = auth(operator_user)
+    demo = Release.objects.get()
+    Release.objects.create(version="2026.12.1", artifact_type="zip", runtime="python3.12")
+    for i in range(2):
+        Tenant.objects.create(
+            name=f"T{i}",
+            slug=f"t5-rb{i}",
+            region="us-east-1",
+            status=TenantStatus.ACTIVE,
+            current_release=demo.version,
+        )
+    made = []
+    for method in ("alias", "redeploy", None):
+        rollout = rollouts.rollout_start(
+            release=Release.objects.get(version="2026.12.1"),
+            target=rollouts.Target(on_conflict="skip"),
+            strategy=Strategy(bake_s=0),
+        )
+        Deployment.objects.filter(rollout=rollout).update(status=DeploymentStatus.SUCCEEDED)
+        body = {"method": method} if method else {}
+        answer = client.post(
+            f"/api/v1/rollouts/{rollout.pk}/rollback", body, "application/json", **headers
+        )
+        assert answer.status_code == 201, answer.content
+        [back] = answer.json()["rollouts"]
+        assert back["release"] == demo.version and back["rollback_of"] == rollout.pk
+        made.append(back["method"])
+        Rollout.objects.filter(pk=back["id"]).update(status="cancelled")
+    assert made == ["alias", "deploy", "alias"]
+    bad = client.post(
+        f"/api/v1/rollouts/{rollout.pk}/rollback", {"method": "x"}, "application/json", **headers
+    )
+    assert bad.status_code == 422 and bad.json()["field"] == "method"
+
+
 @pytest.mark.parametrize(
     "body", [{"release": "nope"}, {"release": "2026.11.0-demo", "target": "rings", "values": [7]}]
 )

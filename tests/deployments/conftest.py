@@ -16,7 +16,11 @@ from psycopg import sql
 
 from deployments.migration_files import MigrationSpec
 from deployments.migration_runner import DatabaseTarget
+from opsconsole.sandbox.demo_release import DEMO_VERSION
 from opsconsole.sandbox.endpoints import sandbox_server_connection
+from tenants.models import Tenant
+from tests.local_postgres import seed_in_process
+from tests.tenants.conftest import drop_tenant_databases, make_tenant, run_job
 
 
 def admin_connection():
@@ -69,3 +73,39 @@ def make_tenant_db(db, server_key) -> Iterator[Callable[[], DatabaseTarget]]:
 @pytest.fixture
 def tenant_db(make_tenant_db) -> DatabaseTarget:
     return make_tenant_db()
+
+
+# --- onboarded tenants in in-process moto (rollout and roll back tests) ------------------
+
+
+@pytest.fixture
+def seeded(aws, db):
+    """The sandbox baseline and demo release in in-process moto."""
+    return seed_in_process()
+
+
+@pytest.fixture
+def t5_dbs():
+    drop_tenant_databases("tenant_t5")
+    yield
+    drop_tenant_databases("tenant_t5")
+
+
+@pytest.fixture
+def fleet(seeded, t5_dbs):
+    """make(n): n onboarded tenants on the demo release (the first in ring 0)."""
+
+    def make(n: int, prefix: str = "t5-") -> list[Tenant]:
+        tenants = []
+        for i in range(n):
+            tenant = make_tenant(
+                f"{prefix}{i:02d}", ring=0 if i == 0 else 1, desired_release=DEMO_VERSION
+            )
+            job = run_job("tenant_provision", tenant)
+            assert job.status == "succeeded", job.error
+            tenant.refresh_from_db()
+            assert tenant.current_release == DEMO_VERSION
+            tenants.append(tenant)
+        return tenants
+
+    return make

@@ -31,12 +31,7 @@ from opsconsole.jobs.services import job_execute
 from opsconsole.sandbox.demo_release import DEMO_VERSION
 from tenants import naming
 from tenants.models import Tenant
-from tests.deployments.test_rollout import (  # noqa: F401 - fixtures
-    alias_version,
-    drive,
-    quick,
-    seeded,
-)
+from tests.deployments.test_rollout import alias_version, drive, quick
 from tests.tenants.conftest import drop_tenant_databases, make_tenant, run_job
 
 NEW = "2026.12.0-hc"
@@ -53,7 +48,7 @@ def hc_dbs():
 
 
 @pytest.fixture
-def fleet(seeded, hc_dbs):  # noqa: F811 - the fixture imported above
+def fleet(seeded, hc_dbs):  # this file's own, over conftest's
     """make(n): n onboarded tenants on the demo release (the first in ring 0)."""
 
     def make(n: int) -> list[Tenant]:

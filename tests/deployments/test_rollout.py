@@ -16,6 +16,7 @@ from django.utils import timezone
 from deployments import pipeline
 from deployments.models import Deployment, DeploymentStatus, Rollout, RolloutStatus
 from deployments.releases import ReleaseInput, release_register
+from deployments.rollbacks import rollout_rollback
 from deployments.rollouts import (
     RolloutRefused,
     Strategy,
@@ -27,7 +28,6 @@ from deployments.rollouts import (
     rollout_preview,
     rollout_resume,
     rollout_retry_failed,
-    rollout_rollback,
     rollout_start,
 )
 from opsconsole.aws import lambda_
@@ -36,45 +36,11 @@ from opsconsole.jobs.services import job_execute
 from opsconsole.sandbox.demo_release import DEMO_VERSION, app_files, build_zip
 from tenants import naming
 from tenants.models import Tenant
-from tests.local_postgres import seed_in_process
-from tests.tenants.conftest import drop_tenant_databases, make_tenant, run_job
+from tests.tenants.conftest import make_tenant, run_job
 
 NEW = "2026.12.0"
 
 pytestmark = pytest.mark.usefixtures("fast_budget")
-
-
-@pytest.fixture
-def seeded(aws, db):
-    """The sandbox baseline and demo release in in-process moto."""
-    return seed_in_process()
-
-
-@pytest.fixture
-def t5_dbs():
-    drop_tenant_databases("tenant_t5")
-    yield
-    drop_tenant_databases("tenant_t5")
-
-
-@pytest.fixture
-def fleet(seeded, t5_dbs):
-    """make(n): n onboarded tenants on the demo release (the first in ring 0)."""
-
-    def make(n: int, prefix: str = "t5-") -> list[Tenant]:
-        tenants = []
-        for i in range(n):
-            tenant = make_tenant(
-                f"{prefix}{i:02d}", ring=0 if i == 0 else 1, desired_release=DEMO_VERSION
-            )
-            job = run_job("tenant_provision", tenant)
-            assert job.status == "succeeded", job.error
-            tenant.refresh_from_db()
-            assert tenant.current_release == DEMO_VERSION
-            tenants.append(tenant)
-        return tenants
-
-    return make
 
 
 def register_new(version: str = NEW, migrations=None, runtime: str = "python3.12"):
@@ -310,8 +276,8 @@ def test_roll_back_puts_the_previous_release_back(fleet):
         function = lambda_.get_function_at(
             name=naming.function_name(tenant.slug), qualifier=naming.ALIAS, region=tenant.region
         )
-        # The alias serves the demo release's code again (a new version of it: the latest
-        # published one held the new release's code).
+        # The alias serves the demo release's code again (moved back to the version that
+        # held it: tests/deployments/test_alias_rollback.py).
         assert function["Configuration"]["CodeSha256"] == old_code[tenant.slug]
 
 

@@ -116,7 +116,7 @@ def test_viewer_cannot_act_on_a_rollout(client_for, viewer_user, outsider_user, 
 
 def test_rollback_warns_when_migrations_break_expand_contract(db, release):
     from deployments.models import ReleaseMigration
-    from deployments.rollouts import rollback_warnings
+    from deployments.rollbacks import rollback_warnings
 
     previous = Release.objects.create(version="2026.11.0", artifact_type="zip")
     for r in (previous, release):

@@ -25,6 +25,7 @@ from opsconsole.sandbox.localaws import (
     lambda_architecture,
     lambda_invoke,
     lambda_revisions,
+    lambda_versions,
     rds_engine_versions,
     rds_ext,
     rds_windows,
@@ -52,6 +53,7 @@ EXTENSIONS: list[ModuleType] = [
     rds_windows,
     secrets_stages,
     lambda_revisions,
+    lambda_versions,
 ]
 
 
