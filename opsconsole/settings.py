@@ -540,6 +540,8 @@ ROLLOUT_ADVANCE_DEBOUNCE_S = env_int("ROLLOUT_ADVANCE_DEBOUNCE_S", 1)
 # A deployment whose job ended this long ago without its hook's writes is caught up.
 ROLLOUT_SYNC_GRACE_S = env_int("ROLLOUT_SYNC_GRACE_S", 60)
 RELEASE_UPLOAD_MAX_BYTES = env_int("RELEASE_UPLOAD_MAX_BYTES", 512 * 1024 * 1024)
+# A pg_dump uploaded through the console for a restore (bigger ones: give an s3:// URI).
+RESTORE_MAX_UPLOAD_BYTES = env_int("RESTORE_MAX_UPLOAD_BYTES", 2 * 1024 * 1024 * 1024)
 CELERY_BEAT_SCHEDULE["rollouts-advance"] = {
     "task": "deployments.tasks.rollouts_advance_all",
     "schedule": ROLLOUT_ADVANCE_SECONDS,

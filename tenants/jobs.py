@@ -10,7 +10,7 @@ from opsconsole.jobs.models import Job
 from opsconsole.jobs.registry import register_job_kind
 from opsconsole.webhooks import events as webhook_events
 from opsconsole.webhooks.services import emit
-from tenants import credentials, drift, notifications  # noqa: F401 - register their jobs
+from tenants import credentials, drift, notifications, restore  # noqa: F401 - register their jobs
 from tenants.attachments import step_attachments, step_delete_attachments
 from tenants.models import Tenant, TenantStatus
 from tenants.provisioning import database

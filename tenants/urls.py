@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from tenants import attachment_views, notification_urls, views
+from tenants import attachment_views, notification_urls, restore_views, views
 
 app_name = "tenants"
 urlpatterns = [
@@ -23,5 +23,6 @@ urlpatterns = [
     path("<slug:slug>/suspend/", views.tenant_suspend, name="suspend"),
     path("<slug:slug>/resume/", views.tenant_resume, name="resume"),
     path("<slug:slug>/offboard/", views.tenant_offboard, name="offboard"),
+    path("<slug:slug>/restore/", restore_views.tenant_restore, name="restore"),
     path("<slug:slug>/attachments/", attachment_views.tenant_attachment_add, name="attachment_add"),
 ]

@@ -52,6 +52,7 @@ TENANT_ROUTES = {
     "tenants/<slug:slug>/suspend/",
     "tenants/<slug:slug>/resume/",
     "tenants/<slug:slug>/offboard/",
+    "tenants/<slug:slug>/restore/",
     "tenants/<slug:slug>/attachments/",
     "tenants/attachments/<int:pk>/remove/",
     "jobs/<int:job_id>/",

@@ -1,6 +1,7 @@
 """Tenants: list with status, release and health; get; onboard (the onboarding form's
 validation and plan: ``dry_run`` shows the plan, creates nothing); edit; suspend; resume;
-repair; offboard; drift. A scoped token sees only its tenants; the others are 404."""
+repair; offboard; drift; restore a pg_dump. A scoped token sees only its tenants; the others
+are 404."""
 
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 
 from opsconsole.accounts.models import Role
-from opsconsole.api.auth import require
+from opsconsole.api.auth import audit, require
 from opsconsole.api.errors import ApiError, form_refused, refused
 from opsconsole.api.jobs import JobOut, job_out
 from opsconsole.api.schemas import answers
 from opsconsole.aws.errors import AwsError
 from opsconsole.jobs.models import Job
-from tenants import services
+from tenants import restore, services
 from tenants.health.fleet import fleet_table
 from tenants.models import TenantStatus
 from tenants.onboarding import OnboardingInputError, config_form, onboard_form, onboarding_plan
@@ -349,6 +350,38 @@ def tenant_offboard(request: HttpRequest, slug: str, body: OffboardIn):
     if body.confirm.strip() != tenant.slug:
         raise refused([f"confirm: type the slug {tenant.slug} to confirm"])
     return _action(request, slug, Role.ADMIN, services.tenant_offboard, confirm_slug=body.confirm)
+
+
+class RestoreIn(Schema):
+    s3_uri: str = Field(
+        description="s3://bucket/key of a pg_dump (custom format or plain SQL, gzipped or "
+        "not), readable in the tenant's account."
+    )
+    mode: Literal["replace", "data-only", "as-is"] = Field(
+        "replace",
+        description="replace: the dump's tables, views, sequences, types and functions are "
+        "dropped first; data-only: rows into the tables the migrations made; as-is: a plain "
+        "dump runs as written.",
+    )
+    confirm: str = Field(description="The tenant's slug, typed again.")
+
+
+@router.post("/{slug}/restore", response=answers({202: ActionOut}, 400, 403, 409))
+def tenant_restore(request: HttpRequest, slug: str, body: RestoreIn):
+    """Restore a pg_dump into the tenant's database as its own role, as a job (admin);
+    the job's steps report progress and the first error in PostgreSQL's words."""
+    tenant = _tenant(request, slug)
+    require(request, Role.ADMIN)
+    if body.confirm.strip() != tenant.slug:
+        raise refused([f"confirm: type the slug {tenant.slug} to confirm"])
+    try:
+        job = restore.restore_start(
+            tenant, mode=body.mode, s3_uri=body.s3_uri, created_by=request.user
+        )
+    except restore.RestoreRefused as exc:
+        raise refused([str(exc)]) from exc
+    audit(request, "tenant.restore", tenant, job=job.pk, source=body.s3_uri, mode=body.mode)
+    return Status(202, {"tenant": tenant, "job": job_out(job)})
 
 
 def _last_drift(tenant) -> Job | None:

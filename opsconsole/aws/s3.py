@@ -115,3 +115,21 @@ def upload_fileobj(
             raise AwsError(str(exc), code="S3UploadFailed", permanent=False) from exc
     head = head_object(bucket=bucket, key=key, region=region) or {}
     return {"ContentLength": head.get("ContentLength", 0), "ETag": head.get("ETag", "")}
+
+
+def download_fileobj(
+    *, bucket: str, key: str, fileobj: BinaryIO, region: str | None = None
+) -> None:
+    """Download a (possibly large) object into ``fileobj``, in parts, without holding it
+    in memory."""
+    s3 = client("s3", region)
+    with aws_errors():
+        s3.download_fileobj(bucket, key, fileobj)
+
+
+def read_range(*, bucket: str, key: str, length: int, region: str | None = None) -> bytes:
+    """The object's first ``length`` bytes (one ranged GET: what a format check needs)."""
+    resp = call(
+        client("s3", region).get_object, Bucket=bucket, Key=key, Range=f"bytes=0-{length - 1}"
+    )
+    return resp["Body"].read()

