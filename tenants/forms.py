@@ -230,6 +230,19 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
         "evaluation_periods, datapoints, enabled). Blank: none. The full list is in "
         "docs/app-contract.md of the console's repository.",
     )
+    restore_from = forms.CharField(
+        required=False,
+        label="Restore data from (s3:// URI of a pg_dump)",
+        help_text="Once the stack is up, this dump is restored into the new database as the "
+        "tenant's role (Restore data on the tenant's page does the same later). Blank: an "
+        "empty database with the release's migrations.",
+    )
+    restore_mode = forms.ChoiceField(
+        required=False,
+        choices=[("replace", "Replace what the dump contains"), ("data-only", "Data only")],
+        initial="replace",
+        label="Restore mode",
+    )
     form_token = forms.CharField(widget=forms.HiddenInput, required=False)
 
     class Meta:
@@ -412,6 +425,13 @@ class TenantOnboardForm(TenantSpecMixin, forms.ModelForm):
                     self.add_error("serverless_min_acu", "ACU come in steps of 0.5.")
         if isolation == Isolation.SHARED and cleaned.get("use_rds_proxy"):
             self.add_error("use_rds_proxy", "A shared-instance tenant uses the shared endpoint.")
+        restore_from = (cleaned.get("restore_from") or "").strip()
+        if restore_from and isolation == Isolation.NONE:
+            self.add_error(
+                "restore_from", "This tenant brings its own database: nothing to restore into."
+            )
+        elif restore_from and not restore_from.startswith("s3://"):
+            self.add_error("restore_from", "An s3://bucket/key URI.")
         domain, cert = cleaned.get("custom_domain"), cleaned.get("certificate_arn", "").strip()
         if domain and not cert:
             self.add_error("certificate_arn", "A custom domain needs its ACM certificate ARN.")

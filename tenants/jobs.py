@@ -57,6 +57,27 @@ def _provisioned(job: Job) -> None:
     if onboarded:
         payload = webhook_events.tenant_payload(tenant, status=TenantStatus.ACTIVE, job_id=job.pk)
         emit(webhook_events.TENANT_ONBOARDED, payload)
+        _restore_asked(job)
+
+
+def _restore_asked(job: Job) -> None:
+    """The dump the onboarding form named, restored now that the database is up."""
+    asked = job.params.get("restore")
+    if not asked:
+        return
+    tenant = Tenant.objects.get(slug=job.subject_id)
+    try:
+        restore.restore_start(
+            tenant,
+            mode=asked["mode"] or "replace",
+            s3_uri=asked["s3_uri"],
+            created_by=job.created_by,
+        )
+    except restore.RestoreRefused as exc:
+        # The stack is up; the person restores by hand from the tenant's page.
+        Tenant.objects.filter(pk=tenant.pk).update(
+            status_reason=f"The restore asked at onboarding did not start: {exc}"[:255]
+        )
 
 
 def _provision_failed(job: Job) -> None:

@@ -62,7 +62,15 @@ def tenant_onboard(*, form: TenantOnboardForm, request: HttpRequest) -> tuple[Te
                 # In the tenant's own AWS account, as every job on it runs.
                 with aws_account(tenant.aws_account):
                     write_env_secret(tenant, set_values=secret_values, remove=[])
-            job = _job(tenant, "tenant_provision", request, generation=tenant.config_generation)
+            restore_from = (form.cleaned_data.get("restore_from") or "").strip()
+            extra = (
+                {"restore": {"s3_uri": restore_from, "mode": form.cleaned_data["restore_mode"]}}
+                if restore_from
+                else {}
+            )
+            job = _job(
+                tenant, "tenant_provision", request, generation=tenant.config_generation, **extra
+            )
             audit_record(
                 request=request,
                 action="tenant.onboard",

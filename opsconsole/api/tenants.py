@@ -151,6 +151,12 @@ class OnboardIn(_Changeable):
         None, description="Written to Secrets Manager only; never stored or returned."
     )
     tags: dict[str, str] | None = None
+    restore_from: str | None = Field(
+        None,
+        description="s3://bucket/key of a pg_dump restored into the new database once the "
+        "stack is up (a tenant_restore job of its own).",
+    )
+    restore_mode: Literal["replace", "data-only"] | None = None
     dry_run: bool = Field(False, description="Validate and return the plan; create nothing.")
 
 

@@ -247,12 +247,16 @@ def restore(
         if beat is not None:
             beat.on_lost(stop)
         try:
-            if prologue:
-                target.stdin.write(prologue)  # type: ignore[union-attr]
-            fed = _feed(stream, target, fmt=fmt, total=total, size=size, on_progress=on_progress)
+            fed = {"items": 0, "bytes": 0, "broken": not _write(target, prologue)}
             if not fed["broken"]:
-                target.stdin.write(_marker_sql(job_id, sha256))  # type: ignore[union-attr]
-            target.stdin.close()  # type: ignore[union-attr]
+                fed = _feed(
+                    stream, target, fmt=fmt, total=total, size=size, on_progress=on_progress
+                )
+            if not fed["broken"]:
+                _write(target, _marker_sql(job_id, sha256))
+            # psql may have stopped at an error already: its exit code and words say why.
+            with contextlib.suppress(BrokenPipeError):
+                target.stdin.close()  # type: ignore[union-attr]
             code = target.wait(timeout=setting("TENANT_DUMP_TIMEOUT_S"))
         except BaseException:
             target.kill()
@@ -285,9 +289,7 @@ def _feed(stream, target, *, fmt: str, total: int, size: int, on_progress) -> di
                 items += 1
                 kind, name = (match[g].decode(errors="replace") for g in ("type", "name"))
                 label = f"{kind} {name}"
-        try:
-            target.stdin.write(line)
-        except BrokenPipeError:
+        if not _write(target, line):
             return {"items": items, "bytes": sent, "broken": True}  # psql stopped: its error
         sent += len(line)
         now = time.monotonic()
@@ -300,6 +302,17 @@ def _feed(stream, target, *, fmt: str, total: int, size: int, on_progress) -> di
                 on_progress(f"{read * 100 // max(size, 1)} % of {size:,} bytes")
     on_progress(f"{items} of {total} items sent" if fmt == CUSTOM else f"{sent:,} bytes sent")
     return {"items": items, "bytes": sent, "broken": False}
+
+
+def _write(target, data: bytes) -> bool:
+    """Send ``data`` to psql; False once psql has stopped reading (it met an error)."""
+    if not data:
+        return True
+    try:
+        target.stdin.write(data)
+    except BrokenPipeError:
+        return False
+    return True
 
 
 def _position(stream, sent: int) -> int:

@@ -207,3 +207,38 @@ def test_ci_restores_from_s3_through_the_api(tenant, admin_user, operator_user, 
     assert failed.status == JobStatus.FAILED
     assert "duplicate key value violates unique constraint" in failed.error
     assert _tenant_rows(tenant, "SELECT count(*) FROM notes") == [(ROWS,)]
+
+
+def test_onboarding_restores_the_dump_it_names_once_the_stack_is_up(
+    seeded, rs_dbs, client, admin_user
+):
+    from tests.api.conftest import auth
+
+    dump = _source_dump("custom")
+    aws_client("s3").put_object(Bucket="opsconsole-artifacts", Key="imports/b.dump", Body=dump)
+    answer = client.post(
+        "/api/v1/tenants/",
+        {
+            "name": "Rs B",
+            "slug": "rs-b",
+            "release": DEMO_VERSION,
+            "restore_from": "s3://opsconsole-artifacts/imports/b.dump",
+        },
+        "application/json",
+        **auth(admin_user),
+    )
+    assert answer.status_code == 201, answer.content
+    provision = _run(Job.objects.get(pk=answer.json()["job"]["id"]))
+    assert provision.status == JobStatus.SUCCEEDED, provision.error
+    [job] = Job.objects.filter(kind=restore.RESTORE_KIND, subject_id="rs-b")
+    assert job.params["mode"] == dr.REPLACE and job.created_by == admin_user
+    job = _run(job)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert _tenant_rows(Tenant.objects.get(slug="rs-b"), "SELECT count(*) FROM notes") == [(ROWS,)]
+    bad = client.post(
+        "/api/v1/tenants/",
+        {"name": "Rs C", "slug": "rs-c", "restore_from": "https://x/y.dump", "dry_run": True},
+        "application/json",
+        **auth(admin_user),
+    )
+    assert bad.status_code == 400 and "s3://bucket/key" in bad.content.decode()
