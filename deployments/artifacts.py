@@ -17,6 +17,7 @@ from django.conf import settings
 
 from deployments.models import ArtifactType, Release
 from opsconsole.aws import ecr, s3
+from opsconsole.aws.clients import aws_account, current_account
 from opsconsole.aws.errors import AwsNotFound
 
 
@@ -103,6 +104,33 @@ def regional_image_uri(uri: str, region: str) -> str:
     return f"{host.replace(f'.ecr.{settings.AWS_REGION}.', f'.ecr.{region}.')}/{rest}"
 
 
+def _cell_account() -> str:
+    """The account id of the cell the caller works in ("" for the console's own)."""
+    role = current_account()
+    return role.account_id if role else ""
+
+
+def zip_bucket_for(release: Release, region: str) -> str:
+    """Where a function in ``region`` of the current account reads the release's zip.
+
+    Lambda reads code only from a bucket in its own region; a cell's copy lives in a
+    bucket of its own account (S3 names are global, so the account id is in the name)."""
+    account = _cell_account()
+    if account:
+        return f"{settings.BASELINE['artifact_bucket']}-{account}-{region}"
+    return release.zip_bucket if region == settings.AWS_REGION else regional_bucket(region)
+
+
+def image_uri_for(uri: str, region: str) -> str:
+    """The release's image in the registry of ``region`` in the current account."""
+    located = regional_image_uri(uri, region)
+    account = _cell_account()
+    if not account:
+        return located
+    host, _, rest = located.partition("/")
+    return f"{account}{host[host.index('.') :]}/{rest}"
+
+
 def _repository_of(release: Release) -> str:
     host_and_repo = release.image_uri.split("@")[0]
     repo = host_and_repo.partition("/")[2]
@@ -112,22 +140,26 @@ def _repository_of(release: Release) -> str:
 def ensure_artifact_in_region(release: Release, *, region: str) -> dict:
     """Make the release's artifact present where the tenant's function lives.
 
-    Same region as the console: check it is there. Another region: copy the zip into the
-    region's artifacts bucket, or put the image into the region's repository, pushed from
-    the archive kept at registration or, for an image registered by tag or digest (no
-    archive), copied blob by blob from the console's region's repository under the same
-    digest; skipped when already there.
+    In the console's own account and region: check it is there. Elsewhere (another region,
+    or a cell's account, whose credentials the caller runs with): copy the zip into that
+    region's bucket, or put the image into that region's repository, pushed from the
+    archive kept at registration or, for an image registered by tag or digest (no
+    archive), copied blob by blob from the console's repository under the same digest;
+    skipped when already there. What is read from the console's bucket or repository is
+    read with the console's own credentials.
     """
-    home = region == settings.AWS_REGION
+    cell = bool(_cell_account())
+    home = region == settings.AWS_REGION and not cell
     if release.artifact_type == ArtifactType.ZIP:
-        bucket = release.zip_bucket if home else regional_bucket(region)
+        bucket = zip_bucket_for(release, region)
         if s3.head_object(bucket=bucket, key=release.zip_key, region=region):
             return {"zip": f"s3://{bucket}/{release.zip_key}", "copied": False}
         if home:
             raise RuntimeError(f"s3://{bucket}/{release.zip_key} is missing.")
         if not s3.bucket_exists(bucket=bucket, region=region):
             s3.create_bucket(bucket=bucket, tags={"ManagedBy": "opsconsole"}, region=region)
-        body = s3.get_object_bytes(bucket=release.zip_bucket, key=release.zip_key)
+        with aws_account(None):
+            body = s3.get_object_bytes(bucket=release.zip_bucket, key=release.zip_key)
         s3.put_object(bucket=bucket, key=release.zip_key, body=body, region=region)
         return {"zip": f"s3://{bucket}/{release.zip_key}", "copied": True}
 
@@ -145,7 +177,9 @@ def ensure_artifact_in_region(release: Release, *, region: str) -> dict:
     # Not there yet: push it from the archive kept at registration (the release_push job
     # does this for the console's region; a deploy does it for any region it needs).
     key = archive_key(release.image_digest)
-    if not s3.head_object(bucket=settings.BASELINE["artifact_bucket"], key=key):
+    with aws_account(None):
+        archived = s3.head_object(bucket=settings.BASELINE["artifact_bucket"], key=key)
+    if not archived:
         if home:
             raise RuntimeError(f"Image {repository}@{release.image_digest} is missing from ECR.")
         # Registered by tag or digest: the console's own repository is the only copy.
@@ -155,11 +189,12 @@ def ensure_artifact_in_region(release: Release, *, region: str) -> dict:
             source_region=settings.AWS_REGION,
             target_region=region,
             tag=release.version,
+            source_is_console=cell,
         )
         return {"image": f"{repository}@{release.image_digest}", "pushed": True}
-    archive = read_image_archive(
-        s3.get_object_bytes(bucket=settings.BASELINE["artifact_bucket"], key=key)
-    )
+    with aws_account(None):
+        blob = s3.get_object_bytes(bucket=settings.BASELINE["artifact_bucket"], key=key)
+    archive = read_image_archive(blob)
     pushed = ecr.push_image(
         repository=repository,
         tag=release.version,

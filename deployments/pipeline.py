@@ -178,25 +178,10 @@ def artifact_for(deployment: Deployment) -> ReleaseArtifact:
 
 
 def _artifact_for(deployment: Deployment) -> ReleaseArtifact:
-    from deployments.tenant_release import release_artifact
+    from deployments.tenant_release import located, release_artifact
 
-    tenant = deployment.tenant
-    artifact = release_artifact(deployment.rollout.release)
-    if artifact.package_type == "Image" and tenant.region != settings.AWS_REGION:
-        from deployments.artifacts import regional_image_uri
-
-        return _replace(artifact, image_uri=regional_image_uri(artifact.image_uri, tenant.region))
-    if artifact.package_type == "Zip" and tenant.region != settings.AWS_REGION:
-        from deployments.artifacts import regional_bucket
-
-        return _replace(artifact, s3_bucket=regional_bucket(tenant.region))
-    return artifact
-
-
-def _replace(artifact: ReleaseArtifact, **changes: Any) -> ReleaseArtifact:
-    import dataclasses
-
-    return dataclasses.replace(artifact, **changes)
+    release = deployment.rollout.release
+    return located(release_artifact(release), release, region=deployment.tenant.region)
 
 
 def _busy(configuration: dict[str, Any], *, retry_in: int, since=None) -> None:

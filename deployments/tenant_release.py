@@ -7,6 +7,7 @@ tenant without importing this app.
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -86,6 +87,17 @@ def record_schema(tenant: Tenant, release: str, result: MigrateResult) -> Tenant
     return schema
 
 
+def located(artifact: ReleaseArtifact, release: Release, *, region: str) -> ReleaseArtifact:
+    """The artifact as a function in ``region`` of the current AWS account reads it: the
+    zip from that region's (and account's) bucket, the image from its registry
+    (``artifacts.ensure_artifact_in_region`` puts them there)."""
+    from deployments.artifacts import image_uri_for, zip_bucket_for
+
+    if artifact.package_type == "Image":
+        return dataclasses.replace(artifact, image_uri=image_uri_for(artifact.image_uri, region))
+    return dataclasses.replace(artifact, s3_bucket=zip_bucket_for(release, region))
+
+
 def release_artifact(release: Release) -> ReleaseArtifact:
     """What Lambda needs of a release (in the console's home region)."""
     common: dict[str, Any] = {
@@ -149,10 +161,17 @@ class DeploymentsReleaseSource:
         )
 
     def artifact(self, version: str, *, region: str) -> ReleaseArtifact:
+        """Where a function in ``region`` of the current account finds the release."""
         release = Release.objects.filter(version=version).first()
         if release is None:
             raise LookupError(f"Release {version} does not exist.")
-        return release_artifact(release)
+        return located(release_artifact(release), release, region=region)
+
+    def ensure_artifact(self, version: str, *, region: str) -> dict[str, Any]:
+        """Copy the release's artifact to ``region`` of the current account if missing."""
+        from deployments.artifacts import ensure_artifact_in_region
+
+        return ensure_artifact_in_region(Release.objects.get(version=version), region=region)
 
     def apply_schema(
         self, *, tenant: Tenant, version: str, on_status: Callable[[str], None]

@@ -51,6 +51,9 @@ class ReleaseSource(Protocol):
 
     def artifact(self, version: str, *, region: str) -> ReleaseArtifact: ...
 
+    # The artifact copied to the region (and the current AWS account) when missing there.
+    def ensure_artifact(self, version: str, *, region: str) -> dict[str, Any]: ...
+
     def apply_schema(
         self, *, tenant: Any, version: str, on_status: Callable[[str], None]
     ) -> dict[str, Any]: ...

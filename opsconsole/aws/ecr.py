@@ -8,13 +8,14 @@ its blobs through ``GetDownloadUrlForLayer`` and pushes them the same way.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
 import urllib.request
 from collections.abc import Iterable, Iterator
 
-from opsconsole.aws.clients import call, client, tag_list
+from opsconsole.aws.clients import aws_account, call, client, tag_list
 from opsconsole.aws.errors import AwsError, AwsNotFound
 
 MANIFEST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
@@ -349,16 +350,10 @@ def _download(url: str, *, digest: str, region: str) -> Iterator[bytes]:
         )
 
 
-def _copy_blob(
-    *, repository: str, digest: str, source_region: str, target, part_size: int | None
-) -> None:
-    resp = call(
-        client("ecr", source_region).get_download_url_for_layer,
-        repositoryName=repository,
-        layerDigest=digest,
-    )
-    chunks = _download(resp["downloadUrl"], digest=digest, region=source_region)
-    _upload_blob(target, repository=repository, chunks=chunks, digest=digest, part_size=part_size)
+def _source(source_is_console: bool):
+    """Where the source side's calls run: the console's own account when the target is a
+    tenant's account (a cell), else the account the caller is in."""
+    return aws_account(None) if source_is_console else contextlib.nullcontext()
 
 
 def copy_image(
@@ -369,8 +364,10 @@ def copy_image(
     target_region: str,
     tag: str | None = None,
     part_size: int | None = None,
+    source_is_console: bool = False,
 ) -> dict:
-    """Copy image ``digest`` of ``repository`` from one region's repository to another's.
+    """Copy image ``digest`` of ``repository`` from one region's repository to another's
+    (``source_is_console``: from the console's own account into the current one).
 
     The manifest is put exactly as stored in the source, so the image keeps its digest;
     blobs the target already holds are not copied again, and nothing is put when the target
@@ -382,13 +379,14 @@ def copy_image(
     target repository, raises AwsNotFound; manifest lists and OCI indexes (multi-arch
     images) are refused with a permanent AwsError; a failed download is a transient one.
     """
-    image = _get_image(
-        repository=repository,
-        digest=digest,
-        region=source_region,
-        # Asked for too, so that a multi-arch image is refused by name rather than "missing".
-        accepted=(*_IMAGE_MEDIA_TYPES, *_LIST_MEDIA_TYPES),
-    )
+    with _source(source_is_console):
+        image = _get_image(
+            repository=repository,
+            digest=digest,
+            region=source_region,
+            # Asked for too, so a multi-arch image is refused by name rather than "missing".
+            accepted=(*_IMAGE_MEDIA_TYPES, *_LIST_MEDIA_TYPES),
+        )
     manifest_text = image["imageManifest"]
     media_type, blobs = _image_blobs(
         manifest_text, digest=digest, reported_media_type=image.get("imageManifestMediaType", "")
@@ -400,13 +398,14 @@ def copy_image(
         if blob in available:
             skipped.append(blob)
             continue
-        _copy_blob(
-            repository=repository,
-            digest=blob,
-            source_region=source_region,
-            target=target,
-            part_size=part_size,
-        )
+        with _source(source_is_console):
+            resp = call(
+                client("ecr", source_region).get_download_url_for_layer,
+                repositoryName=repository,
+                layerDigest=blob,
+            )
+        chunks = _download(resp["downloadUrl"], digest=blob, region=source_region)
+        _upload_blob(target, repository=repository, chunks=chunks, digest=blob, part_size=part_size)
         uploaded.append(blob)
 
     current = describe_image(repository=repository, tag_or_digest=digest, region=target_region)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from opsconsole.aws import clients, sts
 from opsconsole.aws.errors import AwsError
 from opsconsole.awsaccounts.models import AwsAccount
-from opsconsole.core.baseline import ACCOUNT_CHECK_STEPS, BaselineMissing
+from opsconsole.core.baseline import CELL_CHECK_STEPS, BaselineMissing
 from opsconsole.jobs.registry import register_job_kind, register_subject_context
 
 CHECK_KIND = "aws_account_check"
@@ -91,7 +91,7 @@ def check_verdict(job, step) -> dict:
 # The console's own checks, after the role: identity is the role's step here.
 CHECK_STEPS = [
     ("role", "Assume the role (AssumeRole with the external id)", check_role),
-    *[(name, label, _collecting(fn)) for name, label, fn in ACCOUNT_CHECK_STEPS[1:]],
+    *[(name, label, _collecting(fn)) for name, label, fn in CELL_CHECK_STEPS[1:]],
     ("verdict", "Everything the console needs is there", check_verdict),
 ]
 

@@ -136,6 +136,9 @@ def step_function(job, step) -> dict:
     name = naming.function_name(tenant.slug)
     region = tenant.region
     version = resolve_release(tenant)
+    # Lambda reads code only from its own region and account: copied there first if
+    # this is the release's first tenant in them.
+    release_source.get().ensure_artifact(version, region=region)
     artifact = release_source.get().artifact(version, region=region)
     existing = None
     if resources.find(tenant, kind="function") is not None:
