@@ -14,11 +14,12 @@ def tenants_check_drift_daily() -> int:
 
 
 @shared_task(ignore_result=True)
-def health_read_shared_db(region: str, instance: str) -> None:
-    """One sample of a shared instance's pg_stat_database (asked by a page, or by beat)."""
+def health_read_shared_db(region: str, instance: str, account: int | None = None) -> None:
+    """One sample of a shared instance's pg_stat_database (asked by a page, or by beat),
+    in the cell ``account`` (an AwsAccount pk) when given."""
     from tenants.health.shared_db import shared_db_read
 
-    shared_db_read(region=region, instance=instance)
+    shared_db_read(region=region, instance=instance, account=account)
 
 
 @shared_task(ignore_result=True)
@@ -27,9 +28,9 @@ def health_read_shared_dbs() -> int:
     rates on its page come from two samples a minute apart."""
     from tenants.health.shared_db import shared_db_instances
 
-    instances = sorted(shared_db_instances())
-    for region, instance in instances:
-        health_read_shared_db.delay(region, instance)
+    instances = sorted(shared_db_instances(), key=lambda i: (i[0], i[1], i[2] or 0))
+    for region, instance, account in instances:
+        health_read_shared_db.delay(region, instance, account)
     return len(instances)
 
 

@@ -17,6 +17,8 @@ import psycopg
 from django.conf import settings
 
 from opsconsole.aws import secrets
+from opsconsole.aws.clients import aws_account
+from opsconsole.awsaccounts.models import AwsAccount
 from tenants import naming
 from tenants.health.readings import Reading, reading_get, reading_previous, reading_take
 from tenants.models import Isolation, Tenant, TenantResource, TenantStatus
@@ -104,21 +106,27 @@ def _numbers(name: str, now: dict, before: dict | None, interval: float | None):
 READ_TASK = "tenants.tasks.health_read_shared_db"
 
 
-def _key(region: str, instance: str) -> str:
-    return f"health:pgstat:{region}:{instance}"
+def _key(region: str, instance: str, account: int | None = None) -> str:
+    # Cells name their shared instance as the console's own does: the account tells them
+    # apart.
+    return f"health:pgstat:{account or 'default'}:{region}:{instance}"
 
 
 def _instance(record: TenantResource | None) -> str:
     return (record.identifier if record else "") or settings.BASELINE["shared_db_instance"]
 
 
-def shared_db_read(*, region: str, instance: str) -> Reading:
-    """Worker side: take a sample of the instance and store it with the previous one."""
-    key = _key(region, instance)
+def shared_db_read(*, region: str, instance: str, account: int | None = None) -> Reading:
+    """Worker side: take a sample of the instance and store it with the previous one.
+    ``account``: the AwsAccount (pk) of a cell, whose master secret is read there."""
+    key = _key(region, instance, account)
 
     def fetch() -> dict:
         previous, _at = reading_previous(key)
-        sample = {"at": time.time(), "rows": _sample(region)}
+        row = AwsAccount.objects.get(pk=account) if account else None
+        with aws_account(row):
+            rows = _sample(region)
+        sample = {"at": time.time(), "rows": rows}
         if previous:
             sample["prev_at"] = previous["at"]
             sample["prev_rows"] = previous["rows"]
@@ -127,12 +135,16 @@ def shared_db_read(*, region: str, instance: str) -> Reading:
     return reading_take(key, fetch)
 
 
-def shared_db_instances() -> set[tuple[str, str]]:
-    """(region, instance) of every shared instance a live tenant has its database on."""
+def shared_db_instances() -> set[tuple[str, str, int | None]]:
+    """(region, instance, account) of every shared instance a live tenant has its
+    database on (account: the cell's AwsAccount pk, None for the console's own)."""
     records = TenantResource.objects.filter(
         kind="database", tenant__isolation=Isolation.SHARED
     ).exclude(tenant__status=TenantStatus.OFFBOARDED)
-    return {(r.tenant.region, _instance(r)) for r in records.select_related("tenant")}
+    return {
+        (r.tenant.region, _instance(r), r.tenant.aws_account_id)
+        for r in records.select_related("tenant")
+    }
 
 
 def shared_database(
@@ -145,10 +157,10 @@ def shared_database(
     dbname = record.name if record else naming.db_name(tenant.slug)
     instance = _instance(record)
     cached = reading_get(
-        _key(tenant.region, instance),
+        _key(tenant.region, instance, tenant.aws_account_id),
         fresh_s=settings.HEALTH_CACHE_SECONDS,
         task=READ_TASK,
-        args=[tenant.region, instance],
+        args=[tenant.region, instance, tenant.aws_account_id],
     )
     if cached.value is None:
         return None, cached

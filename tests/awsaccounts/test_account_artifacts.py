@@ -72,3 +72,23 @@ def test_the_console_account_keeps_its_locations(region):
     located = DeploymentsReleaseSource().artifact(release.version, region=region)
     expected = release.zip_bucket if region == "us-east-1" else f"{release.zip_bucket}-{region}"
     assert located.s3_bucket == expected
+
+
+@pytest.mark.usefixtures("seeded")
+def test_a_cells_shared_instance_is_sampled_with_the_cells_master_secret(second_account):
+    """Cells name their shared instance as the console does: each is read in its own
+    account (its master secret there), under a key of its own."""
+    from tenants.health import shared_db
+
+    with aws_account(second_account):
+        seed_in_process()
+    instance = settings.BASELINE["shared_db_instance"]
+    client("secretsmanager").delete_secret(
+        SecretId=settings.BASELINE["shared_db_master_secret"], ForceDeleteWithoutRecovery=True
+    )
+    cell = shared_db.shared_db_read(
+        region="us-east-1", instance=instance, account=second_account.pk
+    )
+    assert cell.error == "" and "postgres" in cell.value["rows"]
+    own = shared_db.shared_db_read(region="us-east-1", instance=instance)
+    assert own.value is None and own.error  # the console's secret is gone, the cell's is not

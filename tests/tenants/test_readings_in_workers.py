@@ -155,7 +155,7 @@ def test_pages_open_no_tenant_connection_and_read_no_secret(
     instance = settings.BASELINE["shared_db_instance"]
     assert sorted(sent) == [
         ("deployments.tasks.schema_read_plan", [tenant.slug]),
-        ("tenants.tasks.health_read_shared_db", [REGION, instance]),
+        ("tenants.tasks.health_read_shared_db", [REGION, instance, None]),
     ]
 
 
@@ -221,7 +221,7 @@ def test_beat_reads_every_shared_instance_a_live_tenant_uses(db, aws, monkeypatc
     taken: list[tuple] = []
     monkeypatch.setattr(tasks.health_read_shared_db, "delay", lambda *a: taken.append(a))
     assert tasks.health_read_shared_dbs() == 1
-    assert taken == [(REGION, settings.BASELINE["shared_db_instance"])]
+    assert taken == [(REGION, settings.BASELINE["shared_db_instance"], None)]
     assert "health-read-shared-dbs" in settings.CELERY_BEAT_SCHEDULE
 
 
