@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from deployments import pipeline
+from deployments import pipeline, release_settings
 from deployments.models import Deployment
 from opsconsole.aws import lambda_
 from opsconsole.jobs.models import Job
@@ -143,7 +143,12 @@ def step_back_alias(job: Job, step) -> dict:
             "latest_release": check.get("rolled_back", ""),
         },
     )
-    return {"alias": alias.get("AliasArn", ""), "version": target}
+    # The API shape and alarm rules go back with the code (where the releases differ).
+    return (
+        {"alias": alias.get("AliasArn", ""), "version": target}
+        | release_settings.apply_api(job, step, deployment)
+        | release_settings.apply_alarms(job, step, deployment)
+    )
 
 
 def _unless_moved_back(fn):

@@ -35,7 +35,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
-from deployments import watch
+from deployments import release_settings, watch
 from deployments.models import Deployment, DeploymentStatus, Rollout, Traffic
 from opsconsole.aws import lambda_
 from opsconsole.aws.errors import AwsError
@@ -256,6 +256,8 @@ def step_code(job: Job, step) -> dict:
     # The release's permissions and SSM parameters are granted (and checked) before the
     # code that needs them runs; IAM calls take nothing of Lambda's budget.
     identity.converge_policy(tenant, artifact.app_settings)
+    # Its alarm rules too, so the canary's watch judges it by them (CloudWatch calls).
+    stack = release_settings.apply_alarms(job, step, deployment)
     poll = settings.DEPLOY_UPDATE_POLL_S
     # One change per pass: Lambda refuses a second update while one is in progress. The
     # step runs again after the configuration update (StepWait) and finds what is left to
@@ -268,7 +270,9 @@ def step_code(job: Job, step) -> dict:
         _busy(configuration, retry_in=poll, since=step.started_at)
     # The alias still serves what it served before this deployment: it moves only in the
     # traffic step, so this is the version to go back to on failure.
-    out = {"from_version": _live_version(name, region)}
+    out = {"from_version": _live_version(name, region)} | (
+        {"alarms_written": stack["alarms"]["written"]} if stack else {}
+    )
     if fn.code_matches(configuration, existing.get("Code", {}), artifact):
         # Already in place (this step ran before and its answer was lost, or the tenant
         # runs this code already): the version step publishes it, idempotently.
@@ -419,8 +423,11 @@ def step_traffic(job: Job, step) -> dict:
     alias = control_call(
         region, lambda_.update_alias, function=name, alias=naming.ALIAS, version=new
     )
+    moved_at = time.time()
+    # The release's API shape meets its code now (API Gateway calls, no Lambda budget).
+    shaped = release_settings.apply_api(job, step, deployment)
     # When all traffic reached the new version: the verify step watches from here.
-    return {"alias": alias.get("AliasArn", ""), "version": new, "moved_at": time.time()}
+    return {"alias": alias.get("AliasArn", ""), "version": new, "moved_at": moved_at} | shaped
 
 
 def step_verify(job: Job, step) -> dict:
@@ -622,6 +629,13 @@ def deployment_failed(job: Job) -> None:
     record_failed(
         job, deployment, reverted=reverted, from_version=from_version, to_version=to_version
     )
+    if _alias_touched(job) or step_output(job, "code").get("alarms_written"):
+        # The tenant's desired release is its old one again: its API shape and alarm
+        # rules follow the alias back.
+        try:
+            release_settings.restore_after_revert(job, None, deployment)
+        except Exception:  # noqa: BLE001 - the next reconcile (or drift) puts them right
+            logger.exception("Could not put back the API shape and alarms of %s", job.subject_id)
 
 
 def record_failed(

@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from deployments import fleet_model
+from deployments import fleet_model, release_settings
 from deployments.alias_rollback import JOB_KIND as ALIAS_BACK_KIND
 from deployments.models import (
     ROLLOUT_OPEN,
@@ -307,6 +307,14 @@ def rollout_start(
             f"{release.version} is older than what {len(older)} tenant(s) run "
             f"({', '.join(t.slug for t in older[:5])}): confirm the downgrade."
         )
+    if strategy.traffic == Traffic.CANARY:
+        reformatted = release_settings.payload_format_changes(release, tenants)
+        if reformatted:
+            raise RolloutRefused(
+                f"{release.version} changes the API's payload format for {len(reformatted)} "
+                f"tenant(s) ({', '.join(reformatted[:5])}): a canary would send its share to "
+                "the new code in the old format. Deploy it all at once."
+            )
     waves = plan_waves(tenants)
     with transaction.atomic():
         busy = _busy(tenants)

@@ -137,26 +137,28 @@ class ApiShape:
 
 
 def api_shape(tenant: Tenant) -> ApiShape:
-    """The tenant's API as the API step recorded it (``details``: the integration's
-    ``payload_format_version`` and the ``stage``), else as its release and overrides
-    declare it (``tenant_api_shape``): the check sends what the API in front of the
-    function sends today. A deployment moves only the alias, so a release declaring
-    another format or stage than the API has is judged by what the API will really
-    send it. The host is the custom domain, else execute-api; the console gives every
-    API one ``$default`` route (tenants.provisioning.api)."""
+    """The tenant's API as its release and overrides declare it (``tenant_api_shape``):
+    the deployment that brings a release applies that shape as its alias moves
+    (``deployments.release_settings``), so the check sends the new code what the API will
+    send it, and a roll back's check sends the old code what it will get back. Without a
+    release to read, the API as the API step recorded it (``details``: the integration's
+    ``payload_format_version`` and the ``stage``). The host is the custom domain, else
+    execute-api; the console gives every API one ``$default`` route
+    (tenants.provisioning.api)."""
     record = resources.find(tenant, kind="api")
     details = (record.details if record else None) or {}
-    payload_format = details.get("payload_format_version")
-    stage = details.get("stage")
-    if not payload_format or not stage:
+    declared = None
+    if tenant.desired_release or tenant.current_release:
         try:
             declared = tenant_api.tenant_api_shape(tenant)
         except (LookupError, RuntimeError, ValueError):
-            # No release to read (removed, or no release source): what the API step
-            # gives an API no release declares.
-            declared = AppApiShape()
-        payload_format = payload_format or declared.payload_format
-        stage = stage or declared.stage
+            declared = None  # the release is gone: what the API has
+    if declared is not None:
+        payload_format, stage = declared.payload_format, declared.stage
+    else:
+        fallback = AppApiShape()
+        payload_format = details.get("payload_format_version") or fallback.payload_format
+        stage = details.get("stage") or fallback.stage
     payload_format = str(payload_format)
     if payload_format not in PAYLOAD_FORMATS:
         payload_format = DEFAULT_PAYLOAD_FORMAT
