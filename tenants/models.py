@@ -206,8 +206,12 @@ class AlarmSubscription(models.Model):
     )
     protocol = models.CharField(max_length=8, choices=Protocol.choices)
     endpoint = models.CharField(max_length=2048)
-    # Set once SNS answers; "pending confirmation" until the address confirms.
+    # Set once SNS answers; "pending confirmation" until the address confirms (the fleet's
+    # topic: until every region's does).
     subscription_arn = models.CharField(max_length=2048, blank=True)
+    # The fleet's topic lives in every region tenants use, and an address confirms each
+    # region's subscription on its own: {region: subscription ARN or "pending confirmation"}.
+    region_states = models.JSONField(default=dict, blank=True, db_default={})
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -37,8 +37,17 @@ class NotificationError(Exception):
 def subscription_status(row: AlarmSubscription) -> str:
     if not row.subscription_arn:
         return "not applied yet"
+    regions = row.region_states or {}
+    if len(regions) > 1 and row.subscription_arn == PENDING_TEXT:
+        # The fleet's topic in several regions: each region's subscription confirms apart.
+        pending = sorted(r for r, v in regions.items() if v == PENDING_TEXT)
+        confirmed = sorted(r for r, v in regions.items() if v != PENDING_TEXT)
+        said = f"pending confirmation in {', '.join(pending)}"
+        return f"{said}; confirmed in {', '.join(confirmed)}" if confirmed else said
     if row.subscription_arn == PENDING_TEXT:
         return "pending confirmation"
+    if len(regions) > 1:
+        return f"confirmed in {', '.join(sorted(regions))}"
     return "confirmed"
 
 

@@ -223,7 +223,7 @@ def _save_states(states: dict[int, str]) -> None:
 def _forget_states(tenant: Tenant) -> None:
     """The tenant's own rows once its topic is gone: not applied anywhere."""
     AlarmSubscription.objects.filter(tenant=tenant).exclude(subscription_arn="").update(
-        subscription_arn=""
+        subscription_arn="", region_states={}
     )
 
 
@@ -259,6 +259,7 @@ def step_alarm_topic(job, step) -> dict:
     if topic.fleet:
         applied = apply_fleet_topic(topic.region)
         _save_fleet_states(applied["result"].states, complete=fleet_regions() == [topic.region])
+        _save_region_states(topic.region, applied["result"].states)
         result = applied["result"]
         output.update(topic=applied["topic"], created=applied["created"])
     else:
@@ -293,6 +294,7 @@ def step_fleet_topic(job, step) -> dict:
     """Every region's fleet topic converged; a row is confirmed once every region's
     subscription is (an email address confirms each region's topic once)."""
     states: dict[int, str] = {}
+    by_region: dict[int, dict[str, str]] = {}
     out: dict[str, Any] = {}
     for region in fleet_regions():
         applied = apply_fleet_topic(region)
@@ -300,9 +302,23 @@ def step_fleet_topic(job, step) -> dict:
         for pk, value in result.states.items():
             before = states.get(pk)
             states[pk] = PENDING_TEXT if PENDING_TEXT in (before, value) else (before or value)
+            by_region.setdefault(pk, {})[region] = value
         out[region] = {"subscribed": result.subscribed, "unsubscribed": result.unsubscribed}
     _save_states(states)
+    for pk, regions in by_region.items():
+        AlarmSubscription.objects.filter(pk=pk).exclude(region_states=regions).update(
+            region_states=regions
+        )
     return {"regions": out}
+
+
+def _save_region_states(region: str, states: dict[int, str]) -> None:
+    """One region's answer about the fleet's rows, beside the other regions' (a tenant's
+    job converges only its own region's topic)."""
+    for row in AlarmSubscription.objects.filter(pk__in=list(states)):
+        regions = {**(row.region_states or {}), region: states[row.pk]}
+        if regions != row.region_states:
+            AlarmSubscription.objects.filter(pk=row.pk).update(region_states=regions)
 
 
 def step_delete_alarm_topic(job, step) -> dict:

@@ -282,3 +282,36 @@ def test_the_forms_and_the_plan_see_the_alarm_rules(seeded):
     [alarms] = [s for s in contract_sections(tenant, artifact) if s.title == "Alarms"]
     line = "Errors above 5 in 1 of the last 3 minutes → nobody (the console shows it)"
     assert ("", line) in alarms.rows
+
+
+def test_the_fleet_topic_says_which_regions_confirmed(db, monkeypatch):
+    """An address confirms each region's subscription on its own: the row says where it
+    still waits, and is confirmed once every region is."""
+    from types import SimpleNamespace
+
+    from tenants.notifications import subscription_status
+    from tenants.provisioning import alarm_topic
+
+    row = AlarmSubscription.objects.create(tenant=None, protocol="email", endpoint=EMAIL)
+    answers = {
+        "us-east-1": "arn:aws:sns:us-east-1:123456789012:opsconsole-fleet-alarms:1",
+        "eu-west-1": alarm_topic.PENDING_TEXT,
+    }
+
+    def applied(region):
+        return {
+            "result": SimpleNamespace(
+                states={row.pk: answers[region]}, subscribed=[], unsubscribed=[]
+            )
+        }
+
+    monkeypatch.setattr(alarm_topic, "fleet_regions", lambda: ["eu-west-1", "us-east-1"])
+    monkeypatch.setattr(alarm_topic, "apply_fleet_topic", applied)
+    alarm_topic.step_fleet_topic(None, None)
+    row.refresh_from_db()
+    assert row.region_states == answers
+    assert subscription_status(row) == "pending confirmation in eu-west-1; confirmed in us-east-1"
+    answers["eu-west-1"] = "arn:aws:sns:eu-west-1:123456789012:opsconsole-fleet-alarms:2"
+    alarm_topic.step_fleet_topic(None, None)
+    row.refresh_from_db()
+    assert subscription_status(row) == "confirmed in eu-west-1, us-east-1"
