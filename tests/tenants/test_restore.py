@@ -242,3 +242,47 @@ def test_onboarding_restores_the_dump_it_names_once_the_stack_is_up(
         **auth(admin_user),
     )
     assert bad.status_code == 400 and "s3://bucket/key" in bad.content.decode()
+
+
+def test_a_lost_lease_stops_the_restore_and_rolls_it_back(tenant, monkeypatch, tmp_path):
+    """Another worker may take the job over once its lease is gone: this one kills its
+    psql at once, and the transaction leaves nothing behind."""
+    from opsconsole.jobs import lease
+
+    dump = _source_dump("custom")
+    aws_client("s3").put_object(Bucket="opsconsole-artifacts", Key="imports/c.dump", Body=dump)
+    job = restore.restore_start(
+        tenant, mode=dr.REPLACE, s3_uri="s3://opsconsole-artifacts/imports/c.dump"
+    )
+
+    class Beat:
+        callbacks: list = []
+
+        def on_lost(self, callback):
+            self.callbacks.append(callback)
+
+    beat = Beat()
+    monkeypatch.setattr(lease, "current", lambda: beat)
+    monkeypatch.setattr(dr, "PROGRESS_EVERY_S", 0.0)
+    seen: list[str] = []
+
+    def progress(text: str) -> None:
+        seen.append(text)
+        if len(seen) == 3:
+            for callback in beat.callbacks:
+                callback()  # what the heartbeat does when a renewal finds the lease gone
+
+    path = tmp_path / "dump"
+    path.write_bytes(dump)
+    with pytest.raises(dr.RestoreError, match="lease was lost"):
+        dr.restore(
+            path=path,
+            fmt=dr.CUSTOM,
+            mode=dr.REPLACE,
+            conn=restore._connection(tenant),
+            job_id=job.pk,
+            sha256="00",
+            on_progress=progress,
+        )
+    assert _tenant_rows(tenant, "SELECT to_regclass('public.invoices')") == [(None,)]
+    assert not dr.already_restored(restore._connection(tenant), job.pk)
