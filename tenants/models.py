@@ -241,3 +241,41 @@ class TenantScope(models.Model):
 
     def __str__(self) -> str:
         return f"scope of {self.user}"
+
+
+class FleetHealth(models.Model):
+    """A tenant's row of the fleet page as the refresh worker last found it
+    (tenants.health.fleet_refresh): its alarms in ALARM, missing records and last-hour
+    numbers, and ``signals_rank``, the verdict of those alone. The page sorts, filters and
+    counts on these columns in SQL; the tenant's lifecycle status is read live from its
+    own row and joins in there (tenants.health.fleet), so suspending a tenant shows at once.
+    """
+
+    tenant = models.OneToOneField(
+        Tenant, primary_key=True, on_delete=models.CASCADE, related_name="fleet_health"
+    )
+    # tenants.health.status: 0 healthy, 1 degraded, 2 down.
+    signals_rank = models.PositiveSmallIntegerField()
+    alarms = models.JSONField(default=list)
+    missing = models.JSONField(default=list)  # [[kind, name], ...]
+    # Why its group's alarm states are unknown (none were ever read): not healthy either.
+    unavailable = models.CharField(max_length=512, blank=True)
+    invocations = models.FloatField(null=True)
+    errors = models.FloatField(null=True)
+    error_rate = models.FloatField(null=True)
+    # When the worker read the numbers; empty: nobody looked at the tenant yet.
+    metrics_at = models.DateTimeField(null=True)
+    p95_ms = models.FloatField(null=True)
+    p95_at = models.DateTimeField(null=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["signals_rank"], name="fleet_health_rank"),
+            models.Index(
+                models.F("error_rate").desc(nulls_last=True), name="fleet_health_error_rate"
+            ),
+            models.Index(models.F("p95_ms").desc(nulls_last=True), name="fleet_health_p95"),
+        ]
+
+    def __str__(self) -> str:
+        return f"fleet health of tenant {self.tenant_id}"
