@@ -7,9 +7,9 @@ DescribeAlarms per account and region for the whole fleet), its records and its 
 status; the metric columns are there for the tenants someone looked at (the page marks
 the rows it shows, the worker fetches those), and say "not fetched yet" for the others.
 
-SQL, the same for 10 tenants or 20,000: the health counts (one grouped query), the
-groups the tenants are in (one query, for the notes) and the page's rows, sorted,
-filtered and sliced by the database (one query). Python sees one page of rows.
+SQL, the same for 10 tenants or 20,000: the health counts (one grouped query) and the
+page's rows, sorted, filtered and sliced by the database (one query). Python sees one
+page of rows; the notes speak of the accounts and regions on it.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ _ROW_FIELDS = (
     "status",
     "status_reason",
     "region",
+    "aws_account_id",
     "ring",
     "isolation",
     "current_release",
@@ -158,9 +159,12 @@ class FleetTable:
         if not isinstance(index, slice):
             raise TypeError("read the fleet's rows by slice")
         now = health_cache.clock()
-        rows = [_row(values, now) for values in self.rows.values(*_ROW_FIELDS)[index]]
+        found = list(self.rows.values(*_ROW_FIELDS)[index])
+        rows = [_row(values, now) for values in found]
         if any(r.metrics_age_s is None for r in rows):
             self.poll_s = min(self.poll_s, _UNFETCHED_POLL_S)
+        # The notes speak of the groups on screen: no query over the whole fleet for them.
+        _read_cache(self, {(values["aws_account_id"], values["region"]) for values in found})
         return rows
 
 
@@ -221,6 +225,7 @@ def _group_labels(groups: set[tuple[int | None, str]]) -> dict[str, str]:
 
 def _read_cache(table: FleetTable, groups: set[tuple[int | None, str]]) -> None:
     """The refresh's entries of every group: notes for what is missing, failing or old."""
+    table.notes = []
     now = health_cache.clock()
     refresh = settings.HEALTH_FLEET_REFRESH_SECONDS
     again = f"The worker tries again in about {duration_text(refresh)}."
@@ -276,8 +281,8 @@ def fleet_table(tenants: QuerySet[Tenant], *, health: str = "", sort: str = "") 
     filtered by ``health`` and ordered by health, error rate or p95 when ``sort`` says
     (worst first, tenants without numbers last: nobody looked at them yet).
 
-    SQL here: the health counts and the groups for the notes (two queries); slicing the
-    table reads its rows (one more). The numbers come from the rows and the cache, never
+    SQL here: the health counts (one query); slicing the table reads its rows (one more)
+    and the notes of their groups. The numbers come from the rows and the cache, never
     from AWS.
     """
     refresh = settings.HEALTH_FLEET_REFRESH_SECONDS
@@ -295,6 +300,4 @@ def fleet_table(tenants: QuerySet[Tenant], *, health: str = "", sort: str = "") 
         poll_s=refresh,
         refresh_s=refresh,
     )
-    groups = set(tenants.order_by().values_list("aws_account_id", "region").distinct())
-    _read_cache(table, groups)
     return table
