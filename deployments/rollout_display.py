@@ -325,8 +325,20 @@ def action_facts(rollout: Rollout, counts: dict, deployments=None) -> dict[str, 
 
 def rollout_rows(rollout: Rollout, deployments=None, *, status: str = "", wave: int | None = None):
     """The rollout's deployments (or ``deployments``, those a scoped user sees) for its
-    page, in wave order, of ``status`` and ``wave`` when given: a queryset to slice into
-    pages. Each row gets ``live_step``: the label of its job's first unfinished step
+    page, in wave order, of ``status`` and ``wave`` when given: a narrow queryset to slice
+    into pages (``rows_in_full`` reads a page's rows from their ids)."""
+    rows = rollout.deployments if deployments is None else deployments
+    if status:
+        rows = rows.filter(status=status)
+    if wave is not None:
+        rows = rows.filter(wave=wave)
+    return rows.order_by("wave", "position", "id")
+
+
+def rows_in_full(ids) -> list[Deployment]:
+    """A page of ``rollout_rows`` (the ids of a slice) with tenants and jobs, in one
+    query: the database orders the narrow rows of 20,000 deployments, then joins only the
+    page's. Each row gets ``live_step``: the label of its job's first unfinished step
     (running, waiting, failed or next), read in the same query, so the step a deployment
     is on is never written twice."""
     live_step = (
@@ -335,16 +347,10 @@ def rollout_rows(rollout: Rollout, deployments=None, *, status: str = "", wave: 
         .order_by("position")
         .values("label")[:1]
     )
-    rows = rollout.deployments if deployments is None else deployments
-    if status:
-        rows = rows.filter(status=status)
-    if wave is not None:
-        rows = rows.filter(wave=wave)
-    return (
-        rows.select_related("tenant", "job")
-        .annotate(live_step=Subquery(live_step))
-        .order_by("wave", "position", "id")
-    )
+    ids = list(ids)
+    full = Deployment.objects.filter(pk__in=ids).select_related("tenant", "job")
+    by_id = {row.pk: row for row in full.annotate(live_step=Subquery(live_step))}
+    return [by_id[i] for i in ids if i in by_id]
 
 
 def rollout_counts(rollout: Rollout, deployments=None) -> dict[str, Any]:

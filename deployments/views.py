@@ -212,8 +212,10 @@ def _rollout_context(request: HttpRequest, rollout: Rollout) -> dict:
     wave = request.GET.get("wave", "")
     wave_n = int(wave) - 1 if wave.isdigit() and 0 < int(wave) <= len(counts["waves"]) else None
     rows = rollout_display.rollout_rows(rollout, mine, status=status, wave=wave_n)
-    page = Paginator(rows, settings.ROLLOUT_PAGE_SIZE).get_page(request.GET.get("page"))
-    shown = list(page.object_list)
+    page = Paginator(rows.values_list("id", flat=True), settings.ROLLOUT_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    shown = rollout_display.rows_in_full(page.object_list)
     rollout_display.annotate_reasons(shown, canary_ring0=canary_ring0)
     return {
         "rollout": rollout,

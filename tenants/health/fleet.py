@@ -20,6 +20,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db.models import Case, Count, F, IntegerField, QuerySet, Value, When
 from django.db.models.functions import Coalesce, Greatest
+from django.urls import reverse
 
 from opsconsole.awsaccounts.models import AwsAccount
 from opsconsole.core.humanize import duration_text
@@ -115,6 +116,8 @@ class FleetRow:
     health_reason: str = ""
     # Seconds since the worker read this tenant's numbers; None: not fetched yet.
     metrics_age_s: int | None = None
+    detail_url: str = ""
+    health_url: str = ""
     name: str = ""
     ring: int = 0
     isolation: str = ""
@@ -159,13 +162,32 @@ class FleetTable:
         if not isinstance(index, slice):
             raise TypeError("read the fleet's rows by slice")
         now = health_cache.clock()
-        found = list(self.rows.values(*_ROW_FIELDS)[index])
+        # The page's ids first, ordered from the two covering indexes alone, then those
+        # rows in full: the database never sorts 20,000 wide rows to return 100.
+        ids = list(self.rows.values_list("id", flat=True)[index])
+        by_id = {
+            values["id"]: values
+            for values in self.rows.order_by().filter(id__in=ids).values(*_ROW_FIELDS)
+        }
+        found = [by_id[i] for i in ids if i in by_id]
         rows = [_row(values, now) for values in found]
+        # Each row's two links from one reverse() apiece: two per row were a tenth of the
+        # page's time at 100 rows.
+        detail, health = _url_maker("tenants:detail"), _url_maker("tenants:health")
+        for row in rows:
+            row.detail_url, row.health_url = detail(row.slug), health(row.slug)
         if any(r.metrics_age_s is None for r in rows):
             self.poll_s = min(self.poll_s, _UNFETCHED_POLL_S)
         # The notes speak of the groups on screen: no query over the whole fleet for them.
         _read_cache(self, {(values["aws_account_id"], values["region"]) for values in found})
         return rows
+
+
+def _url_maker(name: str):
+    """slug -> the URL ``name`` has for it, as reverse() would give (script prefix too)."""
+    marker = "0slug0"
+    pattern = reverse(name, args=[marker])
+    return lambda slug: pattern.replace(marker, slug)
 
 
 def _row(values: dict, now: float) -> FleetRow:
