@@ -7,9 +7,10 @@ DescribeAlarms per account and region for the whole fleet), its records and its 
 status; the metric columns are there for the tenants someone looked at (the page marks
 the rows it shows, the worker fetches those), and say "not fetched yet" for the others.
 
-SQL, the same for 10 tenants or 20,000: the health counts (one grouped query) and the
-page's rows, sorted, filtered and sliced by the database (one query). Python sees one
-page of rows; the notes speak of the accounts and regions on it.
+SQL, the same for 10 tenants or 20,000: the health counts (one grouped query), the
+page's ids, sorted, filtered and sliced by the database from two covering indexes, and
+those rows in full. Python sees one page of rows; the notes speak of the accounts and
+regions on it.
 """
 
 from __future__ import annotations
@@ -157,8 +158,8 @@ class FleetTable:
         return self.total
 
     def __getitem__(self, index: slice) -> list[FleetRow]:
-        """The rows in ``index`` (one query), with their reasons and the age of their
-        numbers."""
+        """The rows in ``index`` (two queries: their ids, then them), with their reasons
+        and the age of their numbers."""
         if not isinstance(index, slice):
             raise TypeError("read the fleet's rows by slice")
         now = health_cache.clock()
@@ -303,7 +304,7 @@ def fleet_table(tenants: QuerySet[Tenant], *, health: str = "", sort: str = "") 
     filtered by ``health`` and ordered by health, error rate or p95 when ``sort`` says
     (worst first, tenants without numbers last: nobody looked at them yet).
 
-    SQL here: the health counts (one query); slicing the table reads its rows (one more)
+    SQL here: the health counts (one query); slicing the table reads its rows (two more)
     and the notes of their groups. The numbers come from the rows and the cache, never
     from AWS.
     """
