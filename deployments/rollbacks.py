@@ -8,8 +8,11 @@ again, every step.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+
+from django.db.models import Count
 
 from deployments.models import (
     DeploymentStatus,
@@ -23,13 +26,10 @@ from deployments.rollouts import (
     RolloutRefused,
     Strategy,
     Target,
-    changes_configuration,
-    estimate_for,
-    plan_waves,
+    estimate,
     rollout_cancel,
     rollout_start,
 )
-from tenants.models import Tenant
 
 _CONTRACT_RE = re.compile(r"\b(DROP\s+(COLUMN|TABLE)|RENAME\b|ALTER\s+COLUMN\b.*\bTYPE\b)", re.I)
 
@@ -74,28 +74,50 @@ class RollbackChoice:
     what: str
 
 
-def rollback_choices(rollout: Rollout, plan: dict[str, list[str]]) -> list[RollbackChoice]:
-    """What each way back costs for ``plan`` ({previous release: [slugs]}, as
-    ``rollout_display.rollback_plan`` reads it): control calls and the simulated time, from
-    the model the preview uses. Every group runs at once on the one budget, so the
-    estimate is the fleet's."""
-    slugs = [slug for group in plan.values() for slug in group]
-    if not slugs:
+def touched_deployments(deployments):
+    """The deployments a roll back takes back: those that ran (or run) and whose tenant
+    ran a release before."""
+    return deployments.filter(
+        status__in=[DeploymentStatus.SUCCEEDED, DeploymentStatus.FAILED, DeploymentStatus.RUNNING]
+    ).exclude(from_release="")
+
+
+def rollback_choices(rollout: Rollout, counts: dict[str, int], touched) -> list[RollbackChoice]:
+    """What each way back costs for ``counts`` ({previous release: tenants}) among the
+    ``touched`` deployments: control calls and the simulated time, from the model the
+    preview uses, read from counts in SQL (no row per tenant). Every group runs at once on
+    the budget of each AWS account and region, so the busiest cell's share of the waves
+    (canary, 10 %, the rest, as ``plan_waves`` cuts them) sets the time."""
+    total = sum(counts.values())
+    if not total:
         return []
-    tenants = list(Tenant.objects.filter(slug__in=slugs).order_by("ring", "slug"))
-    waves = plan_waves(tenants)
-    strategy = _rollback_strategy(rollout)
-    alias_s, _bound, _chain_s, alias_calls = estimate_for(waves, strategy, alias_back=True)
-    config = sum(
-        changes_configuration(release, [t for t in tenants if t.slug in set(group)])
-        for release, group in _releases(plan)
+    canary = touched.filter(tenant__ring=0).count() or 1
+    second = min(math.ceil(total * 0.10), total - canary)
+    waves = [canary, second, total - canary - second]
+    cells = list(
+        touched.order_by()
+        .values("tenant__aws_account_id", "tenant__region")
+        .annotate(n=Count("id"))
+        .values_list("n", flat=True)
     )
-    again_s, _bound, _chain_s, again_calls = estimate_for(waves, strategy, config_updates=config)
+    share = max(cells) / total if cells else 1.0
+    busiest = [math.ceil(w * share) for w in waves]
+    strategy = _rollback_strategy(rollout)
+    alias_s, *_ = estimate(busiest, strategy, alias_back=True)
+    keys = ("artifact_type", "runtime", "handler")
+    now = tuple(getattr(rollout.release, k) for k in keys)
+    config = sum(
+        n
+        for version, n in counts.items()
+        for before in Release.objects.filter(version=version).values(*keys)
+        if tuple(before[k] for k in keys) != now
+    )
+    again_s, *_ = estimate(busiest, strategy, config_updates=math.ceil(config * share))
     return [
         RollbackChoice(
             "alias",
             "Move aliases back",
-            alias_calls,
+            total,
             alias_s,
             "Each tenant's alias returns to the version it ran before (1 call); migrations "
             "stay applied. A tenant whose version is gone, or whose alias something else "
@@ -104,17 +126,12 @@ def rollback_choices(rollout: Rollout, plan: dict[str, list[str]]) -> list[Rollb
         RollbackChoice(
             "redeploy",
             "Redeploy the earlier release",
-            again_calls,
+            2 * total + config,
             again_s,
             "Every deploy step again: code update, a new version, health check, alias. "
             "For when the earlier versions are gone.",
         ),
     ]
-
-
-def _releases(plan: dict[str, list[str]]):
-    found = {r.version: r for r in Release.objects.filter(version__in=list(plan))}
-    return [(found[v], group) for v, group in plan.items() if v in found]
 
 
 def rollout_rollback(rollout: Rollout, *, created_by=None, method: str = "alias") -> list[Rollout]:
@@ -128,9 +145,7 @@ def rollout_rollback(rollout: Rollout, *, created_by=None, method: str = "alias"
         raise RolloutRefused(f"Unknown roll back method {method!r}: alias or redeploy.")
     if rollout.status in (RolloutStatus.RUNNING, RolloutStatus.PAUSED, RolloutStatus.HALTED):
         rollout_cancel(rollout)
-    touched = rollout.deployments.filter(
-        status__in=[DeploymentStatus.SUCCEEDED, DeploymentStatus.FAILED, DeploymentStatus.RUNNING]
-    ).exclude(from_release="")
+    touched = touched_deployments(rollout.deployments)
     by_release: dict[str, list[str]] = {}
     for from_release, slug in touched.values_list("from_release", "tenant__slug"):
         by_release.setdefault(from_release, []).append(slug)

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from deployments.models import (
@@ -27,7 +27,7 @@ from deployments.models import (
     Rollout,
     RolloutStatus,
 )
-from deployments.rollbacks import rollback_choices
+from deployments.rollbacks import rollback_choices, touched_deployments
 from deployments.rollouts import Preview
 from opsconsole.core.humanize import duration_text
 from opsconsole.jobs.models import JobStep, StepStatus
@@ -43,16 +43,24 @@ def wave_name(wave: int) -> str:
     return "Wave 1 (canary)" if wave == 0 else f"Wave {wave + 1}"
 
 
-def wave_rules(deployments: list[Deployment], wave_sizes: list[int]) -> list[str]:
+def canary_is_ring0(rollout: Rollout, deployments=None) -> bool:
+    """True when every canary deployment of the rollout (of ``deployments``, a scoped
+    user's, when given) is a ring-0 tenant (one query, however many deployments)."""
+    source = rollout.deployments if deployments is None else deployments
+    canary = source.filter(wave=0).aggregate(
+        every=Count("id"), ring0=Count("id", filter=Q(tenant__ring=0))
+    )
+    return bool(canary["every"]) and canary["every"] == canary["ring0"]
+
+
+def wave_rules(wave_sizes: list[int], *, canary_ring0: bool) -> list[str]:
     """The rule plan_waves applied to put tenants in each wave, one sentence per wave.
 
     The planner orders the target by ring, then slug. Its canary is every ring-0 tenant of
     the target, or the first tenant in that order when the target has none in ring 0."""
     if not wave_sizes:
         return []
-    canary = [d for d in deployments if d.wave == 0]
-    ring0 = bool(canary) and all(d.tenant.ring == 0 for d in canary)
-    return [_canary_rule(ring0), *_later_rules(wave_sizes)]
+    return [_canary_rule(canary_ring0), *_later_rules(wave_sizes)]
 
 
 def _later_rules(wave_sizes: list[int]) -> list[str]:
@@ -114,12 +122,10 @@ def wave_reason(deployment: Deployment, *, canary_ring0: bool) -> str:
     return f"the rest (ring {ring})"
 
 
-def annotate_reasons(deployments: list[Deployment]) -> None:
+def annotate_reasons(deployments: list[Deployment], *, canary_ring0: bool) -> None:
     """Give each row ``wave_reason`` (no query: the rows carry their tenants)."""
-    canary = [d for d in deployments if d.wave == 0]
-    ring0 = bool(canary) and all(d.tenant.ring == 0 for d in canary)
     for deployment in deployments:
-        deployment.wave_reason = wave_reason(deployment, canary_ring0=ring0)
+        deployment.wave_reason = wave_reason(deployment, canary_ring0=canary_ring0)
 
 
 @dataclass
@@ -148,22 +154,28 @@ def _moved_at(jobs: list[int]) -> dict[int, float]:
 
 
 def rollout_phase(
-    rollout: Rollout, deployments: list[Deployment], *, now: datetime | None = None
+    rollout: Rollout, counts: dict[str, Any], deployments=None, *, now: datetime | None = None
 ) -> Phase | None:
     """What a running rollout is doing now, or None when its status says it all.
 
     The orchestrator's states, read back: the current wave's deployments watching their
     tenants (the canary watches the whole bake, ``Rollout.watch_s``), the pause after a
     wave (``Rollout.pause_after_s``), a weighted canary on the alias, or tenants held by
-    another rollout. "0 running · 4 pending" is one of these, never "stuck"."""
+    another rollout. "0 running · 4 pending" is one of these, never "stuck".
+
+    From ``counts`` (rollout_counts over ``deployments``, a scoped user's, when given)
+    and the current wave's running deployments (at most max parallel of them) and the
+    distinct reasons its pending ones wait: a few queries however large the rollout."""
     if rollout.status != RolloutStatus.RUNNING:
         return None
     now = now or timezone.now()
     wave = rollout.current_wave
-    mine = [d for d in deployments if d.wave == wave]
-    running = [d for d in mine if d.status == DeploymentStatus.RUNNING]
-    pending = [d for d in mine if d.status == DeploymentStatus.PENDING]
-    later = sum(1 for d in deployments if d.wave > wave and d.status == DeploymentStatus.PENDING)
+    source = rollout.deployments if deployments is None else deployments
+    waves = counts["waves"]
+    pending_n = waves[wave]["pending"] if wave < len(waves) else 0
+    later = sum(w["pending"] for w in waves[wave + 1 :])
+    running = list(source.filter(wave=wave, status=DeploymentStatus.RUNNING))
+    pending = pending_n > 0
     who = "the canary" if wave == 0 else f"wave {wave + 1}"
     if running:
         moved = _moved_at([d.job_id for d in running if d.job_id])
@@ -196,15 +208,22 @@ def rollout_phase(
             )
         return None  # deploying: the rows say which step each one is on
     if pending:
-        held = sorted({d.reason for d in pending if d.reason.startswith("waiting for")})
+        held = sorted(
+            source.filter(
+                wave=wave, status=DeploymentStatus.PENDING, reason__startswith="waiting for"
+            )
+            .order_by()
+            .values_list("reason", flat=True)
+            .distinct()
+        )
         if held:
             return Phase(
                 "Waiting",
-                f"Waiting: {len(pending)} tenant(s) of {who} are in another rollout "
+                f"Waiting: {pending_n} tenant(s) of {who} are in another rollout "
                 f"({', '.join(r.removeprefix('waiting for ') for r in held)}); they start "
                 "when it lets go of them.",
             )
-        return Phase("Starting", f"Starting {len(pending)} deployment(s) of {who}.")
+        return Phase("Starting", f"Starting {pending_n} deployment(s) of {who}.")
     if later:
         nxt = wave_name(wave + 1).lower()
         pause = rollout.pause_after_s(wave)
@@ -230,33 +249,43 @@ def rollout_phase(
 # --- what confirmations name ------------------------------------------------------------
 
 
-def rollback_plan(rollout: Rollout, deployments=None) -> dict[str, list[str]]:
-    """{previous release: [slugs]} a Roll back would start, as ``rollout_rollback`` picks
-    them (the tenants it touched that ran a release before it), among ``deployments``
-    (a scoped user's) when given."""
+# A confirmation names this many tenants per release, then counts the rest.
+_NAMED = 8
+
+
+def rollback_plan(rollout: Rollout, deployments=None) -> dict[str, tuple[int, list[str]]]:
+    """{previous release: (how many tenants, the first slugs)} a Roll back would start,
+    as ``rollout_rollback`` picks them (the tenants it touched that ran a release before
+    it), among ``deployments`` (a scoped user's) when given. Counted in SQL: one query,
+    and one per release for the names (a rollout's tenants came from a release or two)."""
     source = rollout.deployments if deployments is None else deployments
-    touched = source.filter(
-        status__in=[DeploymentStatus.SUCCEEDED, DeploymentStatus.FAILED, DeploymentStatus.RUNNING]
-    ).exclude(from_release="")
-    plan: dict[str, list[str]] = {}
-    for version, slug in touched.values_list("from_release", "tenant__slug").order_by(
-        "tenant__slug"
-    ):
-        plan.setdefault(version, []).append(slug)
-    return plan
+    touched = touched_deployments(source)
+    counts = touched.order_by("from_release").values_list("from_release").annotate(n=Count("id"))
+    return {
+        version: (
+            n,
+            list(
+                touched.filter(from_release=version)
+                .order_by("tenant__slug")
+                .values_list("tenant__slug", flat=True)[: _NAMED + 1]
+            ),
+        )
+        for version, n in counts
+    }
 
 
-def _rollback_choices(rollout: Rollout, plan: dict[str, list[str]]):
+def _rollback_choices(rollout: Rollout, plan: dict[str, tuple[int, list[str]]], deployments):
     """The ways back and their cost. The live region polls every few seconds and the
     simulation of a big fleet takes a moment: kept a minute per rollout and plan size."""
-    size = sum(len(group) for group in plan.values())
-    key = f"rollback-choices:{rollout.pk}:{len(plan)}:{size}"
+    counts = {version: n for version, (n, _slugs) in plan.items()}
+    key = f"rollback-choices:{rollout.pk}:{len(plan)}:{sum(counts.values())}"
     try:
         found = cache.get(key)
     except Exception:  # noqa: BLE001 - no cache: compute it
         found = None
     if found is None:
-        found = rollback_choices(rollout, plan)
+        source = rollout.deployments if deployments is None else deployments
+        found = rollback_choices(rollout, counts, touched_deployments(source))
         with contextlib.suppress(Exception):  # no cache: computed again next time
             cache.set(key, found, timeout=60)
     return found
@@ -267,11 +296,11 @@ def action_facts(rollout: Rollout, counts: dict, deployments=None) -> dict[str, 
     totals = counts["totals"]
     version = rollout.release.version
     plan = rollback_plan(rollout, deployments)
-    back = sum(len(s) for s in plan.values())
+    back = sum(n for n, _ in plan.values())
     back_lines = [
-        f"{len(slugs)} tenant(s) go back to {release}: {', '.join(slugs[:8])}"
-        + (", …" if len(slugs) > 8 else "")
-        for release, slugs in plan.items()
+        f"{n} tenant(s) go back to {release}: {', '.join(slugs[:_NAMED])}"
+        + (", …" if n > _NAMED else "")
+        for release, (n, slugs) in plan.items()
     ]
     if rollout.status in (RolloutStatus.RUNNING, RolloutStatus.PAUSED, RolloutStatus.HALTED):
         back_lines.insert(0, f"Rollout #{rollout.pk} is cancelled first: nothing pending starts.")
@@ -293,7 +322,7 @@ def action_facts(rollout: Rollout, counts: dict, deployments=None) -> dict[str, 
             "lines": back_lines
             if back
             else ["No tenant of this rollout has an earlier release to go back to."],
-            "choices": _rollback_choices(rollout, plan),
+            "choices": _rollback_choices(rollout, plan, deployments),
             "button": "Roll back",
             "keep": "Don't roll back",
         },
@@ -313,23 +342,34 @@ def action_facts(rollout: Rollout, counts: dict, deployments=None) -> dict[str, 
 # --- what the pages show ---------------------------------------------------------------
 
 
-def rollout_rows(rollout: Rollout, deployments=None):
+def rollout_rows(rollout: Rollout, deployments=None, *, status: str = "", wave: int | None = None):
     """The rollout's deployments (or ``deployments``, those a scoped user sees) for its
-    page, each with ``live_step``: the label of its job's first unfinished step (running,
-    waiting, failed or next), read in the same query, so the step a deployment is on is
-    never written twice."""
+    page, in wave order, of ``status`` and ``wave`` when given: a narrow queryset to slice
+    into pages (``rows_in_full`` reads a page's rows from their ids)."""
+    rows = rollout.deployments if deployments is None else deployments
+    if status:
+        rows = rows.filter(status=status)
+    if wave is not None:
+        rows = rows.filter(wave=wave)
+    return rows.order_by("wave", "position", "id")
+
+
+def rows_in_full(ids) -> list[Deployment]:
+    """A page of ``rollout_rows`` (the ids of a slice) with tenants and jobs, in one
+    query: the database orders the narrow rows of 20,000 deployments, then joins only the
+    page's. Each row gets ``live_step``: the label of its job's first unfinished step
+    (running, waiting, failed or next), read in the same query, so the step a deployment
+    is on is never written twice."""
     live_step = (
         JobStep.objects.filter(job_id=OuterRef("job_id"))
         .exclude(status__in=[StepStatus.SUCCEEDED, StepStatus.SKIPPED])
         .order_by("position")
         .values("label")[:1]
     )
-    rows = rollout.deployments if deployments is None else deployments
-    return (
-        rows.select_related("tenant", "job")
-        .annotate(live_step=Subquery(live_step))
-        .order_by("wave", "position")
-    )
+    ids = list(ids)
+    full = Deployment.objects.filter(pk__in=ids).select_related("tenant", "job")
+    by_id = {row.pk: row for row in full.annotate(live_step=Subquery(live_step))}
+    return [by_id[i] for i in ids if i in by_id]
 
 
 def rollout_counts(rollout: Rollout, deployments=None) -> dict[str, Any]:
@@ -363,20 +403,38 @@ def rollout_counts(rollout: Rollout, deployments=None) -> dict[str, Any]:
     return {"totals": totals, "waves": waves, "total": sum(sizes)}
 
 
+# The failures a finished rollout's summary and the live part list by name; the table,
+# filtered by status, has them all.
+FAILURES_LISTED = 20
+
+
+def rollout_failures(rollout: Rollout, deployments=None) -> list[Deployment]:
+    """The first failed deployments (in wave order), with their tenants: one query."""
+    source = rollout.deployments if deployments is None else deployments
+    return list(
+        source.filter(status=DeploymentStatus.FAILED)
+        .select_related("tenant")
+        .order_by("wave", "position", "id")[:FAILURES_LISTED]
+    )
+
+
 def rollout_summary(rollout: Rollout, deployments=None) -> dict[str, Any]:
     """Which tenants run which release, among those this rollout targeted (and
-    ``deployments`` holds, when given)."""
+    ``deployments`` holds, when given): counted by the database."""
     source = rollout.deployments if deployments is None else deployments
     releases: dict[str, int] = {}
-    for version in Tenant.objects.filter(pk__in=source.values("tenant_id")).values_list(
-        "current_release", flat=True
-    ):
-        releases[version or "(none)"] = releases.get(version or "(none)", 0) + 1
+    rows = (
+        Tenant.objects.filter(pk__in=source.values("tenant_id"))
+        .order_by()
+        .values_list("current_release")
+        .annotate(n=Count("id"))
+    )
+    for version, n in rows:
+        releases[version or "(none)"] = releases.get(version or "(none)", 0) + n
     end = rollout.finished_at or timezone.now()
     return {
         "duration": end - rollout.created_at,
         "releases": sorted(releases.items(), key=lambda kv: -kv[1]),
-        "failures": list(source.filter(status=DeploymentStatus.FAILED).select_related("tenant")),
     }
 
 

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -12,7 +14,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from deployments import rollbacks, rollout_display, rollouts
 from deployments.forms import ReleaseForm, RolloutForm
-from deployments.models import Release, Rollout, RolloutMethod, RolloutStatus
+from deployments.models import DeploymentStatus, Release, Rollout, RolloutMethod, RolloutStatus
 from deployments.releases import (
     ReleaseRefused,
     release_is_deployed,
@@ -189,21 +191,43 @@ def rollout_list(request: HttpRequest) -> HttpResponse:
 
 
 def _rollout_context(request: HttpRequest, rollout: Rollout) -> dict:
-    """The page as this user sees it: a scoped user's tenants only, counted over those."""
+    """The page as this user sees it: a scoped user's tenants only, counted over those.
+
+    Counted and paged by the database: the totals and each wave's progress (one grouped
+    query), the first failures, and one page of deployments (``?status=``, ``?wave=``,
+    ``?page=``), so a rollout of 20,000 tenants reads as fast as one of 20."""
     mine = visible_deployments(request.user, rollout)
     partial = rollout_reaches_hidden(request.user, rollout)
     counts = rollout_display.rollout_counts(rollout, mine)
-    rows = list(rollout_display.rollout_rows(rollout, mine))
-    rollout_display.annotate_reasons(rows)
+    canary_ring0 = rollout_display.canary_is_ring0(rollout, mine)
     for wave, rule in zip(
-        counts["waves"], rollout_display.wave_rules(rows, rollout.wave_sizes), strict=True
+        counts["waves"],
+        rollout_display.wave_rules(rollout.wave_sizes, canary_ring0=canary_ring0),
+        strict=True,
     ):
         wave["rule"] = rule
+    status = request.GET.get("status", "")
+    if status not in DeploymentStatus.values:
+        status = ""
+    wave = request.GET.get("wave", "")
+    wave_n = int(wave) - 1 if wave.isdigit() and 0 < int(wave) <= len(counts["waves"]) else None
+    rows = rollout_display.rollout_rows(rollout, mine, status=status, wave=wave_n)
+    page = Paginator(rows.values_list("id", flat=True), settings.ROLLOUT_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    shown = rollout_display.rows_in_full(page.object_list)
+    rollout_display.annotate_reasons(shown, canary_ring0=canary_ring0)
     return {
         "rollout": rollout,
         "counts": counts,
-        "deployments": rows,
-        "phase": rollout_display.rollout_phase(rollout, rows),
+        "deployments": shown,
+        "page": page,
+        "status_filter": status,
+        "wave_filter": wave_n + 1 if wave_n is not None else "",
+        "failures": rollout_display.rollout_failures(rollout, mine)
+        if counts["totals"]["failed"]
+        else [],
+        "phase": rollout_display.rollout_phase(rollout, counts, mine),
         "confirm": rollout_display.action_facts(rollout, counts, mine),
         "summary": rollout_display.rollout_summary(rollout, mine) if rollout.is_finished else None,
         # It also deploys to tenants this user does not see: theirs to watch, not to steer.

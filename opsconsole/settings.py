@@ -505,6 +505,8 @@ HEALTH_PERCENTILE_RETRY_SECONDS = env_int("HEALTH_PERCENTILE_RETRY_SECONDS", 600
 # GetMetricData calls of one fleet refresh that run at once.
 HEALTH_FLEET_WORKERS = env_int("HEALTH_FLEET_WORKERS", 8)
 HEALTH_FLEET_PAGE_SIZE = env_int("HEALTH_FLEET_PAGE_SIZE", 100)
+# Deployments a rollout page lists at a time (its counts and progress cover them all).
+ROLLOUT_PAGE_SIZE = env_int("ROLLOUT_PAGE_SIZE", 100)
 # A worker reads the fleet page's numbers this often; the page polls as often and shows
 # their age (docs/health.md, "The fleet page").
 HEALTH_FLEET_REFRESH_SECONDS = env_int("HEALTH_FLEET_REFRESH_SECONDS", 60)

@@ -123,6 +123,11 @@ class Tenant(models.Model):
 
     class Meta:
         ordering = ["slug"]
+        indexes = [
+            # The fleet page joins every tenant to its FleetHealth row to count and order
+            # them (tenants.health.fleet): from this index alone, not the wide rows.
+            models.Index(fields=["id"], include=["status", "slug"], name="tenant_fleet_cover"),
+        ]
 
     def __str__(self) -> str:
         return self.slug
@@ -245,3 +250,43 @@ class TenantScope(models.Model):
 
     def __str__(self) -> str:
         return f"scope of {self.user}"
+
+
+class FleetHealth(models.Model):
+    """A tenant's row of the fleet page as the refresh worker last found it
+    (tenants.health.fleet_refresh): its alarms in ALARM, missing records and last-hour
+    numbers, and ``signals_rank``, the verdict of those alone. The page sorts, filters and
+    counts on these columns in SQL; the tenant's lifecycle status is read live from its
+    own row and joins in there (tenants.health.fleet), so suspending a tenant shows at once.
+    """
+
+    tenant = models.OneToOneField(
+        Tenant, primary_key=True, on_delete=models.CASCADE, related_name="fleet_health"
+    )
+    # tenants.health.status: 0 healthy, 1 degraded, 2 down.
+    signals_rank = models.PositiveSmallIntegerField()
+    alarms = models.JSONField(default=list)
+    missing = models.JSONField(default=list)  # [[kind, name], ...]
+    # Why its group's alarm states are unknown (none were ever read): not healthy either.
+    unavailable = models.CharField(max_length=512, blank=True)
+    invocations = models.FloatField(null=True)
+    errors = models.FloatField(null=True)
+    error_rate = models.FloatField(null=True)
+    # When the worker read the numbers; empty: nobody looked at the tenant yet.
+    metrics_at = models.DateTimeField(null=True)
+    p95_ms = models.FloatField(null=True)
+    p95_at = models.DateTimeField(null=True)
+
+    class Meta:
+        indexes = [
+            # What the page's counts and orderings read of each row, joined to the tenant's
+            # own covering index (Tenant.Meta): no row of either table is read for them.
+            models.Index(
+                fields=["tenant"],
+                include=["signals_rank", "error_rate", "p95_ms"],
+                name="fleet_health_cover",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"fleet health of tenant {self.tenant_id}"

@@ -46,9 +46,10 @@ def get_tenant_for_user(request: HttpRequest, slug: str) -> Tenant:
 def tenant_list(request: HttpRequest) -> HttpResponse:
     """The fleet: every tenant with its health, error rate and p95 over the last hour.
 
-    Flat in SQL (status counts, the tenants, missing resources) however many tenants
-    there are. No AWS call: the numbers are what a worker left in the cache, with their
-    age; the rows shown are marked so the worker fetches their metrics.
+    Flat in SQL however many tenants there are: the database counts, sorts, filters and
+    pages (status counts, health counts, the groups, one page of rows). No AWS call: the
+    numbers are what a worker left in the rows and the cache, with their age; the rows
+    shown are marked so the worker fetches their metrics.
     """
     tenants = visible_tenants(request.user)
     status = request.GET.get("status", "")
@@ -70,10 +71,8 @@ def tenant_list(request: HttpRequest) -> HttpResponse:
         visible_tenants(request.user).values_list("status").annotate(n=Count("id")).order_by()
     )
     table = fleet_table(tenants, health=health, sort=sort)
-    page = Paginator(table.positions, settings.HEALTH_FLEET_PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
-    rows = table.detail(list(page.object_list))
+    page = Paginator(table, settings.HEALTH_FLEET_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = list(page.object_list)
     fleet_watch([row.slug for row in rows])
     return render(
         request,

@@ -22,6 +22,7 @@ from opsconsole.aws.errors import AwsError
 from opsconsole.jobs.models import Job
 from tenants import restore, services
 from tenants.health.fleet import fleet_table
+from tenants.health.fleet_store import fleet_watch
 from tenants.models import TenantStatus
 from tenants.onboarding import OnboardingInputError, config_form, onboard_form, onboarding_plan
 from tenants.scope import user_is_scoped, visible_tenant_or_404, visible_tenants
@@ -232,13 +233,13 @@ def tenant_list(
     """Tenants (not offboarded unless ``status`` asks) with release and last-hour health."""
     qs = visible_tenants(request.user)
     qs = qs.filter(status=status) if status else qs.exclude(status=TenantStatus.OFFBOARDED)
-    qs = qs.order_by("slug")
-    count = qs.count()
-    page = qs[offset : offset + limit]
-    table = fleet_table(page)
-    rows = table.detail(table.positions)
+    table = fleet_table(qs.order_by("slug"))
+    rows = table[offset : offset + limit]
+    # Watched as the page's rows are: a script reading the API gets the numbers too (the
+    # worker fetches only what someone looked at, in the browser or here).
+    fleet_watch([row.slug for row in rows])
     return {
-        "count": count,
+        "count": len(table),
         "notes": table.notes,
         "items": [
             {

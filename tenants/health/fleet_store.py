@@ -1,12 +1,16 @@
 """The fleet's numbers as the refresh worker leaves them, and the marks the fleet page
 leaves for the worker. No AWS here: the page reads and writes only this module.
 
-Per (AWS account, region), a *group*, two cache entries:
+Per tenant, a ``FleetHealth`` row (tenants.models): its alarms in ALARM, missing records,
+invocations, errors and p95 duration over the last hour with when they were read (none
+for a tenant nobody looked at: "not fetched yet"), and the verdict of those. The page
+sorts, filters, counts and pages on its columns in SQL.
 
-- ``alarms``: the console's alarms in ALARM, by tenant slug, with when they were read;
-- ``metrics``: invocations, errors and p95 duration over the last hour for the tenants
-  someone looked at, each with when it was read (a tenant nobody looked at has no entry:
-  "not fetched yet").
+Per (AWS account, region), a *group*, two small cache entries the page's notes read:
+
+- ``alarms``: the console's alarms in ALARM, by tenant slug, with when they were read, or
+  why the last read failed;
+- ``metrics``: why the last metric read failed, and how old the oldest numbers kept are.
 
 A page marks the tenants it showed (``fleet_watch``: one key per tenant, so two pages
 never overwrite each other's marks); the worker reads the marks (``watched``) and asks
@@ -17,17 +21,21 @@ page that polls keeps its rows fetched and a closed page stops costing anything 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 
 from tenants.health import cache as health_cache
+from tenants.models import FleetHealth
 
 logger = logging.getLogger(__name__)
 
 OWN_ACCOUNT = "own"
+# Without one of these a tenant cannot serve: missing, it is down.
+CRITICAL_KINDS = {"function", "alias", "api", "database", "db_instance", "db_cluster"}
 # cache.get_many/set_many per round trip: 20,000 marks are read in 20 of them.
 _CHUNK = 1000
 
@@ -65,20 +73,15 @@ class AlarmsEntry:
 
 @dataclass
 class MetricsEntry:
-    """Last-hour numbers of the watched tenants of one group. Flat dicts of floats by
-    slug, so an entry unpickles into a handful of objects however many tenants it holds.
-    A slug in ``at`` without a number had no datapoint (no traffic)."""
+    """How the group's last metric reads went (the numbers are in the rows)."""
 
-    inv: dict[str, float] = field(default_factory=dict)
-    err: dict[str, float] = field(default_factory=dict)
-    at: dict[str, float] = field(default_factory=dict)
-    p95: dict[str, float] = field(default_factory=dict)
-    p95_at: dict[str, float] = field(default_factory=dict)
     error: str = ""
     p95_error: str = ""
     # When the percentile call last failed: it is not asked again for
     # HEALTH_PERCENTILE_RETRY_SECONDS (a failing percentile usually keeps failing).
     p95_failed_at: float | None = None
+    # When the oldest numbers kept were read (a failed read says how old they are).
+    oldest_at: float | None = None
 
 
 def _get_many(keys: list[str]) -> dict[str, Any]:
@@ -119,7 +122,7 @@ def write_metrics(group: str, entry: MetricsEntry) -> None:
 
 
 def fleet_watch(slugs: list[str]) -> None:
-    """The page showed these tenants: the worker fetches their numbers for a while."""
+    """A page showed these tenants: the worker fetches their numbers for a while."""
     if slugs:
         now = health_cache.clock()
         _set_many({_seen_key(slug): now for slug in slugs}, watch_seconds())
@@ -130,3 +133,81 @@ def watched(slugs: list[str]) -> list[str]:
     found = _get_many([_seen_key(slug) for slug in slugs])
     horizon = health_cache.clock() - watch_seconds()
     return [s for s in slugs if (found.get(_seen_key(s)) or 0) >= horizon]
+
+
+# --- the rows ------------------------------------------------------------------------------
+
+
+def stamp(at: float | None) -> datetime | None:
+    """A clock reading (tenants.health.cache.clock) as the rows keep it."""
+    return None if at is None else datetime.fromtimestamp(at, UTC)
+
+
+def seconds(at: datetime | None) -> float | None:
+    return None if at is None else at.timestamp()
+
+
+@dataclass(slots=True)
+class HealthRow:
+    """What a FleetHealth row holds, as the worker computes it (times as clock readings)."""
+
+    signals_rank: int
+    alarms: list[str]
+    missing: list[list[str]]
+    unavailable: str = ""
+    invocations: float | None = None
+    errors: float | None = None
+    error_rate: float | None = None
+    metrics_at: float | None = None
+    p95_ms: float | None = None
+    p95_at: float | None = None
+
+
+_ROW_FIELDS = tuple(HealthRow.__dataclass_fields__)
+_TIMES = ("metrics_at", "p95_at")
+
+
+def read_rows(tenant_ids: list[int]) -> dict[int, HealthRow]:
+    """The rows of these tenants (one query per 5,000 of them)."""
+    rows: dict[int, HealthRow] = {}
+    for i in range(0, len(tenant_ids), 5000):
+        found = FleetHealth.objects.filter(tenant_id__in=tenant_ids[i : i + 5000]).values_list(
+            "tenant_id", *_ROW_FIELDS
+        )
+        for tenant_id, *values in found:
+            row = HealthRow(*values)
+            row.metrics_at, row.p95_at = seconds(values[7]), seconds(values[9])
+            rows[tenant_id] = row
+    return rows
+
+
+def _as_stored(row: HealthRow) -> HealthRow:
+    """``row`` as it reads back (times to the microsecond), so an unchanged row compares
+    equal and is not written again."""
+    stored = HealthRow(*astuple(row))
+    stored.metrics_at, stored.p95_at = seconds(stamp(row.metrics_at)), seconds(stamp(row.p95_at))
+    return stored
+
+
+def write_rows(rows: dict[int, HealthRow], before: dict[int, HealthRow]) -> int:
+    """Store the rows that differ from ``before`` (most do not between two rounds: only
+    the watched tenants' numbers and the alarms that changed). Returns how many."""
+    changed = [
+        FleetHealth(
+            tenant_id=tenant_id,
+            **{
+                name: stamp(value) if name in _TIMES else value
+                for name, value in zip(_ROW_FIELDS, astuple(row), strict=True)
+            },
+        )
+        for tenant_id, row in rows.items()
+        if before.get(tenant_id) != _as_stored(row)
+    ]
+    FleetHealth.objects.bulk_create(
+        changed,
+        batch_size=1000,
+        update_conflicts=True,
+        unique_fields=["tenant"],
+        update_fields=list(_ROW_FIELDS),
+    )
+    return len(changed)

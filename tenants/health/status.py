@@ -26,7 +26,7 @@ HEALTHY = "healthy"
 DEGRADED = "degraded"
 DOWN = "down"
 STATUSES = (HEALTHY, DEGRADED, DOWN)
-_RANK = {HEALTHY: 0, DEGRADED: 1, DOWN: 2}
+RANK = {HEALTHY: 0, DEGRADED: 1, DOWN: 2}
 
 # Below this many requests in the hour a rate says little (3 errors in 4 calls).
 MIN_REQUESTS_FOR_RATE = 20
@@ -126,10 +126,10 @@ def assess(s: Signals) -> tuple[str, str]:
         else:
             reason = "no alarm, no errors; no traffic in the last hour"
         return HEALTHY, _with_note(reason, s.data_note)
-    worst = max(_RANK[status] for status, _ in findings)
-    status = next(st for st, _ in findings if _RANK[st] == worst)
-    reasons = [r for st, r in findings if _RANK[st] == worst]
-    reasons += [r for st, r in findings if _RANK[st] < worst]
+    worst = max(RANK[status] for status, _ in findings)
+    status = next(st for st, _ in findings if RANK[st] == worst)
+    reasons = [r for st, r in findings if RANK[st] == worst]
+    reasons += [r for st, r in findings if RANK[st] < worst]
     return status, _with_note("; ".join(reasons), s.data_note)
 
 

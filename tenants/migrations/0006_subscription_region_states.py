@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0004_tenant_aws_account'),
+        ('tenants', '0005_fleet_health'),
     ]
 
     operations = [
