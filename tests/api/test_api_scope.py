@@ -35,6 +35,7 @@ FLEET_WIDE = {
 }
 BODIES = {
     "/api/v1/tenants/{slug}/offboard": {"confirm": "sc-theirs"},
+    "/api/v1/tenants/{slug}/restore": {"s3_uri": "s3://b/k", "confirm": "sc-theirs"},
     "/api/v1/tenants/{slug}": {"ring": 2},
 }
 
