@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from deployments import pipeline, release_settings
+from deployments import deploy_outcome, pipeline, release_settings
 from deployments.models import Deployment
 from opsconsole.aws import lambda_
 from opsconsole.jobs.models import Job
@@ -166,29 +166,29 @@ def _unless_moved_back(fn):
 
 def back_succeeded(job: Job) -> None:
     if _fallback(job):
-        pipeline.deployment_succeeded(job)
+        deploy_outcome.deployment_succeeded(job)
         return
     deployment = pipeline.deployment_of(job)
     check = step_output(job, "back_check")
-    pipeline.mark_succeeded(
+    deploy_outcome.mark_succeeded(
         deployment.pk,
         version=deployment.rollout.release.version,
         from_version=check.get("serving", ""),
         to_version=check.get("target", ""),
     )
-    pipeline._kick(deployment.rollout_id)
+    deploy_outcome.kick(deployment.rollout_id)
 
 
 def back_failed(job: Job) -> None:
     if _fallback(job):
-        pipeline.deployment_failed(job)
+        deploy_outcome.deployment_failed(job)
         return
     deployment = pipeline.deployment_of(job)
     check = step_output(job, "back_check")
     serving = check.get("serving", "")
     # A failed UpdateAlias changed nothing; every earlier step only looked.
     where = f"the alias still serves version {serving}" if serving else "the alias did not move"
-    pipeline.record_failed(
+    deploy_outcome.record_failed(
         job,
         deployment,
         reverted=where,

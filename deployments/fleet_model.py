@@ -1,5 +1,5 @@
 """How long a rollout takes: a simulation of the orchestrator, the deploy chain and the
-Lambda budget, shared by the preview (``rollouts.estimate``) and ``bench/rollout.py``,
+Lambda budget, shared by the preview (``rollout_estimate.estimate``) and ``bench/rollout.py``,
 which prints it beside the time it measured.
 
 Per deployment the chain is what ``pipeline.DEPLOY_STEPS`` does: a fixed overhead per step

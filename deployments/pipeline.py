@@ -31,12 +31,10 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
-from django.db import connection, transaction
 from django.utils import timezone
 
 from deployments import release_settings, watch
-from deployments.models import Deployment, DeploymentStatus, Rollout, Traffic
+from deployments.models import Deployment, Rollout, Traffic
 from opsconsole.aws import lambda_
 from opsconsole.aws.errors import AwsError
 from opsconsole.aws.rate_budget import (
@@ -49,10 +47,7 @@ from opsconsole.core import rows
 from opsconsole.jobs.models import Job
 from opsconsole.jobs.registry import StepTransient, StepWait, register_job_kind
 from opsconsole.jobs.services import step_output
-from opsconsole.webhooks import events as webhook_events
-from opsconsole.webhooks.services import emit
 from tenants import naming, release_source
-from tenants.models import Tenant
 from tenants.provisioning import function as fn
 from tenants.provisioning import health_check as health
 from tenants.provisioning import identity
@@ -474,195 +469,18 @@ def step_verify(job: Job, step) -> dict:
     return {"watched_s": window, "verdict": "no alarm in ALARM, error rate fine"}
 
 
-# --- outcome ---------------------------------------------------------------------------
+def _succeeded(job: Job) -> None:
+    # The deployment's end lives in deploy_outcome, which uses this module's helpers:
+    # imported at the call, not at import (either module may be imported first).
+    from deployments import deploy_outcome
+
+    deploy_outcome.deployment_succeeded(job)
 
 
-def _kick(rollout_id: int) -> None:
-    """After the commit, have the orchestrator look at the rollout again, soon.
+def _failed(job: Job) -> None:
+    from deployments import deploy_outcome
 
-    Deployments end several a second in a big rollout; one orchestrator pass per
-    ROLLOUT_ADVANCE_DEBOUNCE_S handles every one that ended meanwhile (and starts their
-    successors in one batch) instead of a pass per deployment. The first deployment to end
-    sets a short-lived key and sends the pass with that delay; the ones that end while
-    the key lives rely on that pass, which runs after the key is gone and so sees them.
-    Without the cache (or with the debounce at 0) every end sends its own pass.
-    """
-    from deployments.tasks import rollout_advance_task
-
-    delay = settings.ROLLOUT_ADVANCE_DEBOUNCE_S
-
-    def send() -> None:
-        try:
-            if delay and not cache.add(f"rollout-advance-due:{rollout_id}", 1, timeout=delay):
-                return  # a pass is already on its way and will see this deployment
-        except Exception:  # noqa: BLE001 - no cache: send the pass anyway
-            logger.warning("Cache unavailable; advancing rollout %s at once", rollout_id)
-        try:
-            rollout_advance_task.apply_async(args=[rollout_id], countdown=delay or None)
-        except Exception:  # noqa: BLE001 - the beat entry advances it anyway
-            logger.exception("Could not send rollout_advance for %s", rollout_id)
-
-    transaction.on_commit(send)
-
-
-# The deployment and its tenant in one statement: both are written or neither is (the
-# catch-up writes only a deployment still running). The tenant's UPDATE reads the
-# deployment's RETURNING, so the deployment row is always locked first, the same order as
-# every other writer of both (no deadlock between the hook and the orchestrator's catch-up).
-_SUCCEEDED_SQL = """
-WITH deployment AS (
-    UPDATE deployments_deployment SET status = %(status)s, step = 'done',
-        finished_at = %(finished_at)s, reason = '', from_version = %(from_version)s,
-        to_version = %(to_version)s
-    WHERE id = %(deployment)s AND (status = %(running)s OR NOT %(only_running)s)
-    RETURNING tenant_id
-)
-UPDATE tenants_tenant SET current_release = %(version)s, desired_release = %(version)s,
-    updated_at = %(now)s
-FROM deployment WHERE tenants_tenant.id = deployment.tenant_id
-"""
-
-
-def mark_succeeded(
-    deployment_id: int,
-    *,
-    version: str,
-    finished_at=None,
-    from_version: str = "",
-    to_version: str = "",
-    only_running: bool = False,
-) -> None:
-    """The deployment succeeded: it and its tenant now run ``version``. Used by the job's
-    hook (also after a job-level Retry of a failed deployment) and, with ``only_running``,
-    by the orchestrator's catch-up when the hook never ran."""
-    now = timezone.now()
-    with connection.cursor() as cur:
-        cur.execute(
-            _SUCCEEDED_SQL,
-            {
-                "status": DeploymentStatus.SUCCEEDED,
-                "running": DeploymentStatus.RUNNING,
-                "only_running": only_running,
-                "finished_at": finished_at or now,
-                "now": now,
-                "version": version,
-                "from_version": from_version,
-                "to_version": to_version,
-                "deployment": deployment_id,
-            },
-        )
-
-
-def deployment_succeeded(job: Job) -> None:
-    deployment = deployment_of(job)
-    to_version, from_version = _versions(job)
-    mark_succeeded(
-        deployment.pk,
-        version=deployment.rollout.release.version,
-        from_version=from_version,
-        to_version=to_version,
-    )
-    _kick(deployment.rollout_id)
-
-
-def revert_alias(deployment: Deployment, from_version: str) -> str:
-    """Point ``live`` back at the version it served before this deployment.
-
-    Putting a failed tenant back comes before the budget: without a token soon it calls
-    anyway, and a throttle is tried again twice (after 1 s, then 2 s) before it counts as
-    a failed revert.
-    """
-    tenant = deployment.tenant
-    name, region = naming.function_name(tenant.slug), tenant.region
-    if not from_version:
-        return "nothing to revert (the alias had not moved)"
-    for attempt in range(3):
-        try:
-            return _revert(name, region, from_version)
-        except AwsError as exc:
-            if not exc.throttled or attempt == 2:
-                raise
-            time.sleep(1 + attempt)
-    raise AssertionError("unreachable")
-
-
-def _revert(name: str, region: str, from_version: str) -> str:
-    # GetAlias and UpdateAlias are both control-plane calls.
-    _token_or_go(region, name)
-    alias = lambda_.get_alias(function=name, alias=naming.ALIAS, region=region)
-    weights = (alias or {}).get("RoutingConfig", {}).get("AdditionalVersionWeights")
-    if alias and alias.get("FunctionVersion") == from_version and not weights:
-        return f"alias already on version {from_version}"
-    _token_or_go(region, name)
-    lambda_.update_alias(function=name, alias=naming.ALIAS, version=from_version, region=region)
-    return f"alias reverted to version {from_version}"
-
-
-def _token_or_go(region: str, name: str) -> None:
-    try:
-        control(region)
-    except StepWait:
-        logger.warning("No Lambda budget for the revert of %s: calling anyway", name)
-
-
-def _alias_touched(job: Job) -> bool:
-    """Whether the traffic step ever started: before it, the alias was never changed."""
-    return job.steps.filter(name="traffic", started_at__isnull=False).exists()
-
-
-def deployment_failed(job: Job) -> None:
-    deployment = deployment_of(job)
-    to_version, from_version = _versions(job)
-    if not _alias_touched(job):
-        # Nothing to put back, and no control-plane call spent finding that out.
-        reverted = (
-            f"the alias never moved: version {from_version} still serves every request"
-            if from_version
-            else "the alias never moved"
-        )
-    else:
-        try:
-            reverted = revert_alias(deployment, from_version)
-        except Exception as exc:  # noqa: BLE001 - the failure is recorded, a person looks
-            logger.exception("Alias revert failed for %s", deployment.tenant.slug)
-            reverted = f"alias revert FAILED: {exc}"
-    record_failed(
-        job, deployment, reverted=reverted, from_version=from_version, to_version=to_version
-    )
-    if _alias_touched(job) or step_output(job, "code").get("alarms_written"):
-        # The tenant's desired release is its old one again: its API shape and alarm
-        # rules follow the alias back.
-        try:
-            release_settings.restore_after_revert(job, None, deployment)
-        except Exception:  # noqa: BLE001 - the next reconcile (or drift) puts them right
-            logger.exception("Could not put back the API shape and alarms of %s", job.subject_id)
-
-
-def record_failed(
-    job: Job, deployment: Deployment, *, reverted: str, from_version: str, to_version: str
-) -> None:
-    """The deployment failed with the job's error; ``reverted`` says where its alias is."""
-    with transaction.atomic():
-        Deployment.objects.filter(pk=deployment.pk).update(
-            status=DeploymentStatus.FAILED,
-            finished_at=timezone.now(),
-            reason=f"{job.error} ({reverted})"[:2000],
-            from_version=from_version,
-            to_version=to_version,
-        )
-        # The tenant stays on what it ran: a reconcile must not push the failed release.
-        Tenant.objects.filter(pk=deployment.tenant_id).update(
-            desired_release=deployment.from_release or deployment.tenant.current_release
-        )
-        payload = webhook_events.deployment_payload(
-            deployment,
-            tenant_slug=deployment.tenant.slug,
-            release=deployment.rollout.release.version,
-            reason=f"{job.error} ({reverted})",
-        )
-        emit(webhook_events.DEPLOYMENT_FAILED, payload)
-        _kick(deployment.rollout_id)
-
+    deploy_outcome.deployment_failed(job)
 
 DEPLOY_STEPS = [
     ("artifact", "Artifact present in the tenant's region", step_artifact),
@@ -678,8 +496,8 @@ register_job_kind(
     JOB_KIND,
     label="Deploy release",
     steps=DEPLOY_STEPS,
-    on_success=deployment_succeeded,
-    on_failure=deployment_failed,
+    on_success=_succeeded,
+    on_failure=_failed,
 )
 
 

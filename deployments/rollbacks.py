@@ -22,11 +22,11 @@ from deployments.models import (
     RolloutStatus,
     Traffic,
 )
+from deployments.rollout_estimate import estimate
 from deployments.rollouts import (
     RolloutRefused,
     Strategy,
     Target,
-    estimate,
     rollout_cancel,
     rollout_start,
 )

@@ -537,7 +537,7 @@ ROLLOUT_DEFAULT_BAKE_S = env_int("ROLLOUT_DEFAULT_BAKE_S", 300)
 # The orchestrator also runs after every deployment; the beat entry catches bake times
 # ending and anything a lost message left behind.
 ROLLOUT_ADVANCE_SECONDS = env_int("ROLLOUT_ADVANCE_SECONDS", 10)
-# Deployments that end within this many seconds share one orchestrator pass (pipeline._kick).
+# Deployments that end within this many seconds share one orchestrator pass (deploy_outcome.kick).
 ROLLOUT_ADVANCE_DEBOUNCE_S = env_int("ROLLOUT_ADVANCE_DEBOUNCE_S", 1)
 # A deployment whose job ended this long ago without its hook's writes is caught up.
 ROLLOUT_SYNC_GRACE_S = env_int("ROLLOUT_SYNC_GRACE_S", 60)
