@@ -12,7 +12,7 @@ import time
 import pytest
 from django.db import connections
 
-from opsconsole.jobs import services
+from opsconsole.jobs import runner, services
 from opsconsole.jobs.lease import Heartbeat
 from opsconsole.jobs.models import Job, JobStatus, StepStatus
 from opsconsole.jobs.registry import register_job_kind
@@ -57,7 +57,7 @@ def _job(kind: str) -> Job:
 
 def test_a_long_step_keeps_its_lease_and_the_sweep_leaves_it_alone(transactional_db, sent):
     job = _job("test_lease_long")
-    assert services.job_execute(job.pk, owner="w1") == "succeeded"
+    assert runner.job_execute(job.pk, owner="w1") == "succeeded"
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED
     assert SEEN["sweeps"] and not any(SEEN["sweeps"])  # never re-queued
@@ -66,7 +66,7 @@ def test_a_long_step_keeps_its_lease_and_the_sweep_leaves_it_alone(transactional
 
 def test_a_step_that_lost_its_lease_is_told_to_stop_and_writes_nothing(transactional_db, sent):
     job = _job("test_lease_stolen")
-    assert services.job_execute(job.pk, owner="w1") == "lease-lost"
+    assert runner.job_execute(job.pk, owner="w1") == "lease-lost"
     assert SEEN["stopped"] is True
     job.refresh_from_db()
     step = job.steps.get()
@@ -113,7 +113,7 @@ def test_the_heartbeat_renews_again_once_its_lost_connection_comes_back(
     transactional_db, sent, threads_behind_proxy
 ):
     job = _job("test_lease_cut")
-    assert services.job_claim(job.pk, owner="w1")
+    assert runner.job_claim(job.pk, owner="w1")
     with Heartbeat(job_id=job.pk, owner="w1", lease_seconds=LEASE_S) as heartbeat:
         assert _until(lambda: heartbeat.renewals >= 1, 5 * LEASE_S)
         threads_behind_proxy.cut()  # its open connection is reset, new ones refused
