@@ -31,7 +31,7 @@ from opsconsole.sandbox import demo_release, services
 from opsconsole.sandbox.seed import sandbox_seed
 from tests.faults import drill
 from tests.faults.private_redis import reset_pools, start_redis
-from tests.integration.demo_support import drop_databases
+from tests.integration.demo_support import drop_databases, tenant_db_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -64,9 +64,9 @@ def drill_env(settings, worker_factory, admin_user, client):
     def start_worker(**extra):
         return worker_factory(**{**env, **extra})
 
-    drop_databases("tenant_fd")
+    drop_databases(tenant_db_prefix("fd"))
     yield client, start_worker
-    drop_databases("tenant_fd")
+    drop_databases(tenant_db_prefix("fd"))
 
 
 def sweep() -> None:
@@ -230,7 +230,7 @@ def test_a_migration_outlives_three_leases(drill_env):
     schema_runs = StepRun.objects.filter(
         step__job__kind="tenant_deploy",
         step__name="schema",
-        step__job__subject_id__startswith="fd-l",
+        step__job__subject_id__startswith=d.prefix,
     )
     assert schema_runs.count() == d.row.tenants, list(schema_runs.values_list("owner", "outcome"))
     assert all(r.ended_at - r.started_at > timedelta(seconds=3 * LEASE_S) for r in schema_runs)
