@@ -38,7 +38,8 @@ from moto import mock_aws  # noqa: E402
 
 from opsconsole.aws import clients  # noqa: E402
 from opsconsole.jobs.models import Job  # noqa: E402
-from opsconsole.jobs.services import job_create, job_execute  # noqa: E402
+from opsconsole.jobs.runner import job_execute  # noqa: E402
+from opsconsole.jobs.services import job_create  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
 
 PREFIX = "bench-onb-"

@@ -63,6 +63,7 @@ from deployments import artifacts, pipeline, rollout_display, rollouts, tasks  #
 from deployments.models import Deployment, DeploymentStatus, Release, Rollout  # noqa: E402
 from deployments.tenant_release import DeploymentsReleaseSource  # noqa: E402
 from opsconsole.aws.errors import AwsError  # noqa: E402
+from opsconsole.jobs import runner as job_runner  # noqa: E402
 from opsconsole.jobs import services as job_services  # noqa: E402
 from opsconsole.jobs import tasks as job_tasks  # noqa: E402
 from opsconsole.jobs.models import Job  # noqa: E402
@@ -223,7 +224,7 @@ class Scheduler:
                 _, _, kind, arg = heapq.heappop(self.heap)
             try:
                 if kind == "job":
-                    result = job_services.job_execute(arg)
+                    result = job_runner.job_execute(arg)
                     if result == "busy":
                         self.send("job", arg, countdown=1)
                 else:
@@ -340,7 +341,7 @@ def sequential(sample: int, *, old: Release, new: Release, model: LambdaModel) -
         dep.job = job
         dep.save(update_fields=["status", "job"])
         while True:
-            job_services.job_execute(job.pk, owner="bench-seq")
+            job_runner.job_execute(job.pk, owner="bench-seq")
             job.refresh_from_db()
             if job.is_finished:
                 break

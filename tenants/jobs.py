@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from opsconsole.jobs.models import Job
-from opsconsole.jobs.registry import register_job_kind
+from opsconsole.jobs.models import Job, JobStatus
+from opsconsole.jobs.registry import StepWait, register_job_kind
 from opsconsole.webhooks import events as webhook_events
 from opsconsole.webhooks.services import emit
 from tenants import credentials, drift, notifications, restore  # noqa: F401 - register their jobs
@@ -39,6 +39,34 @@ PROVISION_STEPS = [
     ("alarm_topic", "Alarm topic and who it notifies", step_alarm_topic),
     ("alarms", "Alarms", step_alarms),
     ("verify", "Verify: the release's health route", step_verify),
+]
+
+
+def step_no_job_half_done(job: Job, step) -> dict:
+    """Wait while another job of this tenant is half-way through its steps and paused
+    between two of them (a deployment waiting out throttles or an unreachable AWS): its
+    lease is free then, but its work is not done, and the two pipelines must not
+    interleave. A repair in such a gap re-created the function at the release the
+    deployment was still checking and put it live unchecked; the deployment then failed
+    and pointed the tenant back at the release it came from, which no longer ran there,
+    so the tenant drifted right after its repair."""
+    if not job.lock_key:
+        return {}
+    paused = (
+        Job.objects.filter(lock_key=job.lock_key, status=JobStatus.QUEUED, started_at__isnull=False)
+        .exclude(pk=job.pk)
+        .order_by("pk")
+        .first()
+    )
+    if paused is not None:
+        raise StepWait(f"Waiting for {paused} to end: it is half-way through.", retry_in=5)
+    return {}
+
+
+# A repair runs the provisioning steps once nothing else is half-done on the tenant.
+RECONCILE_STEPS = [
+    ("no_job_half_done", "No other job of the tenant half-done", step_no_job_half_done),
+    *PROVISION_STEPS,
 ]
 
 
@@ -132,7 +160,7 @@ register_job_kind(
 register_job_kind(
     "tenant_reconcile",
     label="Reconcile tenant",
-    steps=PROVISION_STEPS,
+    steps=RECONCILE_STEPS,
     on_success=_provisioned,
     on_failure=_provision_failed,
 )

@@ -8,7 +8,7 @@ from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from opsconsole.jobs import services
+from opsconsole.jobs import runner, services
 from opsconsole.jobs.models import Job, JobStatus, StepRun, StepStatus
 from opsconsole.jobs.registry import StepWait, register_job_kind
 
@@ -87,8 +87,8 @@ def test_double_submit_makes_one_job(db, sent):
 
 def test_only_one_worker_wins_the_claim(db):
     job = _create()
-    assert services.job_claim(job.pk, owner="w1") is True
-    assert services.job_claim(job.pk, owner="w2") is False
+    assert runner.job_claim(job.pk, owner="w1") is True
+    assert runner.job_claim(job.pk, owner="w2") is False
     job.refresh_from_db()
     assert (job.status, job.lease_owner, job.attempts) == (JobStatus.RUNNING, "w1", 1)
 
@@ -96,21 +96,21 @@ def test_only_one_worker_wins_the_claim(db):
 def test_two_jobs_on_one_subject_never_run_at_once(db):
     first = _create(unique=False)
     second = _create(unique=False)
-    assert services.job_claim(first.pk, owner="w1")
-    assert services.job_claim(second.pk, owner="w2") is False
-    assert services.job_execute(second.pk, owner="w2") == "busy"
+    assert runner.job_claim(first.pk, owner="w1")
+    assert runner.job_claim(second.pk, owner="w2") is False
+    assert runner.job_execute(second.pk, owner="w2") == "busy"
     # An expired lease holds the subject until the sweep has queued its job again; then
     # the subject is free.
     Job.objects.filter(pk=first.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    assert services.job_claim(second.pk, owner="w2") is False
+    assert runner.job_claim(second.pk, owner="w2") is False
     assert services.jobs_requeue_expired()["requeued"] == 1
-    assert services.job_claim(second.pk, owner="w2")
+    assert runner.job_claim(second.pk, owner="w2")
 
 
 def test_the_database_refuses_a_second_running_job_on_a_subject(db):
     first = _create(unique=False)
     second = _create(unique=False)
-    assert services.job_claim(first.pk, owner="w1")
+    assert runner.job_claim(first.pk, owner="w1")
     with pytest.raises(IntegrityError), transaction.atomic():
         Job.objects.filter(pk=second.pk).update(status=JobStatus.RUNNING)
 
@@ -131,7 +131,7 @@ def test_racing_claims_on_one_subject_let_exactly_one_job_run(transactional_db):
         try:
             for pair in pairs:
                 barrier.wait(timeout=10)
-                wins[side].append(services.job_claim(pair[side].pk, owner=f"w{side}"))
+                wins[side].append(runner.job_claim(pair[side].pk, owner=f"w{side}"))
         finally:
             connection.close()
 
@@ -146,7 +146,7 @@ def test_racing_claims_on_one_subject_let_exactly_one_job_run(transactional_db):
 
 def test_execute_runs_steps_in_order_and_records_output(db):
     job = _create()
-    assert services.job_execute(job.pk, owner="w1") == "succeeded"
+    assert runner.job_execute(job.pk, owner="w1") == "succeeded"
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED and job.finished_at and not job.lease_owner
     assert CALLS == ["one", "two", "three"]
@@ -158,7 +158,7 @@ def test_execute_runs_steps_in_order_and_records_output(db):
 def test_failure_records_error_and_retry_resumes_from_failed_step(db, sent):
     job = _create()
     BEHAVIOUR["two"] = RuntimeError("AccessDenied: not allowed to CreateFunction")
-    assert services.job_execute(job.pk, owner="w1") == "failed"
+    assert runner.job_execute(job.pk, owner="w1") == "failed"
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
     assert "not allowed to CreateFunction" in job.error
@@ -169,7 +169,7 @@ def test_failure_records_error_and_retry_resumes_from_failed_step(db, sent):
     BEHAVIOUR.clear()
     CALLS.clear()
     assert services.job_retry(job)
-    assert services.job_execute(job.pk, owner="w1") == "succeeded"
+    assert runner.job_execute(job.pk, owner="w1") == "succeeded"
     assert CALLS == ["two", "three"]  # step one is not run again
 
 
@@ -177,7 +177,7 @@ def test_wait_releases_the_worker_and_requeues_later(db, sent, django_capture_on
     job = _create()
     BEHAVIOUR["two"] = StepWait("waiting for RDS (creating)", retry_in=30)
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.job_execute(job.pk, owner="w1") == "waiting"
+        assert runner.job_execute(job.pk, owner="w1") == "waiting"
     job.refresh_from_db()
     assert job.status == JobStatus.QUEUED and job.attempts == 0 and not job.lease_owner
     assert job.run_after > timezone.now() + timedelta(seconds=25)
@@ -185,12 +185,12 @@ def test_wait_releases_the_worker_and_requeues_later(db, sent, django_capture_on
     assert (step.status, step.detail) == (StepStatus.WAITING, "waiting for RDS (creating)")
     assert sent[-1] == ([job.pk], 30)
     # Not due yet: nobody can claim it.
-    assert services.job_claim(job.pk, owner="w2") is False
+    assert runner.job_claim(job.pk, owner="w2") is False
 
 
 def test_sweep_requeues_a_job_whose_worker_died(db, sent, django_capture_on_commit_callbacks):
     job = _create()
-    assert services.job_claim(job.pk, owner="dead-worker")
+    assert runner.job_claim(job.pk, owner="dead-worker")
     job.steps.filter(name="one").update(status=StepStatus.RUNNING)
     Job.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=5))
     with django_capture_on_commit_callbacks(execute=True):
@@ -200,7 +200,7 @@ def test_sweep_requeues_a_job_whose_worker_died(db, sent, django_capture_on_comm
     assert job.status == JobStatus.QUEUED and job.lease_owner == ""
     assert job.steps.get(name="one").status == StepStatus.PENDING
     assert ([job.pk], None) in sent
-    assert services.job_execute(job.pk, owner="w2") == "succeeded"
+    assert runner.job_execute(job.pk, owner="w2") == "succeeded"
 
 
 def test_sweep_resends_a_lost_message(db, sent, django_capture_on_commit_callbacks):
@@ -214,7 +214,7 @@ def test_sweep_resends_a_lost_message(db, sent, django_capture_on_commit_callbac
 def test_gives_up_after_max_attempts(db):
     job = _create()
     Job.objects.filter(pk=job.pk).update(attempts=job.max_attempts)
-    assert services.job_execute(job.pk, owner="w1") == "gave-up"
+    assert runner.job_execute(job.pk, owner="w1") == "gave-up"
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED and "attempts" in job.error
 
@@ -228,7 +228,7 @@ def test_cancel_queued_and_running(db, sent):
     running = _create(subject_id="r")
     # A user presses Cancel while step one runs: the runner stops before step two.
     BEHAVIOUR["one"] = lambda job: services.job_cancel(job)
-    assert services.job_execute(running.pk, owner="w1") == "cancelled"
+    assert runner.job_execute(running.pk, owner="w1") == "cancelled"
     assert CALLS == ["one"]
     running.refresh_from_db()
     assert running.status == JobStatus.CANCELLED
@@ -242,7 +242,7 @@ def test_progress_partial_polls_until_the_job_ends(db, client_for, viewer_user):
     assert running.status_code == 200
     assert b'hx-trigger="every 2s"' in running.content
     assert b"Step two" in running.content
-    services.job_execute(job.pk, owner="w1")
+    runner.job_execute(job.pk, owner="w1")
     done = client.get(reverse("jobs:progress", args=[job.pk]))
     assert done.status_code == 286  # htmx: stop polling
     assert b"hx-trigger" not in done.content
@@ -252,7 +252,7 @@ def test_progress_partial_polls_until_the_job_ends(db, client_for, viewer_user):
 def test_failed_job_page_offers_retry_to_operators_only(db, client_for, viewer_user, operator_user):
     job = _create()
     BEHAVIOUR["one"] = RuntimeError("Throttling: Rate exceeded")
-    services.job_execute(job.pk, owner="w1")
+    runner.job_execute(job.pk, owner="w1")
     url = reverse("jobs:detail", args=[job.pk])
     runs_page = client_for(viewer_user).get(url).content.decode()
     assert "<h2>Runs</h2>" in runs_page and "<code>w1</code>" in runs_page
@@ -268,7 +268,7 @@ def test_a_run_costs_one_statement_per_step_boundary(transactional_db, django_as
     thousands."""
     job = _create()
     with django_assert_num_queries(1 + 3 + 1):
-        assert services.job_execute(job.pk, owner="w1") == "succeeded"
+        assert runner.job_execute(job.pk, owner="w1") == "succeeded"
     steps = list(Job.objects.get(pk=job.pk).steps.all())
     assert [s.status for s in steps] == [StepStatus.SUCCEEDED] * 3
     assert all(s.started_at <= s.finished_at for s in steps)
@@ -292,7 +292,7 @@ def test_a_worker_that_lost_its_lease_writes_nothing(db):
         Job.objects.filter(pk=job.pk).update(lease_owner="w2")
 
     BEHAVIOUR["one"] = stolen
-    assert services.job_execute(job.pk, owner="w1") == "lease-lost"
+    assert runner.job_execute(job.pk, owner="w1") == "lease-lost"
     assert CALLS == ["one"]
     [run] = StepRun.objects.filter(step__job=job)
     assert (run.owner, run.outcome) == ("w1", "lease-lost") and run.ended_at
@@ -307,7 +307,7 @@ def test_a_transient_aws_failure_retries_the_step_then_fails_in_aws_words(transa
     BEHAVIOUR["two"] = AwsError(
         "Rate exceeded", code="ThrottlingException", operation="GetSecretValue", permanent=False
     )
-    assert services.job_execute(job.pk, owner="w1") == "waiting"
+    assert runner.job_execute(job.pk, owner="w1") == "waiting"
     job.refresh_from_db()
     step = job.steps.get(name="two")
     # Queued again with a backoff, step one kept, the attempt spent (not given back).
@@ -316,7 +316,7 @@ def test_a_transient_aws_failure_retries_the_step_then_fails_in_aws_words(transa
     assert sent[-1] == ([job.pk], 2)
     for attempt in range(2, job.max_attempts + 1):
         Job.objects.filter(pk=job.pk).update(run_after=None)
-        outcome = services.job_execute(job.pk, owner="w1")
+        outcome = runner.job_execute(job.pk, owner="w1")
         assert outcome == ("failed" if attempt == job.max_attempts else "waiting")
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
@@ -325,7 +325,7 @@ def test_a_transient_aws_failure_retries_the_step_then_fails_in_aws_words(transa
     # A permanent failure is not retried.
     other = _create()
     BEHAVIOUR["two"] = AwsError("Denied", code="AccessDenied", permanent=True)
-    assert services.job_execute(other.pk, owner="w1") == "failed"
+    assert runner.job_execute(other.pk, owner="w1") == "failed"
 
 
 register_job_kind(
@@ -351,7 +351,7 @@ def test_a_worker_that_lost_its_lease_in_the_last_step_closes_its_run(db, last_s
             raise RuntimeError("AWS said no")
 
     BEHAVIOUR["two"] = stolen
-    assert services.job_execute(job.pk, owner="w1") == "lease-lost"
+    assert runner.job_execute(job.pk, owner="w1") == "lease-lost"
     assert CALLS == ["one", "two"]  # no hook
     runs = {r.step.name: r for r in StepRun.objects.filter(step__job=job)}
     assert runs["one"].outcome == "succeeded"

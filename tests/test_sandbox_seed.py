@@ -18,7 +18,8 @@ from deployments.models import Release, ReleaseMigration
 from opsconsole.aws import ecr, s3
 from opsconsole.aws.clients import client, reset_clients
 from opsconsole.jobs.models import JobStatus, StepStatus
-from opsconsole.jobs.services import job_create, job_execute
+from opsconsole.jobs.runner import job_execute
+from opsconsole.jobs.services import job_create
 from opsconsole.sandbox import demo_release
 from opsconsole.sandbox.seed import sandbox_seed
 from tenants import release_source

@@ -12,6 +12,7 @@ rather than carrying on blindly. The runner then writes nothing for that run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -89,6 +90,12 @@ class Heartbeat:
                 renewed = cur.rowcount == 1
         except Exception:  # noqa: BLE001 - a database blip: the lease still has 2/3 left
             logger.warning("Lease renewal of job %s failed; trying again", self.job_id)
+            # Django keeps a broken connection until someone closes it, and nothing else
+            # does in this thread: every later renewal would fail on the dead socket
+            # while the step works on, its lease would run out, and the sweep would hand
+            # the job to a second worker. Closed, the next renewal connects anew.
+            with contextlib.suppress(Exception):
+                connections["default"].close()
             return True
         if renewed:
             self.renewals += 1

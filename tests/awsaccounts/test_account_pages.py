@@ -15,7 +15,7 @@ from opsconsole.aws import secrets
 from opsconsole.aws.clients import aws_account, client
 from opsconsole.awsaccounts.models import AwsAccount
 from opsconsole.jobs.models import Job, JobStatus
-from opsconsole.jobs.services import job_execute
+from opsconsole.jobs.runner import job_execute
 from tenants.forms import TenantOnboardForm
 from tenants.models import Tenant
 from tests.api.conftest import auth

@@ -27,7 +27,7 @@ from deployments.rollouts import Target, rollout_advance, rollout_start
 from opsconsole.aws import cloudwatch
 from opsconsole.aws.clients import client
 from opsconsole.jobs.models import Job, JobStep
-from opsconsole.jobs.services import job_execute
+from opsconsole.jobs.runner import job_execute
 from opsconsole.sandbox.demo_release import DEMO_VERSION
 from tenants import naming
 from tenants.models import Tenant

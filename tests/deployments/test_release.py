@@ -16,7 +16,7 @@ from deployments.releases import ReleaseInput, ReleaseRefused, release_register
 from opsconsole.aws import ecr, s3
 from opsconsole.aws.clients import client
 from opsconsole.jobs.models import Job
-from opsconsole.jobs.services import job_execute
+from opsconsole.jobs.runner import job_execute
 from opsconsole.sandbox.demo_release import (
     DEMO_VERSION,
     app_files,

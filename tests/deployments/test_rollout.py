@@ -32,7 +32,7 @@ from deployments.rollouts import (
 )
 from opsconsole.aws import lambda_
 from opsconsole.jobs.models import Job
-from opsconsole.jobs.services import job_execute
+from opsconsole.jobs.runner import job_execute
 from opsconsole.sandbox.demo_release import DEMO_VERSION, app_files, build_zip
 from tenants import naming
 from tenants.models import Tenant

@@ -27,7 +27,7 @@ from opsconsole.aws.clients import client as aws
 from opsconsole.jobs.models import FINISHED, Job, StepRun
 from tenants import naming
 from tenants.models import Tenant, TenantStatus
-from tests.integration.demo_support import onboard
+from tests.integration.demo_support import onboard, tagged
 
 ROWS: list[Row] = []  # printed by tests/faults/conftest.py at the end of the run
 FROM_RELEASE = "2026.11.0-demo"
@@ -99,7 +99,7 @@ class Drill:
     def __init__(self, browser, *, scenario: str, prefix: str) -> None:
         self.browser = browser
         self.row = Row(scenario)
-        self.prefix = prefix
+        self.prefix = tagged(prefix)  # tenant databases of their own (see SLUG_TAG)
         self.kills: dict[int, float] = {}
         self.to_release = TO_RELEASE
         self.slugs: list[str] = []  # the current run's tenants, for a scenario's tick

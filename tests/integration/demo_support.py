@@ -7,6 +7,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -17,6 +18,23 @@ from opsconsole.jobs.models import Job
 from opsconsole.sandbox.endpoints import sandbox_server_connection
 from tenants import resources
 from tenants.models import Tenant, TenantStatus
+
+# Tenant databases live on the PostgreSQL server every checkout's tests share, named after
+# the slug, and each scenario drops its own by prefix: without a tag of this test database
+# one checkout's run dropped another's tenants mid-scenario. The tag is stable, so a run
+# still drops what an earlier run of the same checkout left behind.
+SLUG_TAG = "z" + format(zlib.crc32(settings.DATABASES["default"]["NAME"].encode()) & 0xFFFF, "04x")
+
+
+def tagged(slug: str) -> str:
+    """``slug`` with this test database's tag (see SLUG_TAG)."""
+    return f"{SLUG_TAG}-{slug}"
+
+
+def tenant_db_prefix(prefix: str) -> str:
+    """The prefix of the tenant databases (and roles) of tagged slugs starting ``prefix``."""
+    return f"tenant_{SLUG_TAG}_{prefix}"
+
 
 ONBOARD_FORM = {
     "contact_email": "ops@example.com",

@@ -27,6 +27,8 @@ from tests.integration.demo_support import (
     call,
     drop_databases,
     onboard,
+    tagged,
+    tenant_db_prefix,
     wait_active,
 )
 
@@ -48,9 +50,9 @@ REQUESTS = [
 
 @pytest.fixture
 def demo_dbs():
-    drop_databases("tenant_dh")
+    drop_databases(tenant_db_prefix("dh"))
     yield
-    drop_databases("tenant_dh")
+    drop_databases(tenant_db_prefix("dh"))
 
 
 def _legend(page: str, label: str) -> str:
@@ -67,8 +69,8 @@ def test_requests_to_the_api_are_what_the_health_page_shows(
     settings.HEALTH_CACHE_SECONDS = 0
     sandbox_seed()
     client.force_login(admin_user)
-    onboard(client, "dh-one", release=demo_release.DEMO_VERSION)
-    [tenant] = wait_active(["dh-one"], [worker])
+    onboard(client, tagged("dh-one"), release=demo_release.DEMO_VERSION)
+    [tenant] = wait_active([tagged("dh-one")], [worker])
     url = api_url(tenant)
 
     # Onboarding's own health checks invoked the function: start in a minute of its own.

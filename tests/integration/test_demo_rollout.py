@@ -31,6 +31,8 @@ from tests.integration.demo_support import (
     call,
     drop_databases,
     onboard,
+    tagged,
+    tenant_db_prefix,
     wait_active,
 )
 
@@ -61,9 +63,9 @@ def local_aws_server(tmp_path_factory):
 
 @pytest.fixture
 def demo_dbs():
-    drop_databases("tenant_dr")
+    drop_databases(tenant_db_prefix("dr"))
     yield
-    drop_databases("tenant_dr")
+    drop_databases(tenant_db_prefix("dr"))
 
 
 @pytest.fixture
@@ -100,7 +102,7 @@ def _wait_rollout(rollout: Rollout, workers, *, until, timeout: float = 90) -> R
 
 def test_the_broken_demo_release_halts_at_the_canary_in_the_apps_own_words(sandbox):
     browser, workers = sandbox
-    slugs = [f"dr-{n}" for n in range(5)]
+    slugs = [tagged(f"dr-{n}") for n in range(5)]
     for n, slug in enumerate(slugs):
         onboard(browser, slug, release=FIRST, ring=0 if n == 0 else 1)
     tenants = wait_active(slugs, workers)
@@ -118,13 +120,13 @@ def test_the_broken_demo_release_halts_at_the_canary_in_the_apps_own_words(sandb
 
     assert "canary" in rollout.status_reason
     deployments = {d.tenant.slug: d for d in rollout.deployments.select_related("tenant")}
-    canary = deployments["dr-0"]
+    canary = deployments[slugs[0]]
     assert canary.status == DeploymentStatus.FAILED
     # The app's own words, from its /healthz answer.
     assert "refusing traffic" in canary.reason, canary.reason
     assert "500" in canary.reason
     assert all(
-        d.status == DeploymentStatus.PENDING for slug, d in deployments.items() if slug != "dr-0"
+        d.status == DeploymentStatus.PENDING for slug, d in deployments.items() if slug != slugs[0]
     )
     # Every tenant still serves the release it had, through its API.
     for tenant in tenants:
@@ -230,8 +232,8 @@ def _errors_counted(tenant) -> float:
 @pytest.mark.long  # a long scenario: `make faults` runs it, `make test` does not
 def test_errors_under_traffic_trip_the_real_alarm_during_the_canary_and_revert(sandbox):
     browser, workers = sandbox
-    onboard(browser, "dr-traffic", release=FIRST, ring=0)
-    [tenant] = wait_active(["dr-traffic"], workers)
+    onboard(browser, tagged("dr-traffic"), release=FIRST, ring=0)
+    [tenant] = wait_active([tagged("dr-traffic")], workers)
     alarm = _sensitive_errors_alarm(tenant)
     release = _register_fails_under_traffic(f"2026.12.9-fails-{uuid.uuid4().hex[:4]}")
 

@@ -12,6 +12,7 @@ from opsconsole.aws.clients import client
 from opsconsole.jobs.models import Job, JobStatus, StepStatus
 from opsconsole.jobs.services import job_create, jobs_requeue_expired
 from tenants.models import Tenant
+from tests.integration.demo_support import tagged, tenant_db_prefix
 from tests.tenants.conftest import drop_tenant_databases
 
 pytestmark = pytest.mark.integration
@@ -19,9 +20,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def crash_dbs():
-    drop_tenant_databases("tenant_t9")
+    drop_tenant_databases(tenant_db_prefix("t9"))
     yield
-    drop_tenant_databases("tenant_t9")
+    drop_tenant_databases(tenant_db_prefix("t9"))
 
 
 def test_sigkill_mid_onboarding_still_ends_with_one_of_each(
@@ -32,7 +33,7 @@ def test_sigkill_mid_onboarding_still_ends_with_one_of_each(
     sandbox_seed()
     # Slow steps and a short lease so the kill lands part way and the takeover is quick.
     first = worker_factory(JOB_STEP_DELAY_SECONDS="0.7", JOB_LEASE_SECONDS="3")
-    tenant = Tenant.objects.create(name="Crash", slug="t9-crash", region="us-east-1")
+    tenant = Tenant.objects.create(name="Crash", slug=tagged("t9-crash"), region="us-east-1")
     job = job_create(kind="tenant_provision", subject_type="tenant", subject_id=tenant.slug)
 
     deadline = time.monotonic() + 60
@@ -58,7 +59,7 @@ def test_sigkill_mid_onboarding_still_ends_with_one_of_each(
     tenant.refresh_from_db()
     assert tenant.status == "active"
 
-    name = "opsconsole-t9-crash"
+    name = f"opsconsole-{tenant.slug}"
     assert [
         f["FunctionName"]
         for f in client("lambda").list_functions()["Functions"]
@@ -72,7 +73,7 @@ def test_sigkill_mid_onboarding_still_ends_with_one_of_each(
             [
                 s
                 for s in client("secretsmanager").list_secrets()["SecretList"]
-                if s["Name"] == "opsconsole/tenants/t9-crash/db"
+                if s["Name"] == f"opsconsole/tenants/{tenant.slug}/db"
             ]
         )
         == 1

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from opsconsole.jobs.models import Job
-from opsconsole.jobs.services import job_create, job_execute
+from opsconsole.jobs.runner import job_execute
+from opsconsole.jobs.services import job_create
 from opsconsole.sandbox.endpoints import sandbox_server_connection
 from tenants.models import Tenant
 from tests.local_postgres import seed_in_process

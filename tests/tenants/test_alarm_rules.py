@@ -11,7 +11,8 @@ from deployments.models import Release
 from opsconsole.aws import cloudwatch
 from opsconsole.aws.clients import client
 from opsconsole.jobs.models import Job, JobStatus
-from opsconsole.jobs.services import job_create, job_execute
+from opsconsole.jobs.runner import job_execute
+from opsconsole.jobs.services import job_create
 from tenants import release_source
 from tenants.models import AlarmSubscription, Isolation, Tenant, TenantResource
 from tenants.plan_contract import contract_sections

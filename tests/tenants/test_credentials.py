@@ -12,7 +12,7 @@ import pytest
 from opsconsole.aws import secrets
 from opsconsole.aws.clients import client
 from opsconsole.jobs.models import Job
-from opsconsole.jobs.services import job_execute
+from opsconsole.jobs.runner import job_execute
 from opsconsole.sandbox.endpoints import sandbox_server_connection
 from tenants import credentials
 from tenants.models import TenantResource

@@ -20,7 +20,7 @@ from django.urls import reverse
 from deployments.rollouts import Target, rollout_start
 from opsconsole.aws import secrets
 from opsconsole.jobs.models import Job
-from opsconsole.jobs.services import job_execute
+from opsconsole.jobs.runner import job_execute
 from tenants import naming
 from tenants.models import Tenant
 from tests.deployments.test_rollout import drive, quick, register_new

@@ -9,7 +9,8 @@ from opsconsole.aws.clients import client
 from opsconsole.aws.errors import AwsError
 from opsconsole.jobs.models import JobStatus, StepStatus
 from opsconsole.jobs.registry import StepWait
-from opsconsole.jobs.services import job_execute, job_retry
+from opsconsole.jobs.runner import job_execute
+from opsconsole.jobs.services import job_retry
 from tenants.models import TenantResource
 from tenants.provisioning import function
 from tests.tenants.conftest import make_tenant, run_job
