@@ -14,7 +14,7 @@ from psycopg import sql
 
 from opsconsole.aws.clients import client as aws_client
 from opsconsole.jobs.models import Job, JobStatus
-from opsconsole.jobs.services import job_execute
+from opsconsole.jobs.runner import job_execute
 from opsconsole.sandbox.demo_release import DEMO_VERSION
 from opsconsole.sandbox.endpoints import sandbox_server_connection
 from tenants import restore
