@@ -252,7 +252,17 @@ def _rollout(args, stack: Stack, run: str, prefix: str) -> dict:
     idle0 = tree_cpu_s(roots)
     time.sleep(IDLE_S)
     idle_per_s = (tree_cpu_s(roots) - idle0) / IDLE_S
-    before = {"console": tree_cpu_s(roots), "pg": tree_cpu_s(pg), "redis": tree_cpu_s(redis)}
+    aws = [stack.aws.pid] if stack.aws else []
+
+    def cpu_now() -> dict[str, float]:
+        return {
+            "console": tree_cpu_s(roots),
+            "pg": tree_cpu_s(pg),
+            "redis": tree_cpu_s(redis),
+            "aws": tree_cpu_s(aws),
+        }
+
+    before = cpu_now()
     rss = RssSampler([p.pid for n, p in stack.console.items() if n.startswith("worker")])
     own = BackendSampler(pg, [settings.DATABASES["default"]["NAME"], naming.db_name(prefix)])
     started = time.monotonic()
@@ -264,7 +274,7 @@ def _rollout(args, stack: Stack, run: str, prefix: str) -> dict:
         own.sample()
         time.sleep(0.2)
     polled_s = time.monotonic() - started
-    after = {"console": tree_cpu_s(roots), "pg": tree_cpu_s(pg), "redis": tree_cpu_s(redis)}
+    after = cpu_now()
     model = stack.model()
     rollout = Rollout.objects.get(pk=rollout_id)
     return {
@@ -441,7 +451,8 @@ def _measured(args, settings, result: dict) -> dict:
         f"PostgreSQL {cpu['pg']:.1f} s (pids {result['servers']['pg']}; its backends "
         f"serving this bench, sampled: {cpu['pg_own']:.1f} s), Redis "
         f"{cpu['redis']:.1f} s (pids {result['servers']['redis']}); both servers are "
-        f"shared with whatever else uses them meanwhile; worker processes peak RSS MB: "
+        f"shared with whatever else uses them meanwhile; the local AWS (not the console: "
+        f"AWS's side) {cpu['aws']:.1f} s; worker processes peak RSS MB: "
         f"{', '.join(f'{v:.0f}' for v in rss)}",
         flush=True,
     )
