@@ -94,6 +94,7 @@ def main() -> None:
 
     run = uuid.uuid4().hex[:6]
     logs = Path(tempfile.mkdtemp(prefix=f"bench-rollout-{run}-"))
+    print(f"logs: {logs}", flush=True)
     stack = Stack(logs=logs, env={})
     try:
         aws_url = stack.start_aws()
@@ -102,7 +103,6 @@ def main() -> None:
         _run(args, stack, run)
     finally:
         stack.stop()
-        print(f"logs: {logs}")
 
 
 def _run(args, stack: Stack, run: str) -> None:
