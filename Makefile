@@ -30,8 +30,9 @@ faults: $(STAMP)
 	FAULTS_FULL=1 $(BIN)/python -m opsconsole.sandbox test -m "faults or integration" tests/faults
 	$(BIN)/python -m opsconsole.sandbox test -m long --ignore=tests/faults tests
 
+# Every benchmark, or some with their options: make bench BENCH="rollout --tenants 200".
 bench: $(STAMP)
-	$(BIN)/python -m opsconsole.sandbox bench
+	$(BIN)/python -m opsconsole.sandbox bench $(BENCH)
 
 clean:
 	rm -rf $(VENV) .sandbox .pytest_cache tests/browser/node_modules

@@ -1,449 +1,528 @@
-"""bench rollout: one release to 1,000 tenants under a model of real AWS.
+"""bench rollout: one release to N tenants (1,000 by default) with the console as deployed,
+against Lambda modelled behind botocore, beside the loops a team would otherwise run.
 
-The console side is real: Rollout, Deployment and Job rows in PostgreSQL, the
-``tenant_deploy`` job steps, ``rollout_advance``, and the shared Lambda rate budget in
-Redis. Celery is replaced by an in-process scheduler (a heap of due tasks and
-``--workers`` threads, each with its own database connection), so one process holds
-every worker; its RSS is the figure reported.
+What is real: the local AWS (moto plus opsconsole/sandbox/localaws) with its Lambda model
+armed (lambda_model.py: 100 ms per call, InProgress for 5 s after an update with 409s for
+a second one, TooManyRequestsException above 15 control-plane calls/s per account and
+region, Invoke answered healthy by the model); Celery workers (prefork), beat and gunicorn
+started as `make run` starts them, on the real Redis broker; the rollout started through
+the JSON API (preview, then start, as CI does) and run by the ``tenant_deploy`` pipeline
+and the orchestrator, every step as in production, with the product's rate budget
+(LAMBDA_CONTROL_RATE/BURST in Redis) and default strategy (``Strategy.default()``: max
+parallel from ``default_max_parallel()``). The migration step runs the release's migration
+(2026.12.0-demo adds a column) on each tenant's own PostgreSQL database.
 
-AWS is a model installed in front of the pipeline (this file only): every call takes
-``--latency`` (100 ms); a function update stays ``InProgress`` for ``--update-s`` (5 s)
-before it is ``Successful``; Lambda's control plane (UpdateFunctionConfiguration,
-UpdateFunctionCode, PublishVersion, UpdateAlias, GetAlias) admits 15 calls in any one
-second and throttles the rest (ThrottlingException reaches the caller: counted as
-``throttled``). GetFunction, S3, CloudWatch, the health invoke and the migration run are
-modelled as one plain call each. Functions, versions and aliases live in the model.
+Tenants are onboarded for real first, by the same workers (``tenant_provision``: network,
+database on the shared instance, secret, role, log group, function, version and alias,
+schema, API, alarm topic, alarms, verify), with the model armed at zero latency and no
+limit so that setup is quick; each gets its own resources and records. Then the model is
+re-armed with Lambda's figures and its counters reset: only the rollout is measured.
 
-The bound is the larger of (control-plane calls / 15) and one tenant's own chain of waits
-(its calls x latency + its function updates x the update time). The new release keeps the
-function's settings, so a deployment is one code update; ``--config-change`` makes it
-change the memory size too (a configuration update first, then the code). The sequential
-figure runs the same job steps tenant after tenant (sleeping through every wait, like the
-old CI loop) on ``--sample`` tenants and scales it to the fleet.
+In the same run, with the same model: the careful sequential loop (update, wait until
+Successful, publish, alias, health check: boto3 as a script would) on ``--sample``
+tenants, scaled to the fleet, and the plain CI loop (``update-function-code`` per tenant,
+one after another, no wait) over every tenant.
 
-Rows are ``brl-*`` tenants and ``bench-rollout-*`` releases in the console's database
-(DATABASE_URL, migrated); they are deleted at the end (and at the start, after an
-interrupted run). Redis (REDIS_URL) holds the rate budget under a key of the run's own.
+Deviations from the product's defaults are named in the output: ``--bake-s`` (0 unless
+given; the product waits ROLLOUT_DEFAULT_BAKE_S, 300 s, after each wave), ``--max-parallel``
+(only when given) and the workers (``--workers`` x ``--concurrency``; `make run` starts
+1 x 4). ``--accounts K`` registers K-1 more AWS accounts (cells, each seeded with its
+baseline) and spreads the tenants over them round-robin; the bound is then the busiest
+account's calls at its budget.
 
-    python bench/rollout.py [--tenants 1000] [--sample 50] [--workers 30] [--parallel 250]
+Rows are ``brl<run>-*`` tenants (tag ``bench=<run>``) in the console's database
+(DATABASE_URL) and their ``tenant_brl<run>_*`` databases; they are removed at the end.
 
-The last line is the summary: ``bench rollout: tenants=N wall_s=N bound_s=N
-ratio_to_bound=N sequential_s=N speedup_vs_sequential=N throttled=N cpu_ms_per_tenant=N
-worker_rss_mb=N``.
+    python bench/rollout.py [--tenants 1000] [--sample 50] [--bake-s 0]
+
+The last line: ``bench rollout: tenants=N wall_s=... bound_s=... ratio_to_bound=...
+estimate_s=... ratio_to_estimate=... calls=... throttled=... speedup_vs_careful=...
+ratio_to_plain=... console_cpu_ms_per_tenant=... ...`` with each goal's ratio
+(``*_goal_ratio``: at most 1 meets the goal).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
-import heapq
-import itertools
+import json
 import os
-import resource
 import sys
-import threading
+import tempfile
 import time
+import urllib.request
 import uuid
-from collections import deque
+from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsconsole.settings")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _rollout_stack import (  # noqa: E402
+    BackendSampler,
+    RssSampler,
+    Stack,
+    env_for,
+    server_pids,
+    tree_cpu_s,
+)
 
-import django  # noqa: E402
-
-django.setup()
-
-from django.conf import settings  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.utils import timezone  # noqa: E402
-
-from deployments import artifacts, pipeline, rollout_display, rollouts, tasks  # noqa: E402
-from deployments.models import Deployment, DeploymentStatus, Release, Rollout  # noqa: E402
-from deployments.tenant_release import DeploymentsReleaseSource  # noqa: E402
-from opsconsole.aws.errors import AwsError  # noqa: E402
-from opsconsole.jobs import runner as job_runner  # noqa: E402
-from opsconsole.jobs import services as job_services  # noqa: E402
-from opsconsole.jobs import tasks as job_tasks  # noqa: E402
-from opsconsole.jobs.models import Job  # noqa: E402
-from tenants.models import Tenant, TenantStatus  # noqa: E402
-from tenants.provisioning import function as fn  # noqa: E402
-
-PREFIX = "brl-"
-RELEASE_PREFIX = "bench-rollout-"
-CONTROL_LIMIT = 15
-
-
-class LambdaModel:
-    """Lambda (and the other calls a deployment makes) as real AWS behaves, in process."""
-
-    def __init__(self, *, latency: float, update_s: float) -> None:
-        self.latency = latency
-        self.update_s = update_s
-        self.lock = threading.Lock()
-        self.window: deque[float] = deque()
-        self.control_calls = 0
-        self.other_calls = 0
-        self.updates = 0
-        self.throttled = 0
-        self.functions: dict[str, dict] = {}
-        self.code_by_key: dict[str, str] = {}
-
-    # -- accounting -------------------------------------------------------------------
-    def _plain(self) -> None:
-        with self.lock:
-            self.other_calls += 1
-        time.sleep(self.latency)
-
-    def _control(self, operation: str) -> None:
-        with self.lock:
-            now = time.monotonic()
-            while self.window and self.window[0] <= now - 1.0:
-                self.window.popleft()
-            if len(self.window) >= CONTROL_LIMIT:
-                self.throttled += 1
-                raise AwsError(
-                    "Rate exceeded",
-                    code="TooManyRequestsException",
-                    operation=operation,
-                    permanent=False,
-                )
-            self.window.append(now)
-            self.control_calls += 1
-        time.sleep(self.latency)
-
-    # -- state ------------------------------------------------------------------------
-    def add_function(self, name: str, *, code: str) -> None:
-        self.functions[name] = {
-            "code": code,
-            "config": {
-                "MemorySize": 256,
-                "Timeout": 30,
-                "Runtime": "python3.12",
-                "Handler": "app.handler",
-                "Environment": {"Variables": {"TENANT_SLUG": name}},
-            },
-            "done_at": 0.0,
-            "versions": 1,
-            "alias": "1",
-        }
-
-    def _configuration(self, name: str) -> dict:
-        f = self.functions[name]
-        busy = time.monotonic() < f["done_at"]
-        return {
-            **f["config"],
-            "FunctionName": name,
-            "FunctionArn": f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
-            "CodeSha256": f["code"],
-            "State": "Active",
-            "LastUpdateStatus": "InProgress" if busy else "Successful",
-        }
-
-    def _start_update(self, name: str, operation: str) -> dict:
-        f = self.functions[name]
-        if time.monotonic() < f["done_at"]:
-            raise AwsError(
-                "An update is in progress",
-                code="ResourceConflictException",
-                operation=operation,
-                permanent=False,
-            )
-        f["done_at"] = time.monotonic() + self.update_s
-        with self.lock:
-            self.updates += 1
-        return f
-
-    # -- the opsconsole.aws.lambda_ functions the pipeline uses ------------------------
-    def get_function(self, *, name, region=None):
-        self._plain()
-        return {"Configuration": self._configuration(name), "Code": {}}
-
-    def get_function_at(self, *, name, qualifier, region=None):
-        self._plain()
-        return {"Configuration": {"Version": self.functions[name]["alias"]}}
-
-    def update_configuration(self, *, name, changes, region=None):
-        self._control("UpdateFunctionConfiguration")
-        f = self._start_update(name, "UpdateFunctionConfiguration")
-        f["config"].update(changes)
-        return self._configuration(name)
-
-    def update_code(self, *, name, code, region=None):
-        self._control("UpdateFunctionCode")
-        f = self._start_update(name, "UpdateFunctionCode")
-        f["code"] = self.code_by_key[code["S3Key"]]
-        return self._configuration(name)
-
-    def publish_version(self, *, name, code_sha256=None, description="", region=None):
-        self._control("PublishVersion")
-        f = self.functions[name]
-        f["versions"] += 1
-        return {"Version": str(f["versions"])}
-
-    def get_alias(self, *, function, alias, region=None):
-        self._control("GetAlias")
-        return {"FunctionVersion": self.functions[function]["alias"], "RoutingConfig": {}}
-
-    def update_alias(self, *, function, alias, version, weights=None, region=None):
-        self._control("UpdateAlias")
-        self.functions[function]["alias"] = version
-        return {"AliasArn": f"arn:aws:lambda:::function:{function}:{alias}"}
-
-
-class Scheduler:
-    """Celery stand-in: due tasks on a heap, run by worker threads."""
-
-    def __init__(self, workers: int) -> None:
-        self.heap: list = []
-        self.cond = threading.Condition()
-        self.seq = itertools.count()
-        self.stop = False
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(workers)]
-
-    def send(self, kind: str, arg: int, countdown: float = 0) -> None:
-        with self.cond:
-            heapq.heappush(
-                self.heap, (time.monotonic() + (countdown or 0), next(self.seq), kind, arg)
-            )
-            self.cond.notify()
-
-    def start(self) -> None:
-        for t in self.threads:
-            t.start()
-
-    def _run(self) -> None:
-        while True:
-            with self.cond:
-                while not self.stop and (not self.heap or self.heap[0][0] > time.monotonic()):
-                    timeout = self.heap[0][0] - time.monotonic() if self.heap else 0.5
-                    self.cond.wait(max(0.001, min(timeout, 0.5)))
-                if self.stop:
-                    break
-                _, _, kind, arg = heapq.heappop(self.heap)
-            try:
-                if kind == "job":
-                    result = job_runner.job_execute(arg)
-                    if result == "busy":
-                        self.send("job", arg, countdown=1)
-                else:
-                    rollouts.rollout_advance(arg)
-            except Exception as exc:  # noqa: BLE001 - a bench keeps going and reports
-                print(f"worker error in {kind} {arg}: {exc!r}", file=sys.stderr)
-        connection.close()
-
-
-def install(model: LambdaModel, scheduler: Scheduler | None, *, memory_mb: int) -> None:
-    from opsconsole.aws import cloudwatch, lambda_
-    from tenants.provisioning.health_check import HealthAnswer
-
-    for attr in (
-        "get_function",
-        "get_function_at",
-        "update_configuration",
-        "update_code",
-        "publish_version",
-        "get_alias",
-        "update_alias",
-    ):
-        setattr(lambda_, attr, getattr(model, attr))
-
-    def desired_configuration(tenant, artifact):
-        # What fn.desired_configuration asks for, without the role and network lookups.
-        return {
-            "MemorySize": memory_mb,
-            "Timeout": 30,
-            "Runtime": artifact.runtime,
-            "Handler": artifact.handler,
-            "Environment": {"Variables": {"TENANT_SLUG": f"opsconsole-{tenant.slug}"}},
-        }
-
-    fn.desired_configuration = desired_configuration
-    artifacts.ensure_artifact_in_region = lambda release, region: (model._plain(), {})[1]
-    pipeline.health_check = lambda tenant, spec, qualifier: (
-        model._plain(),
-        HealthAnswer(True, "GET /healthz answered 200", status=200),
-    )[1]
-    cloudwatch.describe_alarms = lambda names, region=None: (model._plain(), {})[1]
-    DeploymentsReleaseSource.apply_schema = lambda self, tenant, version, on_status: (
-        model._plain(),
-        {"schema_version": 1},
-    )[1]
-    if scheduler is not None:
-        job_tasks.job_run.apply_async = lambda args, countdown=None: scheduler.send(
-            "job", args[0], countdown or 0
-        )
-        tasks.rollout_advance_task.delay = lambda rollout_id: scheduler.send("advance", rollout_id)
-        tasks.rollout_advance_task.apply_async = lambda args, countdown=None: scheduler.send(
-            "advance", args[0], countdown or 0
-        )
-
-
-def cleanup() -> None:
-    Job.objects.filter(subject_type="tenant", subject_id__startswith=PREFIX).delete()
-    Rollout.objects.filter(release__version__startswith=RELEASE_PREFIX).delete()
-    Tenant.objects.filter(slug__startswith=PREFIX).delete()
-    Release.objects.filter(version__startswith=RELEASE_PREFIX).delete()
-
-
-def make_release(version: str, model: LambdaModel) -> Release:
-    sha = hashlib.sha256(version.encode()).hexdigest()
-    key = f"releases/sha256/{sha}.zip"
-    model.code_by_key[key] = base64.b64encode(bytes.fromhex(sha)).decode()
-    return Release.objects.create(
-        version=version,
-        artifact_type="zip",
-        zip_bucket="bench",
-        zip_key=key,
-        zip_sha256=sha,
-        runtime="python3.12",
-        handler="app.handler",
-    )
-
-
-def make_tenants(n: int, *, old: Release, model: LambdaModel, tag: str) -> list[Tenant]:
-    tenants = Tenant.objects.bulk_create(
-        Tenant(
-            name=f"Bench {i}",
-            slug=f"{PREFIX}{tag}{i:05d}",
-            region="us-east-1",
-            ring=0 if i == 0 else 1,
-            status=TenantStatus.ACTIVE,
-            current_release=old.version,
-            desired_release=old.version,
-        )
-        for i in range(n)
-    )
-    for t in tenants:
-        model.add_function(f"opsconsole-{t.slug}", code=model.code_by_key[old.zip_key])
-    return tenants
-
-
-def sequential(sample: int, *, old: Release, new: Release, model: LambdaModel) -> float:
-    """The same steps, one tenant after the other, sleeping through every wait."""
-    tenants = make_tenants(sample, old=old, model=model, tag="s")
-    rollout = rollouts.rollout_start(
-        release=new,
-        target=rollouts.Target(kind="tenants", values=[t.slug for t in tenants]),
-        strategy=rollouts.Strategy(max_parallel=1, bake_s=0),
-    )
-    start = time.monotonic()
-    for dep in rollout.deployments.order_by("wave", "position"):
-        dep.status = DeploymentStatus.RUNNING
-        job = job_services.job_create(
-            kind=pipeline.JOB_KIND,
-            subject_type="tenant",
-            subject_id=dep.tenant.slug,
-            params={"deployment_id": dep.pk},
-            unique=False,
-        )
-        dep.job = job
-        dep.save(update_fields=["status", "job"])
-        while True:
-            job_runner.job_execute(job.pk, owner="bench-seq")
-            job.refresh_from_db()
-            if job.is_finished:
-                break
-            wait = (job.run_after - timezone.now()).total_seconds() if job.run_after else 0
-            time.sleep(max(0.0, wait))
-    return time.monotonic() - start
+OLD, NEW = "2026.11.0-demo", "2026.12.0-demo"
+# Issue 14's goals.
+GOAL_RATIO_TO_BOUND = 1.1
+GOAL_SPEEDUP_VS_CAREFUL = 40.0
+GOAL_RATIO_TO_PLAIN = 1.5
+GOAL_CPU_MS = 20.0
+IDLE_S = 10.0
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tenants", type=int, default=1000)
-    parser.add_argument("--sample", type=int, default=50)
-    parser.add_argument("--workers", type=int, default=30)
-    parser.add_argument("--parallel", type=int, default=250)
-    parser.add_argument("--latency", type=float, default=0.1)
-    parser.add_argument("--update-s", type=float, default=5.0)
-    parser.add_argument("--rate", type=float, default=14.0, help="budget refill, requests/s")
-    parser.add_argument("--burst", type=float, default=1.0)
+    parser.add_argument("--sample", type=int, default=50, help="careful loop: tenants run")
+    parser.add_argument("--bake-s", type=int, default=0, help="product default: 300")
     parser.add_argument(
-        "--config-change",
-        action="store_true",
-        help="the new release also changes the function's settings (one more update each)",
+        "--max-parallel", type=int, default=None, help="default: the product's (Strategy.default)"
     )
+    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
+    parser.add_argument("--concurrency", type=int, default=8, help="prefork children each")
+    parser.add_argument(
+        "--accounts", type=int, default=1, help="tenants spread over this many AWS accounts"
+    )
+    parser.add_argument("--onboard-timeout-s", type=float, default=3600)
     args = parser.parse_args()
+    if args.accounts < 1:
+        raise SystemExit("--accounts: at least 1")
+    args.sample = min(args.sample, args.tenants)
 
-    settings.RATE_BUDGET_PREFIX = f"bench-rollout-{uuid.uuid4().hex[:8]}"
-    settings.LAMBDA_CONTROL_RATE = args.rate
-    settings.LAMBDA_CONTROL_BURST = args.burst
-    settings.LAMBDA_BUDGET_WAIT_S = 600
-    settings.DEPLOY_UPDATE_POLL_S = max(1, round(args.update_s))
-    pipeline._budget.cache_clear()
-
-    cleanup()
-    model = LambdaModel(latency=args.latency, update_s=args.update_s)
-    scheduler = Scheduler(args.workers)
-    install(model, scheduler, memory_mb=512 if args.config_change else 256)
-    old = make_release(f"{RELEASE_PREFIX}old", model)
-    new = make_release(f"{RELEASE_PREFIX}new", model)
+    run = uuid.uuid4().hex[:6]
+    logs = Path(tempfile.mkdtemp(prefix=f"bench-rollout-{run}-"))
+    print(f"logs: {logs}", flush=True)
+    stack = Stack(logs=logs, env={})
     try:
-        make_tenants(args.tenants, old=old, model=model, tag="f")
-        scheduler.start()
-        cpu0, t0 = time.process_time(), time.monotonic()
-        rollout = rollouts.rollout_start(
-            release=new,
-            target=rollouts.Target(
-                kind="tenants", values=[f"{PREFIX}f{i:05d}" for i in range(args.tenants)]
-            ),
-            strategy=rollouts.Strategy(max_parallel=args.parallel, bake_s=0),
-        )
-        scheduler.send("advance", rollout.pk)
-        last_beat = time.monotonic()
-        status = Rollout.objects.filter(pk=rollout.pk).values_list("status", flat=True)
-        while True:
-            time.sleep(1)
-            if status.first() in ("succeeded", "cancelled", "halted"):
-                break
-            if time.monotonic() - last_beat > 10:  # the beat entry
-                scheduler.send("advance", rollout.pk)
-                last_beat = time.monotonic()
-        wall = time.monotonic() - t0
-        cpu = time.process_time() - cpu0
-        rollout.refresh_from_db()
-        scheduler.stop = True
-        with scheduler.cond:
-            scheduler.cond.notify_all()
-        for t in scheduler.threads:
-            t.join(timeout=5)
-        counts = rollout_display.rollout_counts(rollout)["totals"]
-        failed = list(
-            Deployment.objects.filter(rollout=rollout, status="failed").values_list(
-                "reason", flat=True
-            )[:3]
-        )
-        control_calls, other_calls, throttled = (
-            model.control_calls,
-            model.other_calls,
-            model.throttled,
-        )
-        per_tenant_calls = (control_calls + other_calls) / args.tenants
-        updates_per_tenant = model.updates / args.tenants
-        chain = per_tenant_calls * args.latency + updates_per_tenant * args.update_s
-        bound = max(control_calls / CONTROL_LIMIT, chain)
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-        seq_sample_s = sequential(args.sample, old=old, new=new, model=model)
-        seq = seq_sample_s / args.sample * args.tenants
-        print(f"rollout status={rollout.status} counts={counts} first failures={failed}")
-        print(
-            f"control-plane calls={control_calls} ({control_calls / args.tenants:.1f}/tenant) "
-            f"other calls={other_calls} updates/tenant={updates_per_tenant:.1f} "
-            f"chain_s={chain:.1f} "
-            f"sequential sample: {args.sample} tenants in {seq_sample_s:.1f} s"
-        )
-        print(
-            f"bench rollout: tenants={args.tenants} wall_s={wall:.1f} bound_s={bound:.1f} "
-            f"ratio_to_bound={wall / bound:.2f} sequential_s={seq:.0f} "
-            f"speedup_vs_sequential={seq / wall:.1f} throttled={throttled} "
-            f"cpu_ms_per_tenant={cpu * 1000 / args.tenants:.1f} worker_rss_mb={rss_mb:.0f}"
-        )
+        aws_url = stack.start_aws()
+        stack.env = env_for(aws_url=aws_url, run=run)
+        os.environ.update(stack.env)
+        _run(args, stack, run)
     finally:
-        scheduler.stop = True
-        cleanup()
+        stack.stop()
+
+
+def _run(args, stack: Stack, run: str) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsconsole.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    from opsconsole.aws.clients import aws_account
+    from opsconsole.sandbox.seed import sandbox_seed
+
+    prefix = f"brl{run}-"
+    stack.model("POST", latency_s=0, update_s=0, limit=1_000_000)
+    sandbox_seed(releases=(OLD, NEW))
+    accounts = [None, *_register_accounts(args.accounts - 1, run)]
+    for account in accounts[1:]:
+        with aws_account(account):  # each cell's own baseline, as docs/accounts.md asks
+            sandbox_seed(releases=(OLD, NEW))
+    args.account_rows = accounts
+    stack.start_console(workers=args.workers, concurrency=args.concurrency)
+    try:
+        t0 = time.monotonic()
+        reruns = _onboard(args, stack, prefix, run)
+        onboard_s = time.monotonic() - t0
+        print(
+            f"onboarded {args.tenants} tenants in {onboard_s:.0f} s (model at 0 latency; "
+            f"{reruns} onboardings run again)",
+            flush=True,
+        )
+        measured = _measured(args, settings, _rollout(args, stack, run, prefix))
+        careful = _careful_loop(args, prefix)
+        plain = _plain_loop(args, stack, prefix)
+        _summary(args, measured, careful, plain)
+    finally:
+        stack.stop()
+        _cleanup(prefix, run)
+
+
+# --- setup -------------------------------------------------------------------------------
+
+
+def _register_accounts(count: int, run: str) -> list:
+    """Cells beside the console's own account: moto answers AssumeRole into any account
+    and keeps each one's resources (and, in the Lambda model, its 15/s) apart."""
+    from opsconsole.awsaccounts.models import AwsAccount
+
+    rows = []
+    for i in range(count):
+        account_id = f"{200000000000 + int(run, 16) % 10**6 * 100 + i + 1}"
+        rows.append(
+            AwsAccount.objects.create(
+                name=f"brl{run}-cell{i + 2}",
+                account_id=account_id,
+                role_arn=f"arn:aws:iam::{account_id}:role/opsconsole-cell",
+                external_id=f"bench-{run}",
+                regions=[os.environ.get("AWS_DEFAULT_REGION", "us-east-1")],
+            )
+        )
+    return rows
+
+
+def _onboard(args, stack: Stack, prefix: str, run: str) -> int:
+    """Onboard every tenant through the workers; a tenant whose onboarding failed is
+    onboarded again (what *Retry* does: the steps are idempotent), at most twice. moto is
+    not thread-safe when resources are created at this rate (an IAM or Secrets Manager
+    call now and then answers 500, "dictionary changed size during iteration"); AWS
+    would not. Returns how many onboardings were run again."""
+    from opsconsole.jobs.models import Job
+    from opsconsole.jobs.services import job_create
+    from tenants.models import Tenant
+
+    slugs = []
+    for i in range(args.tenants):
+        tenant = Tenant.objects.create(
+            name=f"Bench rollout {i}",
+            slug=f"{prefix}{i:05d}",
+            region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            ring=0 if i == 0 else 1,
+            tags={"bench": run},
+            desired_release=OLD,
+            aws_account=args.account_rows[i % len(args.account_rows)],
+        )
+        slugs.append(tenant.slug)
+    deadline = time.monotonic() + args.onboard_timeout_s
+    reruns = 0
+    for attempt in range(3):
+        ids = [
+            job_create(kind="tenant_provision", subject_type="tenant", subject_id=slug).pk
+            for slug in slugs
+        ]
+        jobs = Job.objects.filter(pk__in=ids)
+        while left := jobs.exclude(status__in=["succeeded", "failed", "cancelled"]).count():
+            stack.check()
+            if time.monotonic() > deadline:
+                raise SystemExit(f"onboarding: {left} tenants not done in time")
+            time.sleep(2)
+        failed = list(jobs.exclude(status="succeeded").values_list("subject_id", "error"))
+        if not failed:
+            return reruns
+        print(f"onboarding round {attempt + 1}: {len(failed)} failed, first: {failed[0]}")
+        slugs = [slug for slug, _ in failed]
+        reruns += len(slugs)
+    raise SystemExit(f"onboarding failed three times: {failed[:3]}")
+
+
+def _api_token() -> str:
+    from opsconsole.accounts.models import User
+    from opsconsole.api.tokens import api_token_create
+
+    user, _ = User.objects.get_or_create(username="bench-rollout", defaults={"role": "admin"})
+    _, raw = api_token_create(user=user, name="bench rollout", role="operator")
+    return raw
+
+
+def _api(port: int, token: str, path: str, body: dict) -> dict:
+    request = urllib.request.Request(  # noqa: S310 - the bench's own gunicorn
+        f"http://127.0.0.1:{port}/api/v1{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=120) as answer:  # noqa: S310
+        return json.loads(answer.read())
+
+
+# --- the rollout -------------------------------------------------------------------------
+
+
+def _rollout(args, stack: Stack, run: str, prefix: str) -> dict:
+    from django.conf import settings
+
+    from deployments.models import Rollout
+    from tenants import naming
+
+    token = _api_token()
+    body = {"release": NEW, "target": "tags", "values": [f"bench={run}"], "bake_s": args.bake_s}
+    if args.max_parallel:
+        body["max_parallel"] = args.max_parallel
+    preview = _api(stack.web_port, token, "/rollouts/preview", body)
+    # Lambda's figures from here on; the counters start at zero.
+    stack.model("POST", latency_s=0.1, update_s=5, limit=15)
+    pg, redis = server_pids("postgres", 5432), server_pids("redis", _redis_port())
+    roots = stack.console_pids()
+    # What the console's processes spend doing nothing (broker polls, beat, gunicorn),
+    # so the per-tenant figure can be read with and without it.
+    idle0 = tree_cpu_s(roots)
+    time.sleep(IDLE_S)
+    idle_per_s = (tree_cpu_s(roots) - idle0) / IDLE_S
+    aws = [stack.aws.pid] if stack.aws else []
+
+    def cpu_now() -> dict[str, float]:
+        return {
+            "console": tree_cpu_s(roots),
+            "pg": tree_cpu_s(pg),
+            "redis": tree_cpu_s(redis),
+            "aws": tree_cpu_s(aws),
+        }
+
+    before = cpu_now()
+    rss = RssSampler([p.pid for n, p in stack.console.items() if n.startswith("worker")])
+    own = BackendSampler(pg, [settings.DATABASES["default"]["NAME"], naming.db_name(prefix)])
+    started = time.monotonic()
+    rollout_id = _api(stack.web_port, token, "/rollouts/", body)["id"]
+    status = Rollout.objects.filter(pk=rollout_id).values_list("status", flat=True)
+    while status.first() not in ("succeeded", "cancelled", "halted", "failed"):
+        stack.check()
+        rss.sample()
+        own.sample()
+        time.sleep(0.2)
+    polled_s = time.monotonic() - started
+    after = cpu_now()
+    model = stack.model()
+    rollout = Rollout.objects.get(pk=rollout_id)
+    return {
+        "rollout": rollout,
+        "preview": preview,
+        "polled_s": polled_s,
+        "cpu_s": {k: after[k] - before[k] for k in before} | {"pg_own": own.cpu_s()},
+        "servers": {"pg": pg, "redis": redis},
+        "model": model,
+        "rss_mb": rss.peak_mb(),
+        "idle_per_s": idle_per_s,
+    }
+
+
+def _redis_port() -> int:
+    from urllib.parse import urlsplit
+
+    return urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")).port or 6379
+
+
+# --- the loops a team would run ----------------------------------------------------------
+
+
+def _lambda_clients(args) -> list:
+    """A Lambda client per account (the cells through AssumeRole, as a team's script
+    would), as the AWS CLI v2 calls: standard retries, 3 attempts; the same model."""
+    import boto3
+    from botocore.config import Config
+
+    common = {
+        "endpoint_url": os.environ["AWS_ENDPOINT_URL"],
+        "region_name": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "config": Config(retries={"mode": "standard", "max_attempts": 3}),
+    }
+    own = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}  # noqa: S106
+    clients = [boto3.client("lambda", **common, **own)]
+    sts = boto3.client("sts", **common, **own)
+    for account in args.account_rows[1:]:
+        got = sts.assume_role(
+            RoleArn=account.role_arn, RoleSessionName="bench", ExternalId=account.external_id
+        )["Credentials"]
+        clients.append(
+            boto3.client(
+                "lambda",
+                **common,
+                aws_access_key_id=got["AccessKeyId"],
+                aws_secret_access_key=got["SecretAccessKey"],
+                aws_session_token=got["SessionToken"],
+            )
+        )
+    return clients
+
+
+def _code(version: str) -> dict:
+    from deployments.models import Release
+
+    release = Release.objects.get(version=version)
+    return {"S3Bucket": release.zip_bucket, "S3Key": release.zip_key}
+
+
+def _careful_loop(args, prefix: str) -> dict:
+    """Update, wait until Successful (the CLI's function-updated-v2 waiter), publish, move
+    the alias, check health through the alias: tenant after tenant."""
+    clients = _lambda_clients(args)
+    code = _code(OLD)  # the release before: a real change on every function
+    event = {"version": "2.0", "rawPath": "/healthz", "requestContext": {"http": {"method": "GET"}}}
+    started = time.monotonic()
+    for i in range(args.sample):
+        name = f"opsconsole-{prefix}{i:05d}"
+        lam = clients[i % len(clients)]
+        lam.update_function_code(FunctionName=name, **code)
+        lam.get_waiter("function_updated_v2").wait(
+            FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+        )
+        version = lam.publish_version(FunctionName=name)["Version"]
+        lam.update_alias(FunctionName=name, Name="live", FunctionVersion=version)
+        answer = lam.invoke(FunctionName=name, Qualifier="live", Payload=json.dumps(event))
+        if json.loads(answer["Payload"].read()).get("statusCode") != 200:
+            raise SystemExit(f"careful loop: {name} is not healthy")
+    sample_s = time.monotonic() - started
+    return {"sample_s": sample_s, "scaled_s": sample_s / args.sample * args.tenants}
+
+
+def _plain_loop(args, stack: Stack, prefix: str) -> dict:
+    """``aws lambda update-function-code`` per tenant, one after another, no wait."""
+    clients = _lambda_clients(args)
+    code = _code(NEW)
+    time.sleep(6)  # the careful loop's last updates are over: nothing conflicts
+    stack.model("POST", latency_s=0.1, update_s=5, limit=15)
+    started = time.monotonic()
+    for i in range(args.tenants):
+        lam = clients[i % len(clients)]
+        lam.update_function_code(FunctionName=f"opsconsole-{prefix}{i:05d}", **code)
+    wall_s = time.monotonic() - started
+    return {"wall_s": wall_s, "model": stack.model()}
+
+
+# --- the report --------------------------------------------------------------------------
+
+
+def _measured(args, settings, result: dict) -> dict:
+    """The rollout's figures, printed as soon as it is over."""
+    from deployments import fleet_model
+    from deployments.models import Deployment
+    from deployments.rollouts import Strategy
+
+    rollout = result["rollout"]
+    deployments = list(Deployment.objects.filter(rollout=rollout).select_related("tenant"))
+    ends = [d.finished_at for d in deployments if d.finished_at]
+    wall_s = (max(ends) - rollout.created_at).total_seconds() if ends else result["polled_s"]
+    model = result["model"]
+    calls = sum(model["control"].values())
+    throttled = sum(model["throttled"].values())
+    n = args.tenants
+    per_tenant = calls / n
+    chain = fleet_model.Chain(poll_s=settings.DEPLOY_UPDATE_POLL_S, config_update=per_tenant > 2.5)
+    lone = fleet_model.estimate(waves=[1], rate=1e9, burst=1e9, max_parallel=1, chain=chain).chain_s
+    rate = settings.LAMBDA_CONTROL_RATE
+    waves = list(rollout.wave_sizes)
+    # No tool does better: each wave (they run in order) takes the calls of its busiest
+    # account at that account's budget, or one tenant's own chain of waits, whichever is
+    # longer; bakes on top.
+    busiest = [
+        max(
+            Counter(d.tenant.aws_account_id for d in deployments if d.wave == w).values(),
+            default=0,
+        )
+        for w in range(len(waves))
+    ]
+    bound_s = sum(max(size * per_tenant / rate, lone) for size in busiest)
+    bound_s += args.bake_s * (len(waves) - 1)
+    estimate_s = float(result["preview"]["estimate_s"])
+    counts = Counter(d.status for d in deployments)
+    from opsconsole.jobs.models import StepRun
+
+    # Each run is a job_run task taken by a worker: the waits give the worker back.
+    step_runs = StepRun.objects.filter(step__job__in=[d.job_id for d in deployments if d.job_id])
+    runs = Counter(step_runs.values_list("outcome", flat=True))
+    failed = [d.reason for d in deployments if d.status == "failed"][:3]
+    cpu = result["cpu_s"]
+    default = Strategy.default()
+    print(
+        f"settings: rate={rate:g}/s burst={settings.LAMBDA_CONTROL_BURST:g} per account "
+        f"max_parallel={rollout.max_parallel} (default_max_parallel()={default.max_parallel}) "
+        f"waves={waves} bake_s={rollout.bake_s} (product default "
+        f"{settings.ROLLOUT_DEFAULT_BAKE_S}: shortened to keep the run short) "
+        f"poll_s={settings.DEPLOY_UPDATE_POLL_S} watch_s={settings.DEPLOY_WATCH_S} "
+        f"workers={args.workers}x{args.concurrency} prefork (make run: 1x4) "
+        f"accounts={args.accounts}"
+    )
+    print(
+        f"rollout #{rollout.pk} status={rollout.status} deployments={dict(counts)} "
+        f"first failures={failed} (polled {result['polled_s']:.1f} s)"
+    )
+    print(
+        f"Lambda model: control-plane calls={calls} ({per_tenant:.2f}/tenant) "
+        f"throttled={throttled} updates={model['updates']} conflicts={model['conflicts']} "
+        f"by account={model['control']} calls by operation={dict(sorted(model['calls'].items()))}"
+    )
+    print(
+        f"step runs: {sum(runs.values())} ({sum(runs.values()) / n:.1f}/tenant) by outcome "
+        f"{dict(runs)}"
+    )
+    print(
+        f"wall {wall_s:.1f} s; bound: per wave max(busiest account's calls at {rate:g}/s, one "
+        f"chain alone {lone:.1f} s) = {bound_s:.1f} s; all calls at Lambda's 15/s limit "
+        f"in one account: {calls / 15:.1f} s; preview estimate {estimate_s:.0f} s"
+    )
+    rss = result["rss_mb"]
+    idle_s = result["idle_per_s"] * result["polled_s"]
+    print(
+        f"CPU during the rollout: console {cpu['console']:.1f} s (workers, beat, gunicorn; "
+        f"idle they spend {result['idle_per_s'] * 1000:.0f} ms/s, {idle_s:.1f} s of it), "
+        f"PostgreSQL {cpu['pg']:.1f} s (pids {result['servers']['pg']}; its backends "
+        f"serving this bench, sampled: {cpu['pg_own']:.1f} s), Redis "
+        f"{cpu['redis']:.1f} s (pids {result['servers']['redis']}); both servers are "
+        f"shared with whatever else uses them meanwhile; the local AWS (not the console: "
+        f"AWS's side) {cpu['aws']:.1f} s; worker processes peak RSS MB: "
+        f"{', '.join(f'{v:.0f}' for v in rss)}",
+        flush=True,
+    )
+    return {
+        "wall_s": wall_s,
+        "bound_s": bound_s,
+        "estimate_s": estimate_s,
+        "calls": calls,
+        "throttled": throttled,
+        "rate": rate,
+        "burst": settings.LAMBDA_CONTROL_BURST,
+        "max_parallel": rollout.max_parallel,
+        "waves": len(waves),
+        "bake_s": rollout.bake_s,
+        "status": rollout.status,
+        "cpu": cpu,
+        "rss_max": max(rss) if rss else 0.0,
+        "idle_s": idle_s,
+    }
+
+
+def _summary(args, m: dict, careful: dict, plain: dict) -> None:
+    n = args.tenants
+    wall_s = m["wall_s"]
+    print(
+        f"careful loop: {args.sample} tenants in {careful['sample_s']:.1f} s, scaled to {n}: "
+        f"{careful['scaled_s']:.0f} s; plain loop: {n} updates in {plain['wall_s']:.1f} s "
+        f"(throttled {sum(plain['model']['throttled'].values())})"
+    )
+    ratio_to_bound = wall_s / m["bound_s"]
+    speedup = careful["scaled_s"] / wall_s
+    ratio_to_plain = wall_s / plain["wall_s"]
+    console_ms = m["cpu"]["console"] * 1000 / n
+    busy_ms = (m["cpu"]["console"] - m["idle_s"]) * 1000 / n
+    print(
+        f"bench rollout: tenants={n} accounts={args.accounts} wall_s={wall_s:.1f} "
+        f"bound_s={m['bound_s']:.1f} ratio_to_bound={ratio_to_bound:.2f} "
+        f"ratio_to_bound_goal_ratio={ratio_to_bound / GOAL_RATIO_TO_BOUND:.2f} "
+        f"estimate_s={m['estimate_s']:.0f} ratio_to_estimate={wall_s / m['estimate_s']:.2f} "
+        f"calls={m['calls']} throttled={m['throttled']} "
+        f"careful_s_scaled={careful['scaled_s']:.0f} sample={args.sample} "
+        f"speedup_vs_careful={speedup:.1f} "
+        f"speedup_goal_ratio={GOAL_SPEEDUP_VS_CAREFUL / speedup:.2f} "
+        f"plain_s={plain['wall_s']:.1f} ratio_to_plain={ratio_to_plain:.2f} "
+        f"ratio_to_plain_goal_ratio={ratio_to_plain / GOAL_RATIO_TO_PLAIN:.2f} "
+        f"console_cpu_ms_per_tenant={console_ms:.1f} "
+        f"cpu_goal_ratio={console_ms / GOAL_CPU_MS:.2f} "
+        f"console_cpu_ms_per_tenant_above_idle={busy_ms:.1f} "
+        f"pg_cpu_ms_per_tenant={m['cpu']['pg'] * 1000 / n:.1f} "
+        f"pg_own_backends_cpu_ms_per_tenant={m['cpu']['pg_own'] * 1000 / n:.1f} "
+        f"redis_cpu_ms_per_tenant={m['cpu']['redis'] * 1000 / n:.1f} "
+        f"worker_peak_rss_mb={m['rss_max']:.0f} "
+        f"rate={m['rate']:g} burst={m['burst']:g} max_parallel={m['max_parallel']} "
+        f"waves={m['waves']} bake_s={m['bake_s']} status={m['status']}"
+    )
+
+
+def _cleanup(prefix: str, run: str) -> None:
+    from deployments.models import Rollout
+    from opsconsole.awsaccounts.models import AwsAccount
+    from opsconsole.jobs.models import Job
+    from tenants import naming
+    from tenants.models import Tenant
+    from tests.tenants.conftest import drop_tenant_databases
+
+    Rollout.objects.filter(deployments__tenant__slug__startswith=prefix).distinct().delete()
+    Job.objects.filter(subject_type="tenant", subject_id__startswith=prefix).delete()
+    Tenant.objects.filter(slug__startswith=prefix).delete()
+    AwsAccount.objects.filter(name__startswith=f"brl{run}-").delete()
+    drop_tenant_databases(naming.db_name(prefix))
 
 
 if __name__ == "__main__":

@@ -482,6 +482,7 @@ def _failed(job: Job) -> None:
 
     deploy_outcome.deployment_failed(job)
 
+
 DEPLOY_STEPS = [
     ("artifact", "Artifact present in the tenant's region", step_artifact),
     ("code", "Function configuration, code published as a version", step_code),

@@ -6,7 +6,8 @@ run   starts the console with everything it needs, in the foreground, until Ctrl
       migrations, the admin user, a Celery worker, Celery beat and the web server.
 test  finds or starts PostgreSQL and Redis the same way, then runs ruff,
       makemigrations --check and pytest (extra arguments go to pytest).
-bench runs every script in bench/ against the same servers.
+bench runs every script in bench/ against the same servers (or the ones named; options
+      after the names go to each script: `bench rollout --tenants 200`).
 """
 
 from __future__ import annotations
@@ -268,7 +269,9 @@ def test(pytest_args: list[str]) -> None:
 # --- bench -----------------------------------------------------------------------------
 
 
-def bench(names: list[str]) -> None:
+def bench(argv: list[str]) -> None:
+    first_option = next((i for i, a in enumerate(argv) if a.startswith("-")), len(argv))
+    names, options = argv[:first_option], argv[first_option:]
     database = services.resolve_database()
     broker = services.resolve_broker(redis_db=2)
     env = _base_env(database=database, broker_url=broker.url)
@@ -281,7 +284,7 @@ def bench(names: list[str]) -> None:
     failed = []
     for script in scripts:
         _say(f"bench {script.stem}")
-        if subprocess.run([PY, str(script)], cwd=BASE_DIR, env=env).returncode != 0:
+        if subprocess.run([PY, str(script), *options], cwd=BASE_DIR, env=env).returncode != 0:
             failed.append(script.stem)
     if failed:
         _fail(f"benchmarks failed: {', '.join(failed)}", 1)
@@ -289,7 +292,7 @@ def bench(names: list[str]) -> None:
 
 def main(argv: list[str]) -> None:
     if not argv or argv[0] not in {"run", "test", "bench"}:
-        _fail("usage: python -m opsconsole.sandbox run|test [pytest args]|bench [names]")
+        _fail("usage: python -m opsconsole.sandbox run|test [pytest args]|bench [names] [options]")
     command, rest = argv[0], argv[1:]
     os.chdir(BASE_DIR)
     if command == "run":

@@ -15,7 +15,15 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="opsconsole.sandbox.localaws")
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=4566)
+    parser.add_argument(
+        "--lambda-model",
+        action="store_true",
+        help="answer with real Lambda's latency, update window and 15/s limit "
+        "(lambda_model.py; LOCALAWS_LAMBDA_MODEL=1)",
+    )
     args = parser.parse_args(argv)
+    if args.lambda_model:
+        os.environ["LOCALAWS_LAMBDA_MODEL"] = "1"
     # moto builds ARNs and callbacks from these; set before its modules are imported.
     os.environ.setdefault("MOTO_PORT", str(args.port))
     os.environ.setdefault("MOTO_HOST", args.host)

@@ -24,6 +24,7 @@ from opsconsole.sandbox.localaws import (
     faults,
     lambda_architecture,
     lambda_invoke,
+    lambda_model,
     lambda_revisions,
     lambda_versions,
     rds_engine_versions,
@@ -38,9 +39,11 @@ logger = logging.getLogger(__name__)
 
 HEALTH_PATH = "/_localaws/health"
 
-# faults first: an armed drill answers before anything else would.
+# faults first: an armed drill answers before anything else would; then the Lambda
+# model (off unless armed), whose latency and throttles come before any answer.
 EXTENSIONS: list[ModuleType] = [
     faults,
+    lambda_model,
     lambda_invoke,
     lambda_architecture,
     apigw_ext,  # before apigw_proxy, which wraps the backend's update_/delete_ calls
