@@ -134,9 +134,10 @@ def _run(args, stack: Stack, run: str) -> None:
             flush=True,
         )
         measured = _measured(args, settings, _rollout(args, stack, run, prefix))
+        back = _rollback(args, stack, measured["rollout_id"], settings)
         careful = _careful_loop(args, prefix)
         plain = _plain_loop(args, stack, prefix)
-        _summary(args, measured, careful, plain)
+        _summary(args, measured, careful, plain, back)
     finally:
         stack.stop()
         _cleanup(prefix, run)
@@ -287,6 +288,55 @@ def _rollout(args, stack: Stack, run: str, prefix: str) -> dict:
         "rss_mb": rss.peak_mb(),
         "idle_per_s": idle_per_s,
     }
+
+
+def _rollback(args, stack: Stack, rollout_id: int, settings) -> dict:
+    """Roll the rollout back as an operator would (the API's default: aliases moved back)
+    under the same model: its wall time against its calls at the budget."""
+    from deployments.models import Deployment, Rollout
+    from opsconsole.jobs.models import JobStep
+
+    token = _api_token()
+    stack.model("POST", latency_s=0.1, update_s=5, limit=15)  # counters from zero
+    started = time.monotonic()
+    created = _api(stack.web_port, token, f"/rollouts/{rollout_id}/rollback", {"method": "alias"})
+    ids = [r["id"] for r in created["rollouts"]]
+    rows = Rollout.objects.filter(pk__in=ids)
+    while any(
+        st not in ("succeeded", "cancelled", "halted")
+        for st in rows.values_list("status", flat=True)
+    ):
+        stack.check()
+        time.sleep(0.2)
+    polled_s = time.monotonic() - started
+    model = stack.model()
+    deployments = Deployment.objects.filter(rollout_id__in=ids)
+    ends = [d.finished_at for d in deployments if d.finished_at]
+    first = min(r.created_at for r in rows)
+    wall_s = (max(ends) - first).total_seconds() if ends else polled_s
+    calls = sum(model["control"].values())
+    fallbacks = (
+        JobStep.objects.filter(job_id__in=deployments.values("job_id"), name="back_check")
+        .exclude(output__fallback="")
+        .count()
+    )
+    budget_s = calls / settings.LAMBDA_CONTROL_RATE
+    result = {
+        "wall_s": wall_s,
+        "calls": calls,
+        "throttled": sum(model["throttled"].values()),
+        "budget_s": budget_s,
+        "fallbacks": fallbacks,
+        "status": ",".join(sorted(set(rows.values_list("status", flat=True)))),
+        "tenants": deployments.count(),
+    }
+    print(
+        f"rollback by alias: {result['tenants']} tenants in {wall_s:.1f} s, {calls} control "
+        f"calls ({budget_s:.0f} s at the budget), {fallbacks} redeployed instead, "
+        f"throttled {result['throttled']}, {result['status']}",
+        flush=True,
+    )
+    return result
 
 
 def _redis_port() -> int:
@@ -471,10 +521,14 @@ def _measured(args, settings, result: dict) -> dict:
         "cpu": cpu,
         "rss_max": max(rss) if rss else 0.0,
         "idle_s": idle_s,
+        "rollout_id": rollout.pk,
     }
 
 
-def _summary(args, m: dict, careful: dict, plain: dict) -> None:
+GOAL_ROLLBACK_RATIO = 1.1  # a fleet roll back within 1.1x of its calls at the budget
+
+
+def _summary(args, m: dict, careful: dict, plain: dict, back: dict) -> None:
     n = args.tenants
     wall_s = m["wall_s"]
     print(
@@ -486,6 +540,7 @@ def _summary(args, m: dict, careful: dict, plain: dict) -> None:
     speedup = careful["scaled_s"] / wall_s
     ratio_to_plain = wall_s / plain["wall_s"]
     console_ms = m["cpu"]["console"] * 1000 / n
+    rollback_ratio = back["wall_s"] / max(back["budget_s"], 1e-9)
     busy_ms = (m["cpu"]["console"] - m["idle_s"]) * 1000 / n
     print(
         f"bench rollout: tenants={n} accounts={args.accounts} wall_s={wall_s:.1f} "
@@ -506,7 +561,12 @@ def _summary(args, m: dict, careful: dict, plain: dict) -> None:
         f"redis_cpu_ms_per_tenant={m['cpu']['redis'] * 1000 / n:.1f} "
         f"worker_peak_rss_mb={m['rss_max']:.0f} "
         f"rate={m['rate']:g} burst={m['burst']:g} max_parallel={m['max_parallel']} "
-        f"waves={m['waves']} bake_s={m['bake_s']} status={m['status']}"
+        f"waves={m['waves']} bake_s={m['bake_s']} status={m['status']} "
+        f"rollback_wall_s={back['wall_s']:.1f} rollback_calls={back['calls']} "
+        f"rollback_budget_s={back['budget_s']:.1f} "
+        f"rollback_ratio_to_budget={rollback_ratio:.2f} "
+        f"rollback_goal_ratio={rollback_ratio / GOAL_ROLLBACK_RATIO:.2f} "
+        f"rollback_redeployed={back['fallbacks']} rollback_status={back['status']}"
     )
 
 

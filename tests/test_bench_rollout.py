@@ -53,3 +53,6 @@ def test_a_small_rollout_bench_meets_its_estimate(transactional_db):
     assert float(got["ratio_to_bound"]) >= 1.0  # nothing beats the bound
     for key in ("speedup_vs_careful", "ratio_to_plain", "console_cpu_ms_per_tenant"):
         assert float(got[key]) > 0
+    # The roll back moved each alias back: one call a tenant, none redeployed.
+    assert got["rollback_status"] == "succeeded"
+    assert int(got["rollback_calls"]) == 6 and got["rollback_redeployed"] == "0"
