@@ -60,7 +60,23 @@ def step_no_job_half_done(job: Job, step) -> dict:
     )
     if paused is not None:
         raise StepWait(f"Waiting for {paused} to end: it is half-way through.", retry_in=5)
+    # A deployment queued and not yet started counts too: the rollout has set the tenant's
+    # desired release already, and a repair now would put that unchecked release live.
+    deploying = (
+        Job.objects.filter(lock_key=job.lock_key, kind__in=_DEPLOY_KINDS, status=JobStatus.QUEUED)
+        .exclude(pk=job.pk)
+        .order_by("pk")
+        .first()
+    )
+    if deploying is not None:
+        raise StepWait(
+            f"Waiting for {deploying} to run first: its release is not checked yet.", retry_in=5
+        )
     return {}
+
+
+# Jobs that put a release on a tenant (deployments app; named here, not imported).
+_DEPLOY_KINDS = ("tenant_deploy", "tenant_alias_back")
 
 
 # A repair runs the provisioning steps once nothing else is half-done on the tenant.

@@ -75,3 +75,16 @@ def test_a_job_queued_but_not_yet_started_does_not_hold_a_repair(tenant):
     _job("test_half_done", tenant)  # sent, never claimed
     repair = _job("tenant_reconcile", tenant)
     assert step_no_job_half_done(repair, repair.steps.first()) == {}
+
+
+def test_a_queued_deployment_holds_a_repair_until_it_has_run(tenant):
+    """The rollout set the tenant's desired release when it queued the deployment: a
+    repair before that deployment runs would put the unchecked release live."""
+    deploy = job_create(
+        kind="tenant_deploy", subject_type="tenant", subject_id=tenant.slug, params={}
+    )
+    repair = _job("tenant_reconcile", tenant)
+    with pytest.raises(StepWait, match="its release is not checked yet"):
+        step_no_job_half_done(repair, repair.steps.first())
+    Job.objects.filter(pk=deploy.pk).update(status=JobStatus.SUCCEEDED)
+    assert step_no_job_half_done(repair, repair.steps.first()) == {}
