@@ -124,17 +124,21 @@ class Stack:
         return [p.pid for p in self.console.values()]
 
 
+def process_tree(pid: int) -> list:
+    """``pid``'s process and all its descendants ([] once it is gone)."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
 def tree_cpu_s(root_pids: list[int]) -> float:
     """CPU seconds (user + system) of the trees under ``root_pids`` so far: every live
     process's own, plus what reaped children left in their parent's ``children_*``."""
     total, seen = 0.0, set()
     for pid in root_pids:
-        try:
-            root = psutil.Process(pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            continue
-        for proc in procs:
+        for proc in process_tree(pid):
             if proc.pid in seen:
                 continue
             seen.add(proc.pid)
@@ -168,12 +172,7 @@ class RssSampler:
 
     def sample(self) -> None:
         for pid in self.roots:
-            try:
-                root = psutil.Process(pid)
-                procs = [root, *root.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                continue
-            for proc in procs:
+            for proc in process_tree(pid):
                 try:
                     rss = proc.memory_info().rss
                 except psutil.NoSuchProcess:

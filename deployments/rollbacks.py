@@ -22,7 +22,7 @@ from deployments.models import (
     RolloutStatus,
     Traffic,
 )
-from deployments.rollout_estimate import estimate
+from deployments.rollout_estimate import changes_configuration_counts, estimate
 from deployments.rollouts import (
     RolloutRefused,
     Strategy,
@@ -104,13 +104,10 @@ def rollback_choices(rollout: Rollout, counts: dict[str, int], touched) -> list[
     busiest = [math.ceil(w * share) for w in waves]
     strategy = _rollback_strategy(rollout)
     alias_s, *_ = estimate(busiest, strategy, alias_back=True)
-    keys = ("artifact_type", "runtime", "handler")
-    now = tuple(getattr(rollout.release, k) for k in keys)
+    # Every touched tenant runs the rolled-back release; each group goes to its own.
     config = sum(
-        n
-        for version, n in counts.items()
-        for before in Release.objects.filter(version=version).values(*keys)
-        if tuple(before[k] for k in keys) != now
+        changes_configuration_counts(previous, {rollout.release.version: counts[previous.version]})
+        for previous in Release.objects.filter(version__in=list(counts))
     )
     again_s, *_ = estimate(busiest, strategy, config_updates=math.ceil(config * share))
     return [

@@ -24,15 +24,26 @@ if TYPE_CHECKING:
 def changes_configuration(release: Release, tenants: list[Tenant]) -> int:
     """How many of ``tenants`` run a release whose function settings differ from
     ``release``'s: their deployments update the configuration before the code."""
-    keys = ("artifact_type", "runtime", "handler")
+    running: dict[str, int] = {}
+    for tenant in tenants:
+        key = tenant.current_release or release.version  # none yet: nothing to change
+        running[key] = running.get(key, 0) + 1
+    return changes_configuration_counts(release, running)
+
+
+_SETTINGS_KEYS = ("artifact_type", "runtime", "handler")
+
+
+def changes_configuration_counts(release: Release, running: dict[str, int]) -> int:
+    """``changes_configuration`` from counts: {the release tenants run: how many}."""
     settings_of = {
-        r["version"]: tuple(r[k] for k in keys)
-        for r in Release.objects.filter(
-            version__in={t.current_release for t in tenants if t.current_release}
-        ).values("version", *keys)
+        r["version"]: tuple(r[k] for k in _SETTINGS_KEYS)
+        for r in Release.objects.filter(version__in=list(running)).values(
+            "version", *_SETTINGS_KEYS
+        )
     }
-    wanted = tuple(getattr(release, k) for k in keys)
-    return sum(1 for t in tenants if settings_of.get(t.current_release, wanted) != wanted)
+    wanted = tuple(getattr(release, k) for k in _SETTINGS_KEYS)
+    return sum(n for version, n in running.items() if settings_of.get(version, wanted) != wanted)
 
 
 def _chain(
